@@ -1,0 +1,50 @@
+"""Registration of every hbgym environment id (Gymnasium style: registration lines only here).
+
+Each entry names the single env (``entry_point``) and its native vector env
+(``vector_entry_point``, used by ``gym.make_vec(id, num_envs=B)``). ``ENV_IDS`` lists every id with
+the documented variants that the registry-driven tests exercise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gymnasium.envs.registration import register, registry
+
+#: id -> (module:class of the single env, default kwargs)
+_ENVS: dict[str, tuple[str, dict[str, Any]]] = {
+    "HierGaussian-v0": ("hbgym.envs.hier_gaussian:HierGaussian", {}),
+    "HierGaussianMAB-v0": ("hbgym.envs.hier_gaussian:HierGaussian", {"action_set": "one_hot"}),
+    "MixedEffect-v0": ("hbgym.envs.mixed_effect:MixedEffect", {}),
+    "MixedEffectLogistic-v0": ("hbgym.envs.mixed_effect:MixedEffect", {"reward": "logistic"}),
+}
+
+#: id -> documented variants (kwargs) checked by the contract tests, besides the defaults
+VARIANTS: dict[str, list[dict[str, Any]]] = {
+    "HierGaussian-v0": [
+        {"action_set": "resampled", "schedule": "sequential", "horizon": 20},
+        {"schedule": "meta", "horizon": 10},
+        {"schedule": "arrival", "arrival_probs": [0.5] + [0.5 / 9] * 9, "horizon": 10},
+        {"num_tasks": 4, "tasks_per_round": 2, "horizon": 5, "sigma_q": 0.5},
+    ],
+    "HierGaussianMAB-v0": [{"schedule": "sequential", "horizon": 10}],
+    "MixedEffect-v0": [{"num_actions": 7, "num_effects": 2, "dim": 3, "horizon": 30}],
+    "MixedEffectLogistic-v0": [{"num_actions": 5, "horizon": 30, "mixing_seed": 3}],
+}
+
+
+def _register_all() -> None:
+    for env_id, (target, kwargs) in _ENVS.items():
+        if env_id in registry:
+            continue
+        register(
+            id=env_id,
+            entry_point=target + "Env",
+            vector_entry_point=target + "VectorEnv",
+            kwargs=kwargs,
+        )
+
+
+_register_all()
+
+ENV_IDS: tuple[str, ...] = tuple(_ENVS)

@@ -1,0 +1,299 @@
+"""Machinery shared by every env family: one batched simulator drives both the single env and the
+native vector env, so slot ``i`` of ``gym.make_vec(id, num_envs=B)`` reproduces ``gym.make(id)``
+reset with the matching seed, with array operations and no Python loop over ``B``.
+
+A family implements :class:`BanditSimulator` (sample an instance, produce a round's observation and
+mean rewards, draw rewards) and subclasses :class:`MultiTaskBanditEnv` (its docstring is the spec)
+and :class:`MultiTaskBanditVectorEnv` (two lines). Everything else — action validation, regret,
+``info``, termination, seeding, autoreset — lives here once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from hbgym import rng
+from hbgym.models import BanditModel, take_slot
+
+__all__ = ["BanditSimulator", "EpisodeBatch", "MultiTaskBanditEnv", "MultiTaskBanditVectorEnv"]
+
+INFO_KEYS = ("rewards", "expected_rewards", "optimal_actions", "regret")
+
+
+class BanditSimulator(ABC):
+    """Batched dynamics of one env configuration: ``B`` independent episodes in lockstep.
+
+    Subclasses set ``model`` and implement the four abstract methods; every array they return has a
+    leading batch dimension ``B``. All randomness must come from :mod:`hbgym.rng` keyed by the
+    episode ``keys`` ``(B,)`` uint64 and the round, so that results are a pure function of the keys.
+    """
+
+    model: BanditModel
+
+    @abstractmethod
+    def observation_space(self) -> spaces.Dict:
+        """Observation space of one episode (no batch dimension); must contain ``"task"``."""
+
+    @abstractmethod
+    def sample_instance(self, keys: np.ndarray) -> Any:
+        """The sampled truth for ``keys`` ``(B,)``: a dataclass whose arrays lead with ``B``."""
+
+    @abstractmethod
+    def observe(
+        self, keys: np.ndarray, instance: Any, state: Any, t: int
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Round ``t``'s observation (dict of ``(B, ...)`` arrays) and mean rewards ``(B, L, K)``."""
+
+    @abstractmethod
+    def draw_rewards(
+        self, keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray
+    ) -> np.ndarray:
+        """Realised rewards ``(B, L)`` of ``actions`` ``(B, L)`` whose mean rewards are ``means``.
+
+        Common random numbers: the noise may depend on (key, t, slot, action) only.
+        """
+
+    def prepare(self, keys: np.ndarray, instance: Any) -> Any:
+        """Per-episode state fixed at reset (e.g. the task schedule); None by default."""
+        return None
+
+
+class EpisodeBatch:
+    """``B`` episodes of one simulator: instance, schedule state, round counter, current round.
+
+    Both env classes delegate to this; it never validates (the envs do, before touching it).
+    """
+
+    def __init__(self, simulator: BanditSimulator) -> None:
+        self.simulator = simulator
+        self.keys: np.ndarray | None = None
+        self.instance: Any = None
+        self.state: Any = None
+        self.t = 0
+        self.obs: dict[str, np.ndarray] | None = None
+        self.means: np.ndarray | None = None
+
+    @property
+    def num_rounds(self) -> int:
+        return self.simulator.model.num_rounds
+
+    def reset(self, keys: np.ndarray) -> dict[str, np.ndarray]:
+        """Start ``len(keys)`` new episodes; returns the observation of round 0."""
+        sim = self.simulator
+        self.keys = np.asarray(keys, dtype=np.uint64)
+        self.instance = sim.sample_instance(self.keys)
+        self.state = sim.prepare(self.keys, self.instance)
+        self.t = 0
+        self.obs, self.means = sim.observe(self.keys, self.instance, self.state, 0)
+        return self.obs
+
+    def step(self, actions: np.ndarray) -> tuple[dict, np.ndarray, dict[str, np.ndarray], bool]:
+        """Play ``actions`` ``(B, L)`` in the current round.
+
+        Returns:
+            next observation, rewards ``(B, L)``, info arrays ``(B, L)`` plus ``round`` ``(B,)``,
+            and whether the episodes ended.
+        """
+        sim, t = self.simulator, self.t
+        means = self.means
+        chosen = np.take_along_axis(means, actions[..., None], axis=-1)[..., 0]
+        rewards = sim.draw_rewards(self.keys, t, actions, chosen)
+        optimal = means.argmax(axis=-1)
+        best = np.take_along_axis(means, optimal[..., None], axis=-1)[..., 0]
+        info = {
+            "rewards": rewards,
+            "expected_rewards": chosen,
+            "optimal_actions": optimal,
+            "regret": np.maximum(best - chosen, 0.0),
+            "round": np.full(len(self.keys), t, dtype=np.int64),
+        }
+        self.t = t + 1
+        done = self.t >= self.num_rounds
+        if not done:
+            self.obs, self.means = sim.observe(self.keys, self.instance, self.state, self.t)
+        return self.obs, rewards, info, done
+
+
+def _check_actions(actions: Any, shape: tuple[int, ...], num_actions: int, what: str) -> np.ndarray:
+    """Validate integer actions of ``shape`` in ``[0, num_actions)``; return them as int64."""
+    a = np.asarray(actions)
+    if a.dtype.kind not in "iu":
+        raise ValueError(
+            f"{what} must be integers in [0, {num_actions - 1}] (dtype int), got dtype {a.dtype}"
+        )
+    if a.shape != shape:
+        if a.size == int(np.prod(shape)) and a.ndim <= len(shape) and shape[-1] == 1:
+            a = a.reshape(shape)  # scalar or (B,) actions when L == 1
+        else:
+            raise ValueError(f"{what} must have shape {shape}, got shape {a.shape}")
+    if a.size and (a.min() < 0 or a.max() >= num_actions):
+        raise ValueError(
+            f"{what} must be in [0, {num_actions - 1}] (MultiDiscrete([{num_actions}] * "
+            f"{shape[-1]})), got {a.tolist()}"
+        )
+    return a.astype(np.int64, copy=False)
+
+
+class MultiTaskBanditEnv(gym.Env):
+    """Base of every hbgym env: one episode = one problem instance, run over the task schedule.
+
+    Subclasses build a :class:`BanditSimulator` and call ``super().__init__(simulator)``.
+    ``env.unwrapped.model`` is the public model; ``env.unwrapped.instance`` the sampled truth.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(self, simulator: BanditSimulator, render_mode: str | None = None) -> None:
+        if render_mode is not None:
+            raise ValueError(f"render_mode={render_mode!r} is not supported; hbgym envs do not render")
+        self.simulator = simulator
+        model = simulator.model
+        self.observation_space = simulator.observation_space()
+        self.action_space = spaces.MultiDiscrete(
+            np.full(model.tasks_per_round, model.num_actions, dtype=np.int64)
+        )
+        self._batch = EpisodeBatch(simulator)
+        self._running = False
+
+    @property
+    def model(self) -> BanditModel:
+        """Public knowledge about this configuration (what agents may read)."""
+        return self.simulator.model
+
+    @property
+    def instance(self) -> Any:
+        """The sampled truth of the current episode (privileged: oracle agents and tests only)."""
+        if self._batch.instance is None:
+            raise RuntimeError("no instance yet: call reset() first")
+        return take_slot(self._batch.instance, 0)
+
+    @property
+    def round(self) -> int:
+        """Index of the round the next ``step`` plays (0-based)."""
+        return self._batch.t
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(f"reset options are not supported, got {sorted(options)}")
+        obs = self._batch.reset(np.array([rng.episode_key(self.np_random)], dtype=np.uint64))
+        self._running = True
+        return _unbatch(obs), {}
+
+    def step(
+        self, action: Any
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if not self._running:
+            raise RuntimeError("the episode is over (or never started): call reset() before step()")
+        model = self.model
+        actions = _check_actions(action, (model.tasks_per_round,), model.num_actions, "action")
+        obs, rewards, info, done = self._batch.step(actions[None])
+        self._running = not done
+        out_info = {key: info[key][0] for key in INFO_KEYS}
+        out_info["round"] = int(info["round"][0])
+        return _unbatch(obs), float(rewards[0].sum()), done, False, out_info
+
+
+def _unbatch(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {key: value[0].copy() for key, value in obs.items()}
+
+
+class MultiTaskBanditVectorEnv(VectorEnv):
+    """Native vector env: ``num_envs`` episodes simulated together with array operations.
+
+    Subclasses set ``env_class`` to the family's single env class; the constructor takes the same
+    keyword arguments. Slot ``i`` reset with seed ``s + i`` equals the single env reset with seed
+    ``s + i``. Autoreset mode is next-step: the step after the (simultaneous) end of the episodes
+    resets them and ignores its actions. ``info`` holds ``(num_envs, L)`` arrays and ``round``
+    ``(num_envs,)``, each with its ``_key`` mask.
+    """
+
+    env_class: ClassVar[type[MultiTaskBanditEnv]]
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": [],
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
+
+    def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
+        if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        template = self.env_class(**kwargs)
+        self.simulator = template.simulator
+        self.num_envs = int(num_envs)
+        self.single_observation_space = template.observation_space
+        self.single_action_space = template.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._batch = EpisodeBatch(self.simulator)
+        self._slot_rngs: list[np.random.Generator] = []
+        self._needs_reset = False
+        self._running = False
+
+    @property
+    def model(self) -> BanditModel:
+        return self.simulator.model
+
+    @property
+    def instance(self) -> Any:
+        """Batched truth of the current episodes (arrays lead with ``num_envs``)."""
+        if self._batch.instance is None:
+            raise RuntimeError("no instance yet: call reset() first")
+        return self._batch.instance
+
+    def _keys(self) -> np.ndarray:
+        return np.array([rng.episode_key(g) for g in self._slot_rngs], dtype=np.uint64)
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        if options:
+            raise ValueError(f"reset options are not supported, got {sorted(options)}")
+        if seed is None and self._slot_rngs:
+            seeds: list[int | None] | None = None
+        elif seed is None or isinstance(seed, (int, np.integer)):
+            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"seed must be an int or {self.num_envs} seeds, got {len(seeds)}")
+        if seeds is not None:
+            self._slot_rngs = [gym.utils.seeding.np_random(s)[0] for s in seeds]
+        obs = self._batch.reset(self._keys())
+        self._needs_reset = False
+        self._running = True
+        return _copy(obs), {}
+
+    def step(
+        self, actions: Any
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self._running:
+            raise RuntimeError("call reset() before step()")
+        model, num_envs = self.model, self.num_envs
+        shape = (num_envs, model.tasks_per_round)
+        acts = _check_actions(actions, shape, model.num_actions, "actions")
+        false = np.zeros(num_envs, dtype=bool)
+        if self._needs_reset:  # next-step autoreset: actions are ignored
+            obs = self._batch.reset(self._keys())
+            self._needs_reset = False
+            return _copy(obs), np.zeros(num_envs), false, false.copy(), {}
+        obs, rewards, info, done = self._batch.step(acts)
+        self._needs_reset = done
+        out_info: dict[str, Any] = {}
+        for key, value in info.items():
+            out_info[key] = value
+            out_info["_" + key] = np.ones(num_envs, dtype=bool)
+        terminated = np.full(num_envs, done)
+        return _copy(obs), rewards.sum(axis=1), terminated, false, out_info
+
+
+def _copy(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {key: np.array(value) for key, value in obs.items()}

@@ -1,0 +1,197 @@
+"""MixedEffect-v0 and MixedEffectLogistic-v0: the mixed-effect bandit of Aouali et al. (2023)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from hbgym import rng
+from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv
+from hbgym.envs.hier_gaussian import bernoulli_rewards, gaussian_rewards
+from hbgym.models import (
+    MixedEffectInstance,
+    MixedEffectModel,
+    as_cov,
+    check_positive,
+    psd_factor,
+)
+
+REWARDS = ("linear", "logistic")
+EFFECT_STD = float(np.sqrt(3.0))  # psi_l ~ N(0, 3 I_d) in the poster's synthetic study
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+class MixedEffectSimulator(BanditSimulator):
+    """Batched dynamics of the mixed-effect bandit (see :class:`MixedEffectEnv`)."""
+
+    def __init__(self, model: MixedEffectModel) -> None:
+        self.model = model
+        self._effect_factors = np.stack([psd_factor(c) for c in model.effect_cov])  # (L_e, d, d)
+        self._action_factor = psd_factor(model.action_cov)
+
+    def observation_space(self) -> spaces.Dict:
+        m = self.model
+        return spaces.Dict(
+            {
+                "task": spaces.MultiDiscrete(np.ones(1, dtype=np.int64)),
+                "features": spaces.Box(-1.0, 1.0, shape=(1, m.num_actions, m.dim), dtype=np.float64),
+            }
+        )
+
+    def sample_instance(self, keys: np.ndarray) -> MixedEffectInstance:
+        m = self.model
+        index = rng.indexed((m.num_effects, m.dim))
+        z = rng.normal(keys[:, None, None], rng.STREAM_INSTANCE, 0, *index)  # (B, L_e, d)
+        effects = m.effect_mean + np.einsum("lij,blj->bli", self._effect_factors, z)
+        centre = np.einsum("kl,bld->bkd", m.mixing_weights, effects)  # sum_l b_il psi_l
+        params = rng.multivariate_normal(
+            keys, (rng.STREAM_INSTANCE, 1), centre, self._action_factor, (m.num_actions,)
+        )
+        return MixedEffectInstance(effects, params)
+
+    def observe(
+        self, keys: np.ndarray, instance: MixedEffectInstance, state: Any, t: int
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        m = self.model
+        k, j = rng.indexed((m.num_actions, m.dim))
+        contexts = 2.0 * rng.uniform(keys[:, None, None], rng.STREAM_CONTEXT, t, k, j) - 1.0  # (B, K, d)
+        logits = np.einsum("bkd,bkd->bk", contexts, instance.action_params)
+        means = logits if m.reward == "linear" else sigmoid(logits)
+        tasks = np.zeros((len(keys), 1), dtype=np.int64)
+        return {"task": tasks, "features": contexts[:, None]}, means[:, None]
+
+    def draw_rewards(
+        self, keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray
+    ) -> np.ndarray:
+        if self.model.reward == "linear":
+            return gaussian_rewards(keys, t, actions, means, self.model.noise_std)
+        return bernoulli_rewards(keys, t, actions, means)
+
+
+class MixedEffectEnv(MultiTaskBanditEnv):
+    """Mixed-effect bandit: many actions whose parameters mix a few shared effects (Aouali, Kveton,
+    Katariya. Mixed-Effect Thompson Sampling. AISTATS 2023; poster "Model" and "Experiments").
+
+    ## Description
+    A contextual bandit with ``K`` actions, each with its own parameter ``theta_i``. The parameters
+    are tied through ``L_e`` latent effects: ``theta_i`` is centred at a known mixture
+    ``sum_l b_il psi_l`` of the unknown effects, so pulling one action teaches the agent about every
+    action that shares its effects (meTS). Each round every action comes with a fresh context.
+
+    ## Generative model
+    ``psi_l ~ N(0, effect_std^2 I_d)`` for ``l < L_e``; ``theta_i | psi ~ N(sum_l b_il psi_l,
+    action_std^2 I_d)``; contexts ``X_{t,i} ~ U[-1, 1]^d`` i.i.d. per round and action; reward
+    ``Y_t ~ N(X_{t,A}^T theta_A, sigma^2)`` (``reward="linear"``) or
+    ``Bernoulli(sigmoid(X_{t,A}^T theta_A))`` (``reward="logistic"``). Defaults follow the poster's
+    synthetic study: ``K=100``, ``L_e=3``, ``d=2``, ``n=5000``, ``effect_std^2=3``, ``action_std=1``,
+    ``sigma=1``. The mixing weights ``b_i`` are public (part of the model, fixed at construction):
+    by default each ``b_i`` is drawn from the uniform distribution on the simplex (Dirichlet(1)) with
+    ``mixing_seed`` — a choice of ours, since the poster does not state how its weights were drawn;
+    pass ``mixing_weights`` ``(K, L_e)`` to set them.
+
+    ## Action Space
+    ``MultiDiscrete([K])`` (one slot; a scalar integer is also accepted).
+
+    ## Observation Space
+    ``Dict``: ``"task"`` ``MultiDiscrete([1])`` (always 0: one task whose units are the actions) and
+    ``"features"`` ``Box(-1, 1, (1, K, d), float64)``, the contexts ``X_{t,i}`` of all actions.
+
+    ## Rewards
+    The realised reward of the chosen action; Gaussian noise / Bernoulli draws are common random
+    numbers of (round, action).
+
+    ## Regret
+    ``info["regret"]`` is the pseudo-regret ``max_i mu(X_{t,i}^T theta_i) - mu(X_{t,A}^T theta_A)``
+    with ``mu`` the identity (linear) or the sigmoid (logistic).
+
+    ## Starting State
+    ``reset`` draws the effects and the action parameters; contexts come from their own stream.
+
+    ## Episode End
+    ``terminated=True`` after ``horizon`` rounds; never truncated.
+
+    ## Arguments
+    ``num_actions`` (K, 100), ``num_effects`` (L_e, 3), ``dim`` (d, 2), ``horizon`` (n, 5000 rounds),
+    ``effect_std`` (sqrt 3; or an ``(L_e, d, d)`` / ``(d, d)`` covariance), ``action_std`` (1; or a
+    ``(d, d)`` covariance), ``sigma`` (1, linear only), ``reward`` (``"linear"`` | ``"logistic"``),
+    ``mixing_weights`` (``(K, L_e)`` real weights, or None), ``mixing_seed`` (0).
+
+    ## Public model and truth
+    ``env.unwrapped.model`` is a :class:`hbgym.models.MixedEffectModel`; ``env.unwrapped.instance``
+    a :class:`hbgym.models.MixedEffectInstance` (effects, action parameters).
+
+    ## Vectorized environment
+    :class:`MixedEffectVectorEnv` (``gym.make_vec("MixedEffect-v0", num_envs=B)``).
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    def __init__(
+        self,
+        num_actions: int = 100,
+        num_effects: int = 3,
+        dim: int = 2,
+        horizon: int = 5000,
+        effect_std: Any = EFFECT_STD,
+        action_std: Any = 1.0,
+        sigma: float = 1.0,
+        reward: str = "linear",
+        mixing_weights: Any = None,
+        mixing_seed: int = 0,
+        render_mode: str | None = None,
+    ) -> None:
+        if reward not in REWARDS:
+            raise ValueError(f"reward={reward!r} is unknown; allowed: {', '.join(REWARDS)}")
+        check_positive("num_actions", num_actions, integer=True)
+        check_positive("num_effects", num_effects, integer=True)
+        check_positive("dim", dim, integer=True)
+        check_positive("horizon", horizon, integer=True)
+        check_positive("sigma", sigma)
+        if num_actions < 2:
+            raise ValueError(f"num_actions must be at least 2, got {num_actions}")
+        if mixing_weights is None:
+            weights = np.random.default_rng(mixing_seed).dirichlet(np.ones(num_effects), size=num_actions)
+        else:
+            weights = np.asarray(mixing_weights, dtype=np.float64)
+            if weights.shape != (num_actions, num_effects) or not np.all(np.isfinite(weights)):
+                raise ValueError(
+                    f"mixing_weights must be a finite ({num_actions}, {num_effects}) array, "
+                    f"got shape {weights.shape}"
+                )
+        if np.ndim(effect_std) == 3:
+            effect_std = np.asarray(effect_std, dtype=np.float64)
+            if effect_std.shape[0] != num_effects:
+                raise ValueError(f"effect_std as covariances must have shape ({num_effects}, {dim}, {dim})")
+            effect_cov = np.stack([as_cov("effect_std", c, dim) for c in effect_std])
+        else:
+            effect_cov = np.repeat(as_cov("effect_std", effect_std, dim)[None], num_effects, axis=0)
+        model = MixedEffectModel(
+            num_tasks=1,
+            num_actions=num_actions,
+            tasks_per_round=1,
+            num_rounds=horizon,
+            dim=dim,
+            num_effects=num_effects,
+            effect_mean=np.zeros((num_effects, dim)),
+            effect_cov=effect_cov,
+            mixing_weights=weights,
+            action_cov=as_cov("action_std", action_std, dim),
+            noise_std=float(sigma),
+            reward=reward,
+        )
+        super().__init__(MixedEffectSimulator(model), render_mode=render_mode)
+
+
+class MixedEffectVectorEnv(MultiTaskBanditVectorEnv):
+    """Native vector version of :class:`MixedEffectEnv`."""
+
+    env_class = MixedEffectEnv
+
+
+__all__ = ["MixedEffectEnv", "MixedEffectSimulator", "MixedEffectVectorEnv"]

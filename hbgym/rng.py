@@ -1,0 +1,134 @@
+"""Counter-based random numbers for batched, paired simulation.
+
+Every draw is a pure function of ``(key, stream, counter words...)``: a SplitMix64-style hash of the
+words, turned into a uniform or a standard normal. This gives hbgym three properties at once:
+
+* **Common random numbers.** The reward noise of (round, slot, action) is ``normal(key, NOISE, t,
+  slot, action)``: it does not depend on which actions were taken before, so two agents run on the
+  same seed see the same noise for the same action, and only the noise of the chosen actions is ever
+  computed.
+* **Vector env == single env.** A native vector env computes the same function over a batch of keys,
+  with array operations and no Python loop over the batch, and slot ``i`` reproduces the single env
+  whose episode key is ``keys[i]``.
+* **Independent streams.** Instance, schedule, contexts and noise use different ``stream`` words, so
+  changing e.g. the number of rounds never changes the sampled instance.
+
+Episode keys themselves come from ``env.np_random`` (see :func:`episode_key`), so Gymnasium's
+seeding semantics (``reset(seed=...)``, continuing streams on ``reset()``) hold unchanged.
+
+All functions broadcast their integer arguments with NumPy rules and return ``float64`` arrays of the
+broadcast shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "STREAM_INSTANCE",
+    "STREAM_SCHEDULE",
+    "STREAM_CONTEXT",
+    "STREAM_NOISE",
+    "STREAM_ACTIONS",
+    "episode_key",
+    "hash_words",
+    "uniform",
+    "normal",
+    "multivariate_normal",
+    "categorical",
+    "indexed",
+]
+
+# Stream identifiers: the first word after the key. Families may add their own above 100.
+STREAM_INSTANCE = 1
+STREAM_SCHEDULE = 2
+STREAM_CONTEXT = 3
+STREAM_NOISE = 4
+STREAM_ACTIONS = 5
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
+_MUL2 = np.uint64(0x94D049BB133111EB)
+_TWO_POW_MINUS_53 = 2.0**-53
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser (a bijection of uint64 with good avalanche)."""
+    z = (z ^ (z >> np.uint64(30))) * _MUL1
+    z = (z ^ (z >> np.uint64(27))) * _MUL2
+    return z ^ (z >> np.uint64(31))
+
+
+def episode_key(rng: np.random.Generator) -> np.uint64:
+    """Draw a fresh 64-bit episode key from a Gymnasium ``np_random`` generator."""
+    return np.uint64(rng.integers(0, 2**63, dtype=np.int64))
+
+
+def hash_words(key: np.ndarray | int, *words: np.ndarray | int) -> np.ndarray:
+    """Hash ``key`` chained with ``words`` to uint64 (broadcast shape of all arguments)."""
+    with np.errstate(over="ignore"):
+        h = np.asarray(key, dtype=np.uint64)
+        h = np.atleast_1d(h) if h.ndim == 0 else h
+        for word in words:
+            w = np.asarray(word).astype(np.uint64, copy=False)
+            h = _mix(h + (w + np.uint64(1)) * _GOLDEN)
+        return h
+
+
+def _to_uniform(h: np.ndarray) -> np.ndarray:
+    """Map uint64 hashes to floats strictly inside (0, 1) (53 random bits, offset by half an ulp)."""
+    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * _TWO_POW_MINUS_53
+
+
+def _squeeze_like(out: np.ndarray, key: np.ndarray | int, words: tuple) -> np.ndarray:
+    shape = np.broadcast_shapes(np.shape(key), *(np.shape(w) for w in words))
+    return out.reshape(shape)
+
+
+def uniform(key: np.ndarray | int, *words: np.ndarray | int) -> np.ndarray:
+    """Uniform(0, 1) draws indexed by ``(key, *words)``; shape = broadcast shape of the arguments."""
+    return _squeeze_like(_to_uniform(hash_words(key, *words)), key, words)
+
+
+def normal(key: np.ndarray | int, *words: np.ndarray | int) -> np.ndarray:
+    """Standard normal draws indexed by ``(key, *words)`` (Box-Muller on two sub-hashes)."""
+    h = hash_words(key, *words)
+    with np.errstate(over="ignore"):
+        u1 = _to_uniform(_mix(h ^ _MUL1))
+        u2 = _to_uniform(_mix(h ^ _MUL2))
+    out = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+    return _squeeze_like(out, key, words)
+
+
+def indexed(shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """Open-mesh index arrays for ``shape`` (as ``np.ogrid``), to use as counter words."""
+    return tuple(np.ogrid[tuple(slice(0, n) for n in shape)])
+
+
+def multivariate_normal(
+    keys: np.ndarray, words: tuple, mean: np.ndarray, chol: np.ndarray, shape: tuple[int, ...] = ()
+) -> np.ndarray:
+    """Draws of N(mean, chol chol^T), one per batch member and per index of ``shape``.
+
+    Args:
+        keys: ``(B,)`` uint64 episode keys.
+        words: counter words naming the stream (scalars).
+        mean: ``(d,)`` or broadcastable to ``(B, *shape, d)``.
+        chol: ``(d, d)`` lower Cholesky factor of the covariance.
+        shape: extra index shape between the batch and the vector dimension.
+
+    Returns:
+        ``(B, *shape, d)`` float64 array.
+    """
+    d = chol.shape[-1]
+    index = indexed((*shape, d))
+    key_b = np.asarray(keys, dtype=np.uint64).reshape((-1,) + (1,) * (len(shape) + 1))
+    z = normal(key_b, *words, *index)  # (B, *shape, d)
+    return mean + z @ chol.T
+
+
+def categorical(u: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Inverse-CDF categorical draws: ``u`` uniform ``(...)``, ``probs`` ``(n,)`` -> ints ``(...)``."""
+    cdf = np.cumsum(probs)
+    cdf[-1] = 1.0
+    return np.searchsorted(cdf, u, side="right").astype(np.int64)

@@ -1,0 +1,58 @@
+"""Shared fixtures: the registry-driven list of (env id, kwargs) cases and rollout helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import hbgym
+
+#: every registered id with its default kwargs, plus each documented variant
+CASES: list[tuple[str, dict[str, Any]]] = [
+    (env_id, kwargs) for env_id in hbgym.ENV_IDS for kwargs in [{}, *hbgym.VARIANTS.get(env_id, [])]
+]
+
+
+def case_id(case: tuple[str, dict[str, Any]]) -> str:
+    env_id, kwargs = case
+    if not kwargs:
+        return env_id
+    return env_id + "[" + ",".join(f"{k}={v}" for k, v in kwargs.items() if k != "arrival_probs") + "]"
+
+
+def make_env(case: tuple[str, dict[str, Any]]) -> gym.Env:
+    env_id, kwargs = case
+    return gym.make(env_id, **kwargs)
+
+
+def make_vec(case: tuple[str, dict[str, Any]], num_envs: int) -> gym.vector.VectorEnv:
+    env_id, kwargs = case
+    return gym.make_vec(env_id, num_envs=num_envs, **kwargs)
+
+
+def rollout(env: gym.Env, seed: int, rounds: int, action_seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Play seeded random actions; return (tasks, rewards, regrets, first obs arrays concatenated)."""
+    obs, _ = env.reset(seed=seed)
+    first = np.concatenate([np.ravel(v).astype(float) for v in obs.values()])
+    env.action_space.seed(action_seed)
+    tasks, rewards, regrets = [], [], []
+    for _ in range(min(rounds, env.unwrapped.model.num_rounds)):
+        obs, _, _, _, info = env.step(env.action_space.sample())
+        tasks.append(obs["task"].copy())
+        rewards.append(info["rewards"])
+        regrets.append(info["regret"])
+    return np.array(tasks), np.array(rewards), np.array(regrets), first
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    return torch.cuda.is_available()
+
+
+requires_cuda = pytest.mark.skipif(not cuda_available(), reason="needs a CUDA device")
