@@ -17,6 +17,10 @@ _ENVS: dict[str, tuple[str, dict[str, Any]]] = {
     "HierGaussianMAB-v0": ("hbgym.envs.hier_gaussian:HierGaussian", {"action_set": "one_hot"}),
     "MixedEffect-v0": ("hbgym.envs.mixed_effect:MixedEffect", {}),
     "MixedEffectLogistic-v0": ("hbgym.envs.mixed_effect:MixedEffect", {"reward": "logistic"}),
+    "MultiBandit-v0": ("hbgym.envs.multi_bandit:MultiBandit", {}),
+    "MultiBanditDataPoor-v0": ("hbgym.envs.multi_bandit:MultiBandit", {"arrival": "data_poor"}),
+    "MultiBanditSparse-v0": ("hbgym.envs.multi_bandit:MultiBandit", {"heterogeneity": "sparse"}),
+    "MultiBanditUniform-v0": ("hbgym.envs.multi_bandit:MultiBandit", {"context": "uniform"}),
 }
 
 #: id -> documented variants (kwargs) checked by the contract tests, besides the defaults
@@ -30,6 +34,14 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     "HierGaussianMAB-v0": [{"schedule": "sequential", "horizon": 10}],
     "MixedEffect-v0": [{"num_actions": 7, "num_effects": 2, "dim": 3, "horizon": 30}],
     "MixedEffectLogistic-v0": [{"num_actions": 5, "horizon": 30, "mixing_seed": 3}],
+    "MultiBandit-v0": [
+        {"num_tasks": 4, "num_actions": 3, "dim": 2, "horizon": 10, "features": True},
+        {"arrival": [0.1, 0.2, 0.3, 0.4], "num_tasks": 4, "horizon": 10, "sigma": [0.1, 0.2, 0.3, 0.4, 0.5]},
+        {"context": "uniform", "heterogeneity": "sparse", "sparsity": 2, "horizon": 10},
+    ],
+    "MultiBanditDataPoor-v0": [{"num_tasks": 3, "rare_prob": 0.1, "horizon": 10, "task_cov": 0.2}],
+    "MultiBanditSparse-v0": [{"num_actions": 3, "dim": 8, "sparsity": 3, "horizon": 10, "features": True}],
+    "MultiBanditUniform-v0": [{"num_tasks": 2, "horizon": 10}],
 }
 
 
