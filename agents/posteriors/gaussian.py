@@ -165,31 +165,31 @@ class HierarchicalGaussian:
         self.gram = torch.zeros(B, U, d, d, **self._like)
         self.moment = torch.zeros(B, U, d, **self._like)
         self.counts = torch.zeros(B, U, **self._like)
-        self._unit_precision = torch.zeros(B, U, d, d, **self._like)  # P_u
-        self._unit_eta = torch.zeros(B, U, d, **self._like)  # q_u
         self._sum_precision = torch.zeros(B, D, D, **self._like)
         self._sum_eta = torch.zeros(B, D, **self._like)
         self._num_updates = 0
-        self._hyper_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._refresh_all()
 
     # ------------------------------------------------------------------ per-unit algebra
 
-    def _unit_terms(self, ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """For units ``ids`` ``(B, n)``: G, b, L0 and the Cholesky factor of C = I + L0^T G L0."""
+    def _unit_cache(self, ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Everything a unit's posterior needs, from its statistics (B, n units at a time).
+
+        Returns ``P_u`` ``(B, n, d, d)``, ``q_u`` ``(B, n, d)``, the conditional covariance
+        ``S~_u = L0 C^{-1} L0^T`` and its square-root factor ``L0 C^{-T/2}`` (both ``(B, n, d, d)``).
+        """
         gram, moment = _take(self.gram, ids), _take(self.moment, ids)
         factor = _take(self._unit_factor, ids)
-        w = factor.transpose(-1, -2) @ gram
+        w = factor.transpose(-1, -2) @ gram  # W = L0^T G
         eye = torch.eye(self.unit_dim, **self._like)
-        chol_c = robust_cholesky(symmetrize(eye + w @ factor))
-        return gram, moment, factor, w, chol_c
-
-    def _contributions(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``P_u = (S0 + G^{-1})^{-1}`` ``(B, n, d, d)`` and ``q_u`` ``(B, n, d)`` (Woodbury forms)."""
-        gram, moment, factor, w, chol_c = self._unit_terms(ids)
-        precision = symmetrize(gram - w.transpose(-1, -2) @ torch.cholesky_solve(w, chol_c))
-        projected = (factor.transpose(-1, -2) @ moment[..., None])
+        chol_c = robust_cholesky(symmetrize(eye + w @ factor))  # C = I + L0^T G L0
+        half = torch.linalg.solve_triangular(chol_c, factor.transpose(-1, -2), upper=False)
+        cond_factor = half.transpose(-1, -2)
+        c_inv_w = torch.cholesky_solve(w, chol_c)
+        precision = symmetrize(gram - w.transpose(-1, -2) @ c_inv_w)
+        projected = factor.transpose(-1, -2) @ moment[..., None]
         eta = moment - (w.transpose(-1, -2) @ torch.cholesky_solve(projected, chol_c))[..., 0]
-        return precision, eta
+        return precision, eta, cond_factor @ half, cond_factor
 
     def _lift(
         self, ids: torch.Tensor, precision: torch.Tensor, eta: torch.Tensor
@@ -210,32 +210,43 @@ class HierarchicalGaussian:
         return (_take(self.mixing, ids) @ hyper[:, None, :, None])[..., 0]
 
     def _refresh_units(self, ids: torch.Tensor) -> None:
-        """Replace the contributions of units ``ids`` ``(B, n)`` in the running sums."""
+        """Recompute the caches of units ``ids`` ``(B, n)`` and their share of the running sums."""
         self._hyper_cache = None
-        if not self.learn_hyper:
-            return
-        precision, eta = self._contributions(ids)
-        first = _first_occurrence(ids).to(precision.dtype)
-        d_prec = (precision - _take(self._unit_precision, ids)) * first[..., None, None]
-        d_eta = (eta - _take(self._unit_eta, ids)) * first[..., None]
-        add_prec, add_eta = self._lift(ids, d_prec, d_eta)
-        self._sum_precision += add_prec
-        self._sum_eta += add_eta
+        precision, eta, cond_cov, cond_factor = self._unit_cache(ids)
+        if self.learn_hyper:
+            first = _first_occurrence(ids).to(precision.dtype)
+            d_prec = (precision - _take(self._unit_precision, ids)) * first[..., None, None]
+            d_eta = (eta - _take(self._unit_eta, ids)) * first[..., None]
+            add_prec, add_eta = self._lift(ids, d_prec, d_eta)
+            self._sum_precision += add_prec
+            self._sum_eta += add_eta
         rows = torch.arange(self.num_envs, device=ids.device)[:, None].expand_as(ids)
         self._unit_precision[rows, ids] = precision
         self._unit_eta[rows, ids] = eta
+        self._cond_cov[rows, ids] = cond_cov
+        self._cond_factor[rows, ids] = cond_factor
         self._num_updates += 1
-        if self.refresh_every and self._num_updates % self.refresh_every == 0:
+        if self.learn_hyper and self.refresh_every and self._num_updates % self.refresh_every == 0:
             self._recompute_sums()
 
     def _all_ids(self) -> torch.Tensor:
         return torch.arange(self.num_units, device=self._like["device"]).expand(self.num_envs, -1)
 
+    def _refresh_all(self) -> None:
+        """Recompute every unit's cache and the running sums exactly (reset, prior changes)."""
+        self._hyper_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        cache = self._unit_cache(self._all_ids())
+        self._unit_precision, self._unit_eta, self._cond_cov, self._cond_factor = (
+            t.contiguous() for t in cache
+        )
+        self._recompute_sums()
+
     def _recompute_sums(self) -> None:
         """Exact running sums from the stored per-unit contributions."""
-        self._sum_precision, self._sum_eta = self._lift(
-            self._all_ids(), self._unit_precision, self._unit_eta
-        )
+        if self.learn_hyper:
+            self._sum_precision, self._sum_eta = self._lift(
+                self._all_ids(), self._unit_precision, self._unit_eta
+            )
 
     # ------------------------------------------------------------------ data
 
@@ -279,7 +290,7 @@ class HierarchicalGaussian:
         self._refresh_units(ids)
 
     def set_prior(self, hyper_mean: Any = None, hyper_cov: Any = None, unit_cov: Any = None) -> None:
-        """Change the prior (empirical Bayes) and recompute every contribution exactly."""
+        """Change the prior (empirical Bayes) and recompute every unit's cache exactly."""
         if hyper_mean is not None or hyper_cov is not None:
             self._set_hyper_prior(
                 self.hyper_mean if hyper_mean is None else hyper_mean,
@@ -287,10 +298,7 @@ class HierarchicalGaussian:
             )
         if unit_cov is not None:
             self._set_unit_prior(unit_cov)
-        self._hyper_cache = None
-        if self.learn_hyper:
-            self._unit_precision, self._unit_eta = self._contributions(self._all_ids())
-            self._recompute_sums()
+        self._refresh_all()
 
     # ------------------------------------------------------------------ posteriors
 
@@ -321,41 +329,33 @@ class HierarchicalGaussian:
         return sample_precision_normal(mean, factor, generator)
 
     def conditional(self, unit_ids: torch.Tensor, hyper: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """theta_u | psi, data (HierTS eq. (6)): mean ``(B, n, d)``, covariance ``(B, n, d, d)``."""
+        """theta_u | psi, data (HierTS eq. (6)): mean ``(B, n, d)``, covariance ``(B, n, d, d)``.
+
+        ``mean = A psi + S~ (b - G A psi)`` (equal to ``S~ (S0^{-1} A psi + b)``, without S0^{-1}).
+        """
         ids = unit_ids.long()
-        gram, moment, factor, _, chol_c = self._unit_terms(ids)
-        half = torch.linalg.solve_triangular(chol_c, factor.transpose(-1, -2), upper=False)
-        cov = half.transpose(-1, -2) @ half  # L0 C^{-1} L0^T
+        cov = _take(self._cond_cov, ids)
         prior_mean = self._apply_mixing(ids, hyper)
-        residual = moment - (gram @ prior_mean[..., None])[..., 0]
+        residual = _take(self.moment, ids) - (_take(self.gram, ids) @ prior_mean[..., None])[..., 0]
         return prior_mean + (cov @ residual[..., None])[..., 0], cov
 
     def sample_units(
         self, unit_ids: torch.Tensor, hyper: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
         """theta_u ~ P(theta_u | psi, data), ``(B, n, d)``, for ``unit_ids`` ``(B, n)`` (Alg. 1 line 8)."""
-        ids = unit_ids.long()
-        gram, moment, factor, _, chol_c = self._unit_terms(ids)
-        prior_mean = self._apply_mixing(ids, hyper)
-        residual = moment - (gram @ prior_mean[..., None])[..., 0]
-        # S~ r = L0 C^{-1} L0^T r ; a draw adds L0 C^{-T/2} z
-        projected = torch.cholesky_solve((factor.transpose(-1, -2) @ residual[..., None]), chol_c)
-        z = torch.randn(prior_mean.shape, generator=generator, **self._like)
-        noise = torch.linalg.solve_triangular(chol_c.transpose(-1, -2), z[..., None], upper=True)
-        return prior_mean + (factor @ (projected + noise))[..., 0]
+        mean, _ = self.conditional(unit_ids, hyper)
+        z = torch.randn(mean.shape, generator=generator, **self._like)
+        return mean + (_take(self._cond_factor, unit_ids.long()) @ z[..., None])[..., 0]
 
     def marginal_posterior(self, unit_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """theta_u | all data (HierTS eq. (8)): mean ``(B, n, d)``, covariance ``(B, n, d, d)``."""
         ids = unit_ids.long()
         hyper_mean, hyper_cov = self.hyper_posterior()
-        gram, moment, factor, _, chol_c = self._unit_terms(ids)
-        half = torch.linalg.solve_triangular(chol_c, factor.transpose(-1, -2), upper=False)
-        cond_cov = half.transpose(-1, -2) @ half
-        shrink = torch.eye(self.unit_dim, **self._like) - cond_cov @ gram  # M = I - S~ G
+        cond_mean, cond_cov = self.conditional(ids, hyper_mean)
+        shrink = torch.eye(self.unit_dim, **self._like) - cond_cov @ _take(self.gram, ids)  # M = I - S~ G
         lifted = shrink if self.mixing is None else shrink @ _take(self.mixing, ids)  # M A
-        mean = (lifted @ hyper_mean[:, None, :, None])[..., 0] + (cond_cov @ moment[..., None])[..., 0]
         cov = cond_cov + lifted @ hyper_cov[:, None] @ lifted.transpose(-1, -2)
-        return mean, symmetrize(cov)
+        return cond_mean, symmetrize(cov)
 
 
 class DiagonalHierarchicalGaussian:
