@@ -27,8 +27,8 @@ def check_model(model: Any, agent: str) -> tuple[int, int, int]:
             raise ValueError(f"{agent} needs a MultiBandit model (num_tasks, num_actions, dim); "
                              f"{type(model).__name__} has no {attr!r}")
     if model.tasks_per_round != 1:
-        raise ValueError(f"{agent} acts for one arriving instance per round; tasks_per_round must be 1, "
-                         f"got {model.tasks_per_round}")
+        raise ValueError(f"{agent} needs a MultiBandit model (one arriving instance per round); "
+                         f"tasks_per_round must be 1, got {model.tasks_per_round}")
     return int(model.num_tasks), int(model.num_actions), int(model.dim)
 
 
