@@ -185,10 +185,11 @@ class _Ebm(MultiBanditAgent):
             self.cov = torch.where(est.cov_ready[:, None, None], est.cov, self.cov)
         if self.estimate_noise:
             self.noise_var = torch.where(est.noise_ready, est.noise_var.clamp_min(1e-12), self.noise_var)
-        self.posterior.set_prior(unit_cov=self._unit_covs(self.cov))
-        ids = torch.arange(self.num_instances, device=self.device).expand(self.num_envs * self.num_arms, -1)
+        # re-weight the statistics by the new 1 / sigma_k^2, then one exact refresh under the new prior
         weight = (1.0 / self.noise_var)[:, None]
-        self.posterior.set_statistics(ids, gram * weight[..., None, None], moment * weight[..., None])
+        self.posterior.gram.copy_(gram * weight[..., None, None])
+        self.posterior.moment.copy_(moment * weight[..., None])
+        self.posterior.set_prior(unit_cov=self._unit_covs(self.cov))
         self.last_estimate = est
         self.num_refits += 1
         return est

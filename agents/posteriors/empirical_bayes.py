@@ -231,9 +231,12 @@ def bickel_levina_cv(
     top = torch.where(off, full.abs(), torch.zeros_like(full)).flatten(-2).amax(-1)  # (...)
     grid = torch.linspace(0.0, 1.0, num_grid, dtype=dtype, device=device)
     lams = grid * top.unsqueeze(-1)  # (..., G)
-    # (N, ..., G, d, d): thresholded S_1 for every candidate, compared with S_2
-    thresholded = hard_threshold(s1.unsqueeze(-3), lams[None, ..., None, None])
-    risk = (thresholded - s2.unsqueeze(-3)).square().sum((-1, -2)).mean(0)  # (..., G)
+    # ||T_lam(S_1) - S_2||_F^2 = sum S_2^2 + sum_{kept ij} [(S_1 - S_2)^2 - S_2^2]; the first sum does
+    # not depend on lam, so the risk differs from sum_{kept} D_ij by a constant (kept: |S_1| >= lam
+    # off the diagonal; the diagonal is always kept and adds a constant too)
+    gain = ((s1 - s2).square() - s2.square()).masked_fill(~off, 0.0).flatten(-2)  # (N, ..., d*d)
+    kept = s1.abs().flatten(-2).unsqueeze(-2) >= lams.unsqueeze(0).unsqueeze(-1)  # (N, ..., G, d*d)
+    risk = (kept.to(dtype) @ gain.unsqueeze(-1)).squeeze(-1).mean(0)  # (..., G)
     best = risk.argmin(-1, keepdim=True)
     lam = lams.gather(-1, best).squeeze(-1)
     return torch.where(n >= 4, lam, torch.full_like(lam, float("nan")))
