@@ -7,7 +7,10 @@ Every agent follows the protocol in :mod:`agents.base` and is built from an env'
 from __future__ import annotations
 
 from agents.base import Agent, TorchAgent, UniformAgent
+from agents.opo import FlatOPO, HierOPO, OfflinePolicy, OracleOPO
 
 AGENTS: dict[str, type] = {"Uniform": UniformAgent}
+AGENTS.update({"HierOPO": HierOPO, "OracleOPO": OracleOPO, "FlatOPO": FlatOPO})  # offline (fit first)
 
 __all__ = ["AGENTS", "Agent", "TorchAgent", "UniformAgent"]
+__all__ += ["FlatOPO", "HierOPO", "OfflinePolicy", "OracleOPO"]

@@ -73,7 +73,7 @@ STREAM_LOG_ACTIONS = 1004
 
 TASK_SAMPLINGS = ("uniform", "schedule")
 _MAX_CONTEXT_EPISODES = 1 << 20  # per call of the slot pool: beyond this a task "never acts"
-_MAX_BATCH = 4096  # context episodes simulated together
+_MAX_BATCH = 2048  # context episodes simulated together
 
 
 # --------------------------------------------------------------------------- helpers
@@ -227,8 +227,12 @@ def _draw_slots(
         batch = max(1, math.ceil(total / per_episode))
     else:
         remaining = demand.astype(np.int64).copy()
-        expected = per_episode / m  # slots per task per episode under a balanced schedule
-        batch = max(1, math.ceil(1.1 * remaining.max(initial=0) / expected)) if expected else 1
+        # Simulate enough context episodes in parallel that a balanced schedule meets the demand
+        # after about `rounds` rounds: few rounds mean few Python-level observe calls, many mean
+        # little wasted schedule preparation per used slot; sqrt balances the two (speed only).
+        most = int(remaining.max(initial=0))
+        rounds = int(np.clip(np.sqrt(7e-4 * m * most * num_rounds), 8, num_rounds))
+        batch = max(1, math.ceil(1.1 * most * m / (width * rounds)))
     pieces: list[dict[str, Any]] = []
     episode = 0
     while remaining.sum() > 0:
