@@ -309,7 +309,7 @@ def _draw_rewards(simulator: Any, slots: _Slots, actions: np.ndarray) -> np.ndar
     rewards = np.empty(actions.shape, dtype=np.float64)
     rounds, slot_idx = slots.provenance[:, 1], slots.provenance[:, 2]
     chosen = np.take_along_axis(slots.means, actions[:, None], axis=1)[:, 0]
-    width = int(slot_idx.max(initial=0)) + 1
+    width = simulator.model.tasks_per_round  # the simulator sees full (N, L) rounds
     for t in np.unique(rounds):
         idx = np.flatnonzero(rounds == t)
         rows = np.arange(idx.size)
@@ -697,9 +697,9 @@ def _act_chunks(policy: Any, tasks: np.ndarray, observations: Mapping[str, np.nd
                 f"integer actions of shape {index.shape}"
             )
         if actions.size and (actions.min() < 0 or actions.max() >= num_actions):
+            bad = np.unique(actions[(actions < 0) | (actions >= num_actions)])[:10].tolist()
             raise ValueError(
-                f"{_policy_name(policy)}.act returned actions outside [0, {num_actions - 1}]: "
-                f"{actions.tolist()}"
+                f"{_policy_name(policy)}.act returned actions outside [0, {num_actions - 1}]: {bad}"
             )
         out[index] = actions
         if on_chunk is not None:
