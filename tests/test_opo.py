@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import torch
 
 import hbgym  # noqa: F401
 from agents import AGENTS, Agent, FlatOPO, HierOPO, OracleOPO
+from agents.gaussian_policy import hierarchy_for
 from hbgym import offline
 
 KW = {"num_tasks": 4, "num_actions": 5, "dim": 3, "sigma_q": 1.0, "sigma_0": 0.5, "sigma": 0.5,
@@ -173,12 +176,31 @@ def test_hierarchy_helps_at_small_n():
     assert oracle < hier < flat and hier < 0.75 * flat
 
 
+def test_k_armed_fast_path_equals_dense_and_mixed_effect_models_work():
+    """HierGaussianMAB-v0 uses the diagonal posterior; MixedEffect-v0 has actions as units."""
+    env = gym.make("HierGaussianMAB-v0", num_actions=4, num_tasks=3, horizon=10)
+    ds = offline.collect(env, 60, seed=0)
+    fast = HierOPO.from_env(env).fit(ds)
+    assert type(fast.posterior).__name__ == "DiagonalHierarchicalGaussian"
+    dense = HierOPO.from_env(env, hierarchy=replace(hierarchy_for(env.unwrapped.model), diagonal=False))
+    dense.fit(ds)
+    for a, b in zip(fast._moments(), dense._moments(), strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    ctx = offline.evaluation_contexts(env, 1, seed=0)  # K-armed: one context is exact
+    np.testing.assert_array_equal(fast.act({"task": ctx.tasks, "features": ctx.observations["features"]}),
+                                  dense.act({"task": ctx.tasks, "features": ctx.observations["features"]}))
+    for cls in (HierOPO, OracleOPO, FlatOPO):
+        score = offline.evaluate_learner(cls, "MixedEffect-v0", {"num_actions": 10, "horizon": 50},
+                                         num_samples=300, seed=1, num_contexts=300)
+        assert score.normalized_score > 0.5, (cls.name, score)
+
+
 def test_bad_input_raises_clear_errors(logged):
     env, ds = logged
     with pytest.raises(ValueError, match="alpha must be a finite number >= 0"):
         HierOPO.from_env(env, alpha=-1)
-    with pytest.raises(ValueError, match="needs a hierarchical Gaussian model"):
-        HierOPO.from_env(gym.make("MixedEffect-v0"))
+    with pytest.raises(ValueError, match="no Gaussian hierarchy is registered for object"):
+        HierOPO(object())
     other = gym.make("HierGaussian-v0", **{**KW, "num_actions": 6})
     with pytest.raises(ValueError, match="num_actions: dataset 5 vs env 6"):
         HierOPO.from_env(other).fit(ds)
