@@ -45,6 +45,7 @@ def test_bernoulli_rewards_have_the_stated_means():
         ({"effect_std": -1.0}, "effect_std"),
         ({"num_actions": 1}, "num_actions"),
         ({"sigma": 0}, "sigma"),
+        ({"mixing": "dense"}, "mixing"),
     ],
 )
 def test_invalid_configuration(kwargs, match):
