@@ -272,7 +272,10 @@ class GaussianPolicy(TorchAgent):
     def _scores(self, ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """Scores ``(B, L, K)`` for units ``ids`` ``(B, L, K')`` and ``features`` ``(B, L, K, d)``."""
 
-    def _update(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor) -> None:
+    def _chosen(
+        self, obs: dict[str, torch.Tensor], action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unit ids ``(B, L)`` and feature vectors ``(B, L, d)`` of the actions taken."""
         ids = self.layout.unit_ids(obs)
         features = self.layout.features(obs)
         if ids.shape[-1] == 1:
@@ -280,7 +283,10 @@ class GaussianPolicy(TorchAgent):
         else:
             chosen_ids = ids.gather(-1, action[..., None])[..., 0]
         index = action[..., None, None].expand(*action.shape, 1, features.shape[-1])
-        chosen_x = features.gather(2, index)[:, :, 0]  # (B, L, d)
+        return chosen_ids, features.gather(2, index)[:, :, 0]
+
+    def _update(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor) -> None:
+        chosen_ids, chosen_x = self._chosen(obs, action)
         self.posterior.update(chosen_ids, chosen_x, reward, noise_var=self.noise_var)
         self.round += 1
 
