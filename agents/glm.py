@@ -96,16 +96,12 @@ class UCBGLM(_LaplaceStatistics, _RidgePolicy):
         self.round += 1
 
     def _scores(self, ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        _, cov = self.posterior.conditional(self._query(ids), self._origin)
-        d = cov.shape[-1]
-        cov = cov.reshape(*ids.shape, d, d)
         query = self._query(ids)
-        mode = self.laplace.mode if query is None else self.laplace.mode[
-            torch.arange(self.num_envs, device=self.device)[:, None], query
-        ]
-        mode = mode.reshape(*ids.shape, d)
-        var = torch.einsum("blkd,blkde,blke->blk", features, cov.expand(*features.shape, d), features)
-        return (features * mode).sum(-1) + self.alpha * var.clamp_min(0.0).sqrt()
+        _, cov = self.posterior.conditional(query, self._origin)  # (lambda I + V)^{-1}
+        mode = self.laplace.mode
+        if query is not None:
+            mode = mode[torch.arange(self.num_envs, device=self.device)[:, None], query]
+        return self._linear_bound(ids, features, mode, cov, self.alpha)
 
     def _prior(self) -> Any:
         spec = super()._prior()
