@@ -60,6 +60,16 @@ def run_agent(
     return Run(agent, np.cumsum(regret, axis=1), time.perf_counter() - start)
 
 
+def write_report(name: str, fig: Any, text: str) -> None:
+    """Save ``results/<name>.png`` and ``results/<name>.md`` (``text`` plus the figure) and print it."""
+    RESULTS.mkdir(exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    text = f"{text}\n\n![curves]({name}.png)\n"
+    (RESULTS / f"{name}.md").write_text(text)
+    print(text)
+
+
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

@@ -44,8 +44,9 @@ M_VALUES = (5, 10, 20, 50, 100)
 QUICK_N, QUICK_M = (50, 500), (10, 50)
 
 
-def one_run(env_id: str, env_kwargs: dict[str, Any], num_samples: int, seed: int, contexts: int,
-            alpha: float) -> dict[str, float]:
+def one_run(
+    env_id: str, env_kwargs: dict[str, Any], num_samples: int, seed: int, contexts: int, alpha: float
+) -> dict[str, float]:
     """Suboptimality (mean over tasks) of each learner, and of uniform, on one instance."""
     import gymnasium as gym
 
@@ -59,8 +60,16 @@ def one_run(env_id: str, env_kwargs: dict[str, Any], num_samples: int, seed: int
     return out
 
 
-def sweep(env_id: str, base: dict[str, Any], vary: str, values: tuple[int, ...], runs: int,
-          contexts: int, alpha: float, fixed_n: int) -> list[dict[str, Any]]:
+def sweep(
+    env_id: str,
+    base: dict[str, Any],
+    vary: str,
+    values: tuple[int, ...],
+    runs: int,
+    contexts: int,
+    alpha: float,
+    fixed_n: int,
+) -> list[dict[str, Any]]:
     rows = []
     for value in values:
         kwargs = dict(base)
@@ -71,16 +80,29 @@ def sweep(env_id: str, base: dict[str, Any], vary: str, values: tuple[int, ...],
             kwargs["num_tasks"] = value
         start = time.perf_counter()
         subs = [one_run(env_id, kwargs, n, seed, contexts, alpha) for seed in range(runs)]
-        row = {"vary": vary, "value": value, "num_samples": n, "num_tasks": kwargs["num_tasks"],
-               "seconds": time.perf_counter() - start}
+        row = {
+            "vary": vary,
+            "value": value,
+            "num_samples": n,
+            "num_tasks": kwargs["num_tasks"],
+            "seconds": time.perf_counter() - start,
+        }
         for name in subs[0]:
             vals = np.array([s[name] for s in subs])
-            row[name] = {"mean": float(vals.mean()), "se": float(vals.std(ddof=1) / np.sqrt(runs)),
-                         "runs": vals.tolist()}
+            row[name] = {
+                "mean": float(vals.mean()),
+                "se": float(vals.std(ddof=1) / np.sqrt(runs)),
+                "runs": vals.tolist(),
+            }
         rows.append(row)
-        print(f"  {vary}={value:>5}: " + "  ".join(
-            f"{k} {row[k]['mean']:.4f}±{row[k]['se']:.4f}" for k in ("OracleOPO", "HierOPO", "FlatOPO")
-        ) + f"  ({row['seconds']:.1f}s)", flush=True)
+        print(
+            f"  {vary}={value:>5}: "
+            + "  ".join(
+                f"{k} {row[k]['mean']:.4f}±{row[k]['se']:.4f}" for k in ("OracleOPO", "HierOPO", "FlatOPO")
+            )
+            + f"  ({row['seconds']:.1f}s)",
+            flush=True,
+        )
     return rows
 
 
@@ -127,9 +149,15 @@ def plot(panels: list[tuple[str, list[dict[str, Any]]]], path: Path) -> None:
 
 
 def environment() -> dict[str, Any]:
-    return {"hbgym": hbgym.__version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "machine": platform.machine(), "device": "cpu",
-            "dtype": "float64"}
+    return {
+        "hbgym": hbgym.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "device": "cpu",
+        "dtype": "float64",
+    }
 
 
 def main() -> None:
@@ -170,9 +198,17 @@ def main() -> None:
     )
     (args.out / "hieropo_fig2.md").write_text(markdown(panels, header) + "\n")
     plot(panels, args.out / "hieropo_fig2.png")
-    (args.out / "hieropo_fig2.json").write_text(json.dumps(
-        {"args": {k: str(v) for k, v in vars(args).items()}, "environment": environment(),
-         "seconds": seconds, "panels": raw}, indent=1))
+    (args.out / "hieropo_fig2.json").write_text(
+        json.dumps(
+            {
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "environment": environment(),
+                "seconds": seconds,
+                "panels": raw,
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {args.out / 'hieropo_fig2.md'} and .png ({seconds:.0f} s)")
 
     if args.movielens:
@@ -181,10 +217,20 @@ def main() -> None:
         runs = args.runs if args.runs != 30 else 10
         n_values = (500, 1000, 2000) if args.quick else (250, 500, 1000, 2000, 5000, 10000, 20000)
         print("MovieLens: vary n (m=100, K=10)")
-        rows = sweep("MovieLensMulti-v0", {"num_tasks": 100, "num_actions": 10}, "n", n_values, runs,
-                     min(args.contexts, 200), args.alpha, 0)
-        header = (f"## HierOPO Sec. 7.2 (Fig. 3): MovieLensMulti-v0, m=100, K=10, {runs} runs, "
-                  "mean ± standard error")
+        rows = sweep(
+            "MovieLensMulti-v0",
+            {"num_tasks": 100, "num_actions": 10},
+            "n",
+            n_values,
+            runs,
+            min(args.contexts, 200),
+            args.alpha,
+            0,
+        )
+        header = (
+            f"## HierOPO Sec. 7.2 (Fig. 3): MovieLensMulti-v0, m=100, K=10, {runs} runs, "
+            "mean ± standard error"
+        )
         panel = [("MovieLens, vary n, m=100", rows)]
         (args.out / "hieropo_fig3.md").write_text(markdown(panel, header) + "\n")
         plot(panel, args.out / "hieropo_fig3.png")

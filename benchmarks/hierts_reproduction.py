@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 
-from benchmarks.common import RESULTS, markdown_table, plot_curves, run_agent  # noqa: E402
+from benchmarks.common import markdown_table, plot_curves, run_agent, write_report  # noqa: E402
 
 ENV = "HierGaussian-v0"
 AGENTS = ["OracleTS", "HierTS", "FlatTS"]
@@ -50,19 +50,15 @@ def main(argv: list[str] | None = None) -> None:
     axes[2].errorbar(CONCURRENCY, means, yerr=[r.mean_ci()[1] for r in by_l], marker="o")
     axes[2].set(title="(c) HierTS regret vs L (sigma_q = 1)", xlabel="L", ylabel="regret after m n = 2000")
     rows += [["sigma_q=1", r.agent, *(f"{v:.1f}" for v in r.mean_ci())] for r in by_l]
-    fig.tight_layout()
-    RESULTS.mkdir(exist_ok=True)
-    fig.savefig(RESULTS / "hierts_fig2.png", dpi=110)
     table = markdown_table(["setting", "agent", "final regret (mean)", "95% CI half-width"], rows)
     text = (
         "# HierTS paper Fig. 2 on HierGaussian-v0\n\n"
         f"`python -m benchmarks.hierts_reproduction --seeds {args.seeds}` "
         f"({args.seeds} paired seeds; m=10, K=10, d=2, n=200 per task, L=5 unless stated, "
         "sigma_0=0.1, sigma=0.5). Regret is the pseudo-regret summed over all m n = 2000 decisions.\n\n"
-        f"{table}\n\n![curves](hierts_fig2.png)\n"
+        f"{table}"
     )
-    (RESULTS / "hierts_fig2.md").write_text(text)
-    print(text)
+    write_report("hierts_fig2", fig, text)
 
 
 if __name__ == "__main__":

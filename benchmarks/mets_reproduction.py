@@ -23,7 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 
-from benchmarks.common import RESULTS, markdown_table, plot_curves, run_agent  # noqa: E402
+from benchmarks.common import markdown_table, plot_curves, run_agent, write_report  # noqa: E402
 from benchmarks.reference_numpy import run_mets_reference  # noqa: E402
 
 LINEAR = ["meTS", "meTS-Fa", "HierTS", "LinTS", "LinUCB"]
@@ -74,9 +74,6 @@ def main(argv: list[str] | None = None) -> None:
             mean, half = r.mean_ci()
             rows.append(["logistic", r.agent, f"{mean:.1f} +- {half:.1f}", "", f"{r.seconds:.1f}"])
         plot_curves(axes[0, 2], logistic, f"logistic: K=100, L=3, d=2 ({args.seeds} seeds)")
-    fig.tight_layout()
-    RESULTS.mkdir(exist_ok=True)
-    fig.savefig(RESULTS / "mets_fig1.png", dpi=110)
     table = markdown_table(
         [
             "reward",
@@ -98,10 +95,9 @@ def main(argv: list[str] | None = None) -> None:
         f"`python -m benchmarks.mets_reproduction --seeds {args.seeds} --horizon {args.horizon}`; "
         "pseudo-regret summed over n rounds, paired seeds. The authors' numbers are realised regret "
         "over 2 runs of their code (shared/papers/README.md).\n\n"
-        f"{table}\n\n{speed}\n\n![curves](mets_fig1.png)\n"
+        f"{table}\n\n{speed}"
     )
-    (RESULTS / "mets_fig1.md").write_text(text)
-    print(text)
+    write_report("mets_fig1", fig, text)
 
 
 if __name__ == "__main__":
