@@ -241,13 +241,10 @@ class EbmTS(_Ebm):
     def _scores(self, task: Tensor, x: Tensor) -> Tensor:
         post, ids = self.posterior, self._folded_ids(task)
         hyper = post.sample_hyper(self.generator)  # (B K, d)
-        if self.rho != 1.0:
+        if self.rho != 1.0:  # scale the hyper draw's deviation too, so the joint draw is N(m, rho^2 S)
             hyper_mean, _ = post.hyper_posterior()
             hyper = hyper_mean + self.rho * (hyper - hyper_mean)
-        theta = post.sample_units(ids, hyper, self.generator)  # (B K, 1, d)
-        if self.rho != 1.0:
-            cond_mean, _ = post.conditional(ids, hyper)
-            theta = cond_mean + self.rho * (theta - cond_mean)
+        theta = post.sample_units(ids, hyper, self.generator, scale=self.rho)  # (B K, 1, d)
         theta = theta.reshape(self.num_envs, self.num_arms, self.dim)
         return (theta * x[:, None]).sum(-1)
 

@@ -107,10 +107,7 @@ class DisjointLinTS(_DisjointLinear):
 
     def _scores(self, task: Tensor, x: Tensor) -> Tensor:
         ids = self._folded_ids(task)
-        theta = self.posterior.sample_units(ids, self._zero, self.generator)
-        if self.rho != 1.0:
-            mean, _ = self.posterior.conditional(ids, self._zero)
-            theta = mean + self.rho * (theta - mean)
+        theta = self.posterior.sample_units(ids, self._zero, self.generator, scale=self.rho)
         return (theta.reshape(self.num_envs, self.num_arms, self.dim) * x[:, None]).sum(-1)
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from agents.posteriors.linalg import robust_cholesky, sample_precision_normal, symmetrize
@@ -45,6 +46,8 @@ __all__ = ["HierarchicalGaussian", "DiagonalHierarchicalGaussian"]
 
 
 def _as_tensor(value: Any, like: dict[str, Any]) -> torch.Tensor:
+    if isinstance(value, np.ndarray) and not value.flags.writeable:
+        value = value.copy()
     return torch.as_tensor(value, **like)
 
 
@@ -75,6 +78,36 @@ def _take(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return table[rows, ids]
 
 
+def _as_ids(unit_ids: torch.Tensor | None) -> torch.Tensor | None:
+    """Unit ids as long ``(B, n)``; None stands for all units ``0..U-1`` in order (no gather)."""
+    return None if unit_ids is None else unit_ids.long()
+
+
+class _UnitTables:
+    """Gathers rows of per-(replicate, unit) tables; ``ids=None`` takes every unit without a copy."""
+
+    num_envs: int
+    num_units: int
+
+    _like: dict[str, Any]
+
+    def _weights(
+        self, rewards: torch.Tensor, noise_var: float | torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Observation weights ``1 / noise_var`` ``(B, n)``, zero where ``mask`` is False."""
+        weight = torch.ones_like(rewards) / _as_tensor(noise_var, self._like)
+        return weight if mask is None else weight * mask.to(weight.dtype)
+
+    def _flat(self, ids: torch.Tensor) -> torch.Tensor:
+        """Row indices ``b * U + u`` of ``(B, n)`` unit ids into ``(B * U, ...)`` views of the tables."""
+        return (torch.arange(self.num_envs, device=ids.device)[:, None] * self.num_units + ids).reshape(-1)
+
+    def _take(self, table: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
+        if ids is None:
+            return table.expand(self.num_envs, self.num_units, *table.shape[2:])
+        return _take(table, ids)
+
+
 def _first_occurrence(ids: torch.Tensor) -> torch.Tensor:
     """``(B, n)`` bool: True where ``ids[b, j]`` does not occur in ``ids[b, :j]``."""
     n = ids.shape[1]
@@ -83,7 +116,7 @@ def _first_occurrence(ids: torch.Tensor) -> torch.Tensor:
     return ~(same & earlier).any(-1)
 
 
-class HierarchicalGaussian:
+class HierarchicalGaussian(_UnitTables):
     """B independent copies of the two-level Gaussian model (see the module docstring).
 
     Args:
@@ -172,14 +205,14 @@ class HierarchicalGaussian:
 
     # ------------------------------------------------------------------ per-unit algebra
 
-    def _unit_cache(self, ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _unit_cache(self, ids: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         """Everything a unit's posterior needs, from its statistics (B, n units at a time).
 
         Returns ``P_u`` ``(B, n, d, d)``, ``q_u`` ``(B, n, d)``, the conditional covariance
         ``S~_u = L0 C^{-1} L0^T`` and its square-root factor ``L0 C^{-T/2}`` (both ``(B, n, d, d)``).
         """
-        gram, moment = _take(self.gram, ids), _take(self.moment, ids)
-        factor = _take(self._unit_factor, ids)
+        gram, moment = self._take(self.gram, ids), self._take(self.moment, ids)
+        factor = self._take(self._unit_factor, ids)
         w = factor.transpose(-1, -2) @ gram  # W = L0^T G
         eye = torch.eye(self.unit_dim, **self._like)
         chol_c = robust_cholesky(symmetrize(eye + w @ factor))  # C = I + L0^T G L0
@@ -192,22 +225,23 @@ class HierarchicalGaussian:
         return precision, eta, cond_factor @ half, cond_factor
 
     def _lift(
-        self, ids: torch.Tensor, precision: torch.Tensor, eta: torch.Tensor
+        self, ids: torch.Tensor | None, precision: torch.Tensor, eta: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sum over the unit axis of ``A^T P A`` ``(B, D, D)`` and ``A^T q`` ``(B, D)``."""
         if self.mixing is None:
             return precision.sum(1), eta.sum(1)
-        a = _take(self.mixing, ids)
+        a = self._take(self.mixing, ids)
         return (
             torch.einsum("bnkD,bnkl,bnlE->bDE", a, precision, a),
             torch.einsum("bnkD,bnk->bD", a, eta),
         )
 
-    def _apply_mixing(self, ids: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
+    def _apply_mixing(self, ids: torch.Tensor | None, hyper: torch.Tensor) -> torch.Tensor:
         """``A_u psi`` ``(B, n, d)`` for ``hyper`` ``(B, D)``."""
         if self.mixing is None:
-            return hyper[:, None, :].expand(ids.shape[0], ids.shape[1], self.unit_dim)
-        return (_take(self.mixing, ids) @ hyper[:, None, :, None])[..., 0]
+            n = self.num_units if ids is None else ids.shape[1]
+            return hyper[:, None, :].expand(self.num_envs, n, self.unit_dim)
+        return (self._take(self.mixing, ids) @ hyper[:, None, :, None])[..., 0]
 
     def _refresh_units(self, ids: torch.Tensor) -> None:
         """Recompute the caches of units ``ids`` ``(B, n)`` and their share of the running sums."""
@@ -215,8 +249,8 @@ class HierarchicalGaussian:
         precision, eta, cond_cov, cond_factor = self._unit_cache(ids)
         if self.learn_hyper:
             first = _first_occurrence(ids).to(precision.dtype)
-            d_prec = (precision - _take(self._unit_precision, ids)) * first[..., None, None]
-            d_eta = (eta - _take(self._unit_eta, ids)) * first[..., None]
+            d_prec = (precision - self._take(self._unit_precision, ids)) * first[..., None, None]
+            d_eta = (eta - self._take(self._unit_eta, ids)) * first[..., None]
             add_prec, add_eta = self._lift(ids, d_prec, d_eta)
             self._sum_precision += add_prec
             self._sum_eta += add_eta
@@ -229,13 +263,10 @@ class HierarchicalGaussian:
         if self.learn_hyper and self.refresh_every and self._num_updates % self.refresh_every == 0:
             self._recompute_sums()
 
-    def _all_ids(self) -> torch.Tensor:
-        return torch.arange(self.num_units, device=self._like["device"]).expand(self.num_envs, -1)
-
     def _refresh_all(self) -> None:
         """Recompute every unit's cache and the running sums exactly (reset, prior changes)."""
         self._hyper_cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        cache = self._unit_cache(self._all_ids())
+        cache = self._unit_cache(None)
         self._unit_precision, self._unit_eta, self._cond_cov, self._cond_factor = (
             t.contiguous() for t in cache
         )
@@ -244,9 +275,7 @@ class HierarchicalGaussian:
     def _recompute_sums(self) -> None:
         """Exact running sums from the stored per-unit contributions."""
         if self.learn_hyper:
-            self._sum_precision, self._sum_eta = self._lift(
-                self._all_ids(), self._unit_precision, self._unit_eta
-            )
+            self._sum_precision, self._sum_eta = self._lift(None, self._unit_precision, self._unit_eta)
 
     # ------------------------------------------------------------------ data
 
@@ -264,11 +293,9 @@ class HierarchicalGaussian:
         Units may repeat within a row (e.g. a task acting twice in one concurrent round).
         """
         ids = unit_ids.long()
-        weight = torch.ones_like(rewards) / _as_tensor(noise_var, self._like)
-        if mask is not None:
-            weight = weight * mask.to(weight.dtype)
+        weight = self._weights(rewards, noise_var, mask)
         B, U, d = self.num_envs, self.num_units, self.unit_dim
-        flat = (torch.arange(B, device=ids.device)[:, None] * U + ids).reshape(-1)
+        flat = self._flat(ids)
         weighted = weight[..., None] * features
         outer = weighted[..., :, None] * features[..., None, :]
         self.gram.view(B * U, d, d).index_add_(0, flat, outer.reshape(-1, d, d))
@@ -328,37 +355,48 @@ class HierarchicalGaussian:
         mean, factor = self._hyper_factor()
         return sample_precision_normal(mean, factor, generator)
 
-    def conditional(self, unit_ids: torch.Tensor, hyper: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def conditional(
+        self, unit_ids: torch.Tensor | None, hyper: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """theta_u | psi, data (HierTS eq. (6)): mean ``(B, n, d)``, covariance ``(B, n, d, d)``.
 
         ``mean = A psi + S~ (b - G A psi)`` (equal to ``S~ (S0^{-1} A psi + b)``, without S0^{-1}).
         """
-        ids = unit_ids.long()
-        cov = _take(self._cond_cov, ids)
+        ids = _as_ids(unit_ids)
+        cov = self._take(self._cond_cov, ids)
         prior_mean = self._apply_mixing(ids, hyper)
-        residual = _take(self.moment, ids) - (_take(self.gram, ids) @ prior_mean[..., None])[..., 0]
+        gram = self._take(self.gram, ids)
+        residual = self._take(self.moment, ids) - (gram @ prior_mean[..., None])[..., 0]
         return prior_mean + (cov @ residual[..., None])[..., 0], cov
 
     def sample_units(
-        self, unit_ids: torch.Tensor, hyper: torch.Tensor, generator: torch.Generator
+        self,
+        unit_ids: torch.Tensor | None,
+        hyper: torch.Tensor,
+        generator: torch.Generator,
+        scale: float = 1.0,
     ) -> torch.Tensor:
-        """theta_u ~ P(theta_u | psi, data), ``(B, n, d)``, for ``unit_ids`` ``(B, n)`` (Alg. 1 line 8)."""
-        mean, _ = self.conditional(unit_ids, hyper)
-        z = torch.randn(mean.shape, generator=generator, **self._like)
-        return mean + (_take(self._cond_factor, unit_ids.long()) @ z[..., None])[..., 0]
+        """theta_u ~ P(theta_u | psi, data), ``(B, n, d)``, for ``unit_ids`` ``(B, n)`` (Alg. 1 line 8).
 
-    def marginal_posterior(self, unit_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ``scale`` multiplies the deviation from the conditional mean (1 = exact posterior draw).
+        """
+        mean, _ = self.conditional(unit_ids, hyper)
+        z = scale * torch.randn(mean.shape, generator=generator, **self._like)
+        return mean + (self._take(self._cond_factor, _as_ids(unit_ids)) @ z[..., None])[..., 0]
+
+    def marginal_posterior(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """theta_u | all data (HierTS eq. (8)): mean ``(B, n, d)``, covariance ``(B, n, d, d)``."""
-        ids = unit_ids.long()
+        ids = _as_ids(unit_ids)
         hyper_mean, hyper_cov = self.hyper_posterior()
         cond_mean, cond_cov = self.conditional(ids, hyper_mean)
-        shrink = torch.eye(self.unit_dim, **self._like) - cond_cov @ _take(self.gram, ids)  # M = I - S~ G
-        lifted = shrink if self.mixing is None else shrink @ _take(self.mixing, ids)  # M A
+        eye = torch.eye(self.unit_dim, **self._like)
+        shrink = eye - cond_cov @ self._take(self.gram, ids)  # M = I - S~ G
+        lifted = shrink if self.mixing is None else shrink @ self._take(self.mixing, ids)  # M A
         cov = cond_cov + lifted @ hyper_cov[:, None] @ lifted.transpose(-1, -2)
         return cond_mean, symmetrize(cov)
 
 
-class DiagonalHierarchicalGaussian:
+class DiagonalHierarchicalGaussian(_UnitTables):
     """K-armed fast path of :class:`HierarchicalGaussian` (HierTS Sec. 4.1, eqs. (3)-(4)).
 
     ``A_u = I``, one-hot features, diagonal ``S_psi = diag(hyper_var)`` and ``S0 = diag(unit_var)``;
@@ -417,11 +455,9 @@ class DiagonalHierarchicalGaussian:
     ) -> None:
         """Same contract as :meth:`HierarchicalGaussian.update`; ``features`` are one-hot ``(B, n, K)``."""
         ids = unit_ids.long()
-        weight = torch.ones_like(rewards) / _as_tensor(noise_var, self._like)
-        if mask is not None:
-            weight = weight * mask.to(weight.dtype)
+        weight = self._weights(rewards, noise_var, mask)
         B, U, K = self.num_envs, self.num_units, self.unit_dim
-        flat = (torch.arange(B, device=ids.device)[:, None] * U + ids).reshape(-1)
+        flat = self._flat(ids)
         self.counts.view(B * U, K).index_add_(0, flat, (weight[..., None] * features).reshape(-1, K))
         self.moment.view(B * U, K).index_add_(
             0, flat, ((weight * rewards)[..., None] * features).reshape(-1, K)
@@ -429,9 +465,7 @@ class DiagonalHierarchicalGaussian:
         self._hyper_cache = None
 
     def _unit_var(self, ids: torch.Tensor | None) -> torch.Tensor:
-        if ids is None:
-            return self.unit_var.expand(self.num_envs, self.num_units, -1)
-        return _take(self.unit_var, ids)
+        return self._take(self.unit_var, ids)
 
     def _hyper(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Hyper-posterior mean and variance ``(B, K)`` (eq. (3))."""
@@ -453,31 +487,39 @@ class DiagonalHierarchicalGaussian:
         mean, var = self._hyper()
         return mean + var.sqrt() * torch.randn(mean.shape, generator=generator, **self._like)
 
-    def _conditional(self, ids: torch.Tensor, hyper: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        counts, moment = _take(self.counts, ids), _take(self.moment, ids)
+    def _conditional(
+        self, ids: torch.Tensor | None, hyper: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        counts, moment = self._take(self.counts, ids), self._take(self.moment, ids)
         unit_var = self._unit_var(ids)
         var = unit_var / (1.0 + unit_var * counts)  # (1/s0^2 + N/s^2)^{-1}, eq. (4)
         prior_mean = hyper[:, None, :]
         return prior_mean + var * (moment - counts * prior_mean), var
 
-    def conditional(self, unit_ids: torch.Tensor, hyper: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, var = self._conditional(unit_ids.long(), hyper)
+    def conditional(
+        self, unit_ids: torch.Tensor | None, hyper: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, var = self._conditional(_as_ids(unit_ids), hyper)
         return mean, torch.diag_embed(var)
 
     def sample_units(
-        self, unit_ids: torch.Tensor, hyper: torch.Tensor, generator: torch.Generator
+        self,
+        unit_ids: torch.Tensor | None,
+        hyper: torch.Tensor,
+        generator: torch.Generator,
+        scale: float = 1.0,
     ) -> torch.Tensor:
-        mean, var = self._conditional(unit_ids.long(), hyper)
-        return mean + var.sqrt() * torch.randn(mean.shape, generator=generator, **self._like)
+        mean, var = self._conditional(_as_ids(unit_ids), hyper)
+        return mean + scale * var.sqrt() * torch.randn(mean.shape, generator=generator, **self._like)
 
-    def marginal_variance(self, unit_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def marginal_variance(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Marginal posterior mean and variance ``(B, n, K)`` of theta_u given all data (eq. (8))."""
-        ids = unit_ids.long()
+        ids = _as_ids(unit_ids)
         hyper_mean, hyper_var = self._hyper()
         cond_mean, cond_var = self._conditional(ids, hyper_mean)
-        shrink = 1.0 - cond_var * _take(self.counts, ids)
+        shrink = 1.0 - cond_var * self._take(self.counts, ids)
         return cond_mean, cond_var + shrink**2 * hyper_var[:, None, :]
 
-    def marginal_posterior(self, unit_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def marginal_posterior(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         mean, var = self.marginal_variance(unit_ids)
         return mean, torch.diag_embed(var)
