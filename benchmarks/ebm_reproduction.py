@@ -1,6 +1,6 @@
 """Reproduce the synthetic study of the ebm paper (Jiang & Zhu, Sec. 7.1, Figs. 1-3) on MultiBandit-v0.
 
-    python benchmarks/ebm_reproduction.py [--seeds 50] [--jobs 2] [--quick]
+    python -m benchmarks.ebm_reproduction [--seeds 50] [--jobs 2] [--quick]
 
 Writes ``benchmarks/results/ebm_reproduction.md`` (tables: cumulative regret at T and the
 instance-0-specific regret, mean +- 95% CI over seeds, plus the across-seed standard deviation and
@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.common import RESULTS, markdown_table
 
 AGENT_NAMES = ("EbmTS", "EbmUCB", "DisjointLinTS", "DisjointLinUCB", "OLSBandit", "RMBandit")
 LABELS = {"DisjointLinTS": "LinTS", "DisjointLinUCB": "LinUCB"}
@@ -134,7 +136,7 @@ def write_report(results: list[dict[str, Any]], cells: list[Setting], args: argp
     lines = [
         "# ebm paper reproduction (Jiang & Zhu, Sec. 7.1, Figs. 1-3) on MultiBandit-v0",
         "",
-        f"Command: `python benchmarks/ebm_reproduction.py --seeds {args.seeds} --jobs {args.jobs}"
+        f"Command: `python -m benchmarks.ebm_reproduction --seeds {args.seeds} --jobs {args.jobs}"
         + (" --quick" if args.quick else "") + "`",
         f"Seeds: {args.seeds} per cell (env seeds 0..{args.seeds - 1}, paired across agents); "
         f"T = {args.rounds} rounds per episode; CPU, torch {torch.__version__}, float64, 1 thread per "
@@ -157,28 +159,21 @@ def write_report(results: list[dict[str, Any]], cells: list[Setting], args: argp
         lines.append(f"## Fig. {fig}")
         lines.append("")
         show_rare = fig in ("1", "2")
-        head = "| setting | agent | regret at T | sd | IQR |" + (" instance-0 regret |" if show_rare else "")
-        lines.append(head)
-        lines.append("|---|---|---|---|---|" + ("---|" if show_rare else ""))
+        header = ["setting", "agent", "regret at T", "sd", "IQR"]
+        header += ["instance-0 regret"] if show_rare else []
+        table = []
         for c in rows:
-            ranked = sorted(AGENT_NAMES, key=lambda a: by[(c.key, a)]["final"].mean())
-            for a in ranked:
+            for a in sorted(AGENT_NAMES, key=lambda a, c=c: by[(c.key, a)]["final"].mean()):
                 r = by[(c.key, a)]
                 q75, q25 = np.percentile(r["final"], [75, 25])
-                row = (f"| {c.label} | {LABELS.get(a, a)} | {_fmt(r['final'])} "
-                       f"| {r['final'].std(ddof=1):.1f} | {q75 - q25:.1f} |")
-                if show_rare:
-                    row += f" {_fmt(r['rare'])} |"
-                lines.append(row)
-        lines.append("")
-    lines.append("## Wall time per cell (seconds, all seeds batched; includes the env)")
-    lines.append("")
-    lines.append("| setting | " + " | ".join(LABELS.get(a, a) for a in AGENT_NAMES) + " |")
-    lines.append("|---|" + "---|" * len(AGENT_NAMES))
-    for c in cells:
-        times = " | ".join(f"{by[(c.key, a)]['seconds']:.1f}" for a in AGENT_NAMES)
-        lines.append(f"| {c.key} | {times} |")
-    lines.append("")
+                row = [c.label, LABELS.get(a, a), _fmt(r["final"]), f"{r['final'].std(ddof=1):.1f}",
+                       f"{q75 - q25:.1f}"]
+                table.append(row + ([_fmt(r["rare"])] if show_rare else []))
+        lines += [markdown_table(header, table), ""]
+    lines += ["## Wall time per cell (seconds, all seeds batched; includes the env)", ""]
+    table = [[c.key] + [f"{by[(c.key, a)]['seconds']:.1f}" for a in AGENT_NAMES] for c in cells]
+    lines += [markdown_table(["setting"] + [LABELS.get(a, a) for a in AGENT_NAMES], table), ""]
+    lines += ["![Fig. 1](ebm_fig1.png)", "", "![Fig. 2](ebm_fig2.png)", "", "![Fig. 3](ebm_fig3.png)", ""]
     (out / "ebm_reproduction.md").write_text("\n".join(lines))
     with open(out / "ebm_reproduction.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -253,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=50, help="replicates per cell (default 50)")
     parser.add_argument("--jobs", type=int, default=1, help="parallel cells (joblib processes)")
     parser.add_argument("--quick", action="store_true", help="smoke run: T=200, for checking the script")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     args.rounds = 200 if args.quick else TOTAL_ROUNDS
     cells = settings(args.rounds)

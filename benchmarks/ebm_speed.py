@@ -1,6 +1,6 @@
 """Speed of EbmTS (including its empirical-Bayes re-estimation) vs LinTS at the Fig. 1 setting.
 
-    python benchmarks/ebm_speed.py [--seeds 50] [--repeats 3] [--threads 1]
+    python -m benchmarks.ebm_speed [--seeds 50] [--repeats 3] [--threads 1]
 
 MultiBandit-v0 defaults (M=10, K=5, d=5, T=2000 rounds), ``B = seeds`` replicates batched in one
 process on CPU, float64. For each agent the script times ``act`` + ``update`` over whole episodes
@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.common import RESULTS, markdown_table
 
 
 def episode(agent_cls, seeds: int) -> dict[str, float]:
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     import torch
 
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# EbmTS vs LinTS speed at the Fig. 1 setting (MultiBandit-v0 defaults)",
         "",
-        f"Command: `python benchmarks/ebm_speed.py --seeds {args.seeds} --repeats {args.repeats} "
+        f"Command: `python -m benchmarks.ebm_speed --seeds {args.seeds} --repeats {args.repeats} "
         f"--threads {args.threads}`",
         f"CPU ({platform.processor() or platform.machine()}), torch {torch.__version__}, float64, "
         f"{args.threads} intra-op thread(s); B = {args.seeds} replicates batched; T = "
@@ -89,16 +91,16 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.repeats} interleaved episodes. The machine is a shared 2-core box: absolute numbers "
         "move with its load, the ratios measured in one run are the figure to read.",
         "",
-        "| agent | agent s / 1,000 decisions | agent s / 1,000 rounds | of which re-estimation | "
-        "ratio to LinTS | env s / 1,000 rounds |",
-        "|---|---|---|---|---|---|",
     ]
     base = med["DisjointLinTS"]["agent"]
+    table = []
     for name, m in med.items():
-        per_round = 1000 * m["agent"] / m["rounds"]
         refit = f"{1000 * m['refit'] / m['rounds']:.3f} s ({int(m['refits'])} refits)" if m["refits"] else "-"
-        lines.append(f"| {name} | {1000 * m['agent'] / decisions:.4f} | {per_round:.3f} | {refit} | "
-                     f"{m['agent'] / base:.2f} | {1000 * m['env'] / m['rounds']:.3f} |")
+        table.append([name, f"{1000 * m['agent'] / decisions:.4f}", f"{1000 * m['agent'] / m['rounds']:.3f}",
+                      refit, f"{m['agent'] / base:.2f}", f"{1000 * m['env'] / m['rounds']:.3f}"])
+    header = ["agent", "agent s / 1,000 decisions", "agent s / 1,000 rounds", "of which re-estimation",
+              "ratio to LinTS", "env s / 1,000 rounds"]
+    lines += [markdown_table(header, table)]
     ratio = med["EbmTS"]["agent"] / base
     lines += ["", f"EbmTS / LinTS = {ratio:.2f} (target <= 3): {'met' if ratio <= 3 else 'NOT met'}.", ""]
     args.out.mkdir(parents=True, exist_ok=True)
