@@ -22,6 +22,7 @@ from agents.posteriors.empirical_bayes import (
     project_psd,
 )
 from agents.posteriors.gaussian import HierarchicalGaussian
+from tests.conftest import requires_cuda
 
 F64 = torch.float64
 
@@ -292,6 +293,7 @@ def test_refit_refreshes_posterior_exactly():
 
 
 def _regret(cls, env_id, env_kwargs, num_envs, seed, **hp):
+    """Total and instance-0 cumulative regret ``(num_envs,)`` of ``cls`` over one episode."""
     vec = gym.make_vec(env_id, num_envs=num_envs, **env_kwargs)
     agent = cls.from_env(vec, seed=seed, **hp)
     obs, _ = vec.reset(seed=seed)
@@ -359,3 +361,44 @@ def test_bad_hyperparameters_raise(cls, kwargs, name):
 def test_wrong_env_family_raises():
     with pytest.raises(ValueError, match="MultiBandit"):
         EbmTS.from_env(gym.make("HierGaussian-v0"))
+
+
+def _posterior_after(cls, dtype: str, device: str = "cpu", **hp):
+    """EbmUCB/EbmTS marginal posterior after a fixed random history (float64 numpy out)."""
+    env = gym.make_vec("MultiBandit-v0", num_envs=3, **ENV_SMALL)
+    agent = cls.from_env(env, seed=0, dtype=dtype, device=device, **hp)
+    _, obs, _ = _play(ENV_SMALL, agent, 3, seed=11)
+    task = torch.as_tensor(obs["task"][:, 0], device=device)
+    mean, cov = agent.marginal_posterior(task)
+    return mean.double().cpu().numpy(), cov.double().cpu().numpy(), agent
+
+
+def test_float32_close_to_float64_with_empirical_bayes():
+    hp = {"refit_start": 4, "refit_every": 8, "min_obs": 3}
+    m64, c64, a64 = _posterior_after(EbmUCB, "float64", **hp)
+    m32, c32, a32 = _posterior_after(EbmUCB, "float32", **hp)
+    assert a64.num_refits == a32.num_refits > 0
+    np.testing.assert_allclose(m32, m64, atol=1e-3, rtol=1e-3)
+    np.testing.assert_allclose(c32, c64, atol=1e-4, rtol=1e-3)
+    for cls in ALL_AGENTS:  # every agent runs in float32
+        total, _ = _regret(cls, "MultiBandit-v0", {"num_tasks": 3, "num_actions": 2, "dim": 2, "horizon": 10},
+                           2, seed=0, dtype="float32")
+        assert np.all(np.isfinite(total))
+
+
+@requires_cuda
+def test_cuda_matches_cpu():
+    hp = {"refit_start": 4, "refit_every": 8, "min_obs": 3}
+    m_cpu, c_cpu, _ = _posterior_after(EbmUCB, "float64", **hp)
+    m_gpu, c_gpu, _ = _posterior_after(EbmUCB, "float64", device="cuda", **hp)
+    np.testing.assert_allclose(m_gpu, m_cpu, atol=1e-8)
+    np.testing.assert_allclose(c_gpu, c_cpu, atol=1e-8)
+    for cls in ALL_AGENTS:
+        vec = gym.make_vec("MultiBandit-v0", num_envs=2, num_tasks=3, num_actions=2, dim=2, horizon=10)
+        agent = cls.from_env(vec, seed=0, device="cuda")
+        obs, _ = vec.reset(seed=0)
+        for _ in range(vec.unwrapped.model.num_rounds):
+            action = agent.act(obs)
+            next_obs, _, _, _, info = vec.step(action)
+            agent.update(obs, action, info["rewards"])
+            obs = next_obs

@@ -6,3 +6,7 @@ from agents.posteriors.gaussian import DiagonalHierarchicalGaussian, Hierarchica
 from agents.posteriors.linalg import NotPSDError, robust_cholesky
 
 __all__ = ["DiagonalHierarchicalGaussian", "HierarchicalGaussian", "NotPSDError", "robust_cholesky"]
+
+from agents.posteriors.empirical_bayes import EBPrior, UnitStatistics, estimate_prior  # noqa: E402
+
+__all__ += ["EBPrior", "UnitStatistics", "estimate_prior"]

@@ -48,6 +48,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from agents.posteriors.linalg import robust_cholesky
+
 __all__ = [
     "EBPrior",
     "UnitStatistics",
@@ -125,8 +127,7 @@ def least_squares(gram: Tensor, moment: Tensor, ridge: float = 1e-8, penalty: fl
     eye = torch.eye(d, dtype=gram.dtype, device=gram.device)
     scale = gram.diagonal(dim1=-2, dim2=-1).sum(-1) / d + 1.0
     reg = gram + (ridge * scale + penalty)[..., None, None] * eye
-    chol, _ = torch.linalg.cholesky_ex(reg)
-    return torch.cholesky_solve(moment.unsqueeze(-1), chol).squeeze(-1)
+    return torch.cholesky_solve(moment.unsqueeze(-1), robust_cholesky(reg)).squeeze(-1)
 
 
 def pooled_noise_variance(
@@ -324,13 +325,16 @@ def estimate_prior(
     noise_var, dof = pooled_noise_variance(gram, moment, sq, counts_f, estimates)
     noise_ready = dof >= min_dof
     valid = counts_f >= min_obs
+    estimates = torch.where(valid.unsqueeze(-1), estimates, torch.zeros_like(estimates))
     mean, cov, n = mean_and_covariance(estimates, valid)
     cov_ready = n >= max(min_units, 2)
     if debias:
         fallback = torch.as_tensor(noise_var_fallback, dtype=gram.dtype, device=gram.device)
         s2 = torch.where(noise_ready, noise_var, fallback.expand_as(noise_var))
         eye = torch.eye(d, dtype=gram.dtype, device=gram.device)
-        inv = torch.cholesky_solve(eye.expand_as(gram), torch.linalg.cholesky_ex(gram + 1e-10 * eye)[0])
+        scale = gram.diagonal(dim1=-2, dim2=-1).mean(-1) + 1.0
+        factor = robust_cholesky(gram + 1e-8 * scale[..., None, None] * eye)
+        inv = torch.cholesky_solve(eye.expand_as(gram), factor)
         w = valid.to(gram.dtype)[..., None, None]
         err = (w * inv).sum(-3) / n.clamp_min(1.0)[..., None, None]
         cov = cov - s2[..., None, None] * err
