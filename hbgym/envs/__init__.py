@@ -17,6 +17,9 @@ _ENVS: dict[str, tuple[str, dict[str, Any]]] = {
     "HierGaussianMAB-v0": ("hbgym.envs.hier_gaussian:HierGaussian", {"action_set": "one_hot"}),
     "MixedEffect-v0": ("hbgym.envs.mixed_effect:MixedEffect", {}),
     "MixedEffectLogistic-v0": ("hbgym.envs.mixed_effect:MixedEffect", {"reward": "logistic"}),
+    "MovieLensMulti-v0": ("hbgym.envs.movielens_multi:MovieLensMulti", {}),
+    "MovieLensEffects-v0": ("hbgym.envs.movielens_effects:MovieLensEffects", {}),
+    "MNISTMulti-v0": ("hbgym.envs.mnist_multi:MNISTMulti", {}),
 }
 
 #: id -> documented variants (kwargs) checked by the contract tests, besides the defaults
@@ -30,6 +33,20 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     "HierGaussianMAB-v0": [{"schedule": "sequential", "horizon": 10}],
     "MixedEffect-v0": [{"num_actions": 7, "num_effects": 2, "dim": 3, "horizon": 30}],
     "MixedEffectLogistic-v0": [{"num_actions": 5, "horizon": 30, "mixing_seed": 3}],
+    # data envs: variants on small deterministic data generated in hbgym.datasets.synthetic
+    "MovieLensMulti-v0": [
+        {"dataset": "synthetic", "num_tasks": 8, "horizon": 10},
+        {"dataset": "synthetic", "num_tasks": 6, "horizon": 5, "schedule": "sequential", "rank": 4},
+    ],
+    "MovieLensEffects-v0": [
+        {"dataset": "synthetic", "num_actions": 20, "num_effects": 3, "horizon": 40, "min_ratings": 5},
+        {"dataset": "synthetic", "num_actions": 12, "num_effects": 2, "horizon": 40, "min_ratings": 5,
+         "reward": "logistic"},
+    ],
+    "MNISTMulti-v0": [
+        {"dataset": "synthetic", "num_tasks": 4, "horizon": 10, "tasks_per_round": 2, "num_prior_draws": 40},
+        {"dataset": "digits", "digit": 3, "horizon": 10, "num_actions": 12},
+    ],
 }
 
 
