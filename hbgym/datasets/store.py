@@ -26,12 +26,12 @@ step failed. Derived arrays (parsed ratings, fitted factorisations) are cached a
 from __future__ import annotations
 
 import hashlib
+import http.client
 import importlib.metadata
 import json
 import os
 import shutil
 import tempfile
-import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Callable, Mapping
@@ -266,9 +266,10 @@ _FAILED_URLS: dict[str, str] = {}
 def download_file(datafile: DataFile, dest: Path | str, timeout: float = DOWNLOAD_TIMEOUT_S) -> str:
     """Download ``datafile.url`` to ``dest`` atomically, verifying it first; return its sha256.
 
-    ``http(s)://`` and ``file://`` URLs are supported (``urllib``). Raises ``OSError``/``URLError``
-    on transfer failure and :class:`ChecksumError` when the bytes do not match the table; in both
-    cases ``dest`` is left untouched.
+    ``http(s)://`` and ``file://`` URLs are supported (``urllib``). Raises ``OSError`` (``URLError``
+    is one) or ``http.client.HTTPException`` (e.g. ``IncompleteRead``) on transfer failure, and
+    :class:`ChecksumError` when the bytes do not match the table; in every case ``dest`` is left
+    untouched.
     """
     if datafile.url is None:
         raise ValueError(f"{datafile.key} has no download URL")
@@ -417,7 +418,7 @@ def locate(
             sha256 = download_file(datafile, cached)
             return Located(cached, datafile.fmt, datafile.member, "download", sha256, True, datafile,
                            tuple(notes))
-        except (OSError, urllib.error.URLError, ChecksumError, ValueError) as err:
+        except (OSError, http.client.HTTPException, ChecksumError, ValueError) as err:
             reason = f"{type(err).__name__}: {err}"
             _FAILED_URLS[datafile.url] = reason
             tried.append(f"download of {datafile.url}: {reason}")
