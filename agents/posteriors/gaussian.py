@@ -1,0 +1,516 @@
+"""The one two-level Gaussian posterior behind HierTS, meTS, ebmTS, MTTS, HierOPO and their baselines.
+
+Model (``B`` independent replicates, each with ``U`` units)::
+
+    psi ~ N(mu_psi, S_psi)                              hyper-parameter, dim D
+    theta_u | psi ~ N(A_u psi, S0_u)                    unit parameter, dim d, u < U
+    y = x^T theta_u + eps,  eps ~ N(0, noise_var)       observations of unit u
+
+HierTS (Hong et al. 2022, eq. (2)) is ``A_u = I`` with units = tasks; meTS (Aouali et al. 2023) is
+``A_i = b_i^T (x) I_d`` with units = actions and psi the stacked effects; MTTS (Wan et al. 2021) is
+``A_u = Phi_u``; ebm (Jiang & Zhu) has units = (instance, arm).
+
+Per-unit sufficient statistics ``G_u = sum x x^T / noise_var`` and ``b_u = sum x y / noise_var``.
+With ``S0_u = L0 L0^T`` (any square-root factor, so singular priors work) and the always SPD
+``C_u = I + L0^T G_u L0``, every formula below is safe for singular ``G_u`` (units without data):
+
+* hyper-posterior, HierTS eq. (5) generalised: precision
+  ``Lambda = S_psi^{-1} + sum_u A_u^T P_u A_u`` and ``Lambda mu_bar = S_psi^{-1} mu_psi +
+  sum_u A_u^T q_u`` where ``P_u = (S0_u + G_u^{-1})^{-1} = G_u - W^T C^{-1} W`` and
+  ``q_u = (S0_u + G_u^{-1})^{-1} G_u^{-1} b_u = b_u - W^T C^{-1} L0^T b_u`` with ``W = L0^T G_u``
+  (Woodbury; no inverse of G_u or S0_u is ever formed);
+* conditional, HierTS eq. (6): ``theta_u | psi, data ~ N(A psi + S~ (b - G A psi), S~)`` with
+  ``S~ = (S0^{-1} + G)^{-1} = L0 C^{-1} L0^T``;
+* marginal given all data, HierTS eq. (8) (total covariance): with ``M = I - S~ G``,
+  mean ``M A mu_bar + S~ b`` and covariance ``S~ + M A S_bar A^T M^T``.
+
+The hyper-posterior precision and its linear term are running sums of the per-unit contributions
+``(P_u, q_u)``: an update recomputes the contributions of the touched units only and adds the
+difference (never a loop over all units), with an exact recomputation of the sums every
+``refresh_every`` updates to stop floating-point drift.
+
+:class:`DiagonalHierarchicalGaussian` is the K-armed fast path (HierTS Sec. 4.1, eqs. (3)-(4)):
+one-hot features, diagonal covariances, everything elementwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.posteriors.linalg import robust_cholesky, sample_precision_normal, symmetrize
+
+__all__ = ["HierarchicalGaussian", "DiagonalHierarchicalGaussian"]
+
+
+def _as_tensor(value: Any, like: dict[str, Any]) -> torch.Tensor:
+    if isinstance(value, np.ndarray) and not value.flags.writeable:
+        value = value.copy()
+    return torch.as_tensor(value, **like)
+
+
+def _psd_factor(cov: torch.Tensor) -> torch.Tensor:
+    """Square-root factor ``F`` with ``F F^T = cov`` (Cholesky; eigen-factor for singular PSD)."""
+    factor, info = torch.linalg.cholesky_ex(cov)
+    if not bool((info > 0).any()):
+        return factor
+    w, v = torch.linalg.eigh(symmetrize(cov))
+    if bool((w < -1e-8 * w.abs().amax(-1, keepdim=True).clamp_min(1.0)).any()):
+        raise ValueError("a prior covariance is not positive semi-definite")
+    eig_factor = v * w.clamp_min(0.0).sqrt()[..., None, :]
+    return torch.where((info > 0)[..., None, None], eig_factor, factor)
+
+
+def _take(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Rows of a per-(replicate, unit) table for unit ids ``(B, n)``.
+
+    ``table`` has shape ``(B or 1, U or 1, ...)`` (size-1 dims broadcast); returns ``(B, n, ...)``.
+    """
+    num_envs, n = ids.shape
+    tail = table.shape[2:]
+    if table.shape[1] == 1:
+        return table[:, :1].expand(num_envs, n, *tail)
+    if table.shape[0] == 1:
+        return table[0][ids]
+    rows = torch.arange(num_envs, device=ids.device)[:, None]
+    return table[rows, ids]
+
+
+def _as_ids(unit_ids: torch.Tensor | None) -> torch.Tensor | None:
+    """Unit ids as long ``(B, n)``; None stands for all units ``0..U-1`` in order (no gather)."""
+    return None if unit_ids is None else unit_ids.long()
+
+
+class _UnitTables:
+    """Gathers rows of per-(replicate, unit) tables; ``ids=None`` takes every unit without a copy."""
+
+    num_envs: int
+    num_units: int
+
+    def _take(self, table: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
+        if ids is None:
+            return table.expand(self.num_envs, self.num_units, *table.shape[2:])
+        return _take(table, ids)
+
+
+def _first_occurrence(ids: torch.Tensor) -> torch.Tensor:
+    """``(B, n)`` bool: True where ``ids[b, j]`` does not occur in ``ids[b, :j]``."""
+    n = ids.shape[1]
+    same = ids[:, :, None] == ids[:, None, :]
+    earlier = torch.ones(n, n, dtype=torch.bool, device=ids.device).tril(-1)
+    return ~(same & earlier).any(-1)
+
+
+class HierarchicalGaussian(_UnitTables):
+    """B independent copies of the two-level Gaussian model (see the module docstring).
+
+    Args:
+        num_envs: ``B``.
+        num_units: ``U``.
+        hyper_mean: ``(D,)`` or ``(B, D)`` mu_psi.
+        hyper_cov: ``(D, D)`` or ``(B, D, D)`` S_psi (positive definite when ``learn_hyper``).
+        unit_cov: ``(d, d)``, ``(U, d, d)`` or ``(B, U, d, d)`` S0_u (PSD; may be singular).
+        mixing: None (``A_u = I``, needs ``D == d``), ``(U, d, D)`` or ``(B, U, d, D)``.
+        learn_hyper: False skips the hyper-posterior bookkeeping (flat, oracle and independent
+            per-unit agents, which call :meth:`conditional` with a fixed psi).
+        refresh_every: exact recomputation of the running sums every this many updates.
+        device, dtype: torch device and dtype (float64 by default).
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        num_units: int,
+        hyper_mean: Any,
+        hyper_cov: Any,
+        unit_cov: Any,
+        mixing: Any = None,
+        learn_hyper: bool = True,
+        refresh_every: int = 1000,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        self.num_envs, self.num_units = int(num_envs), int(num_units)
+        self.learn_hyper = learn_hyper
+        self.refresh_every = int(refresh_every)
+        self._like = {"device": torch.device(device or "cpu"), "dtype": dtype or torch.float64}
+        self.mixing = None if mixing is None else self._table(mixing, 4, "mixing")
+        self._set_hyper_prior(hyper_mean, hyper_cov)
+        self.unit_dim = self.hyper_dim if self.mixing is None else self.mixing.shape[-2]
+        if self.mixing is not None and self.mixing.shape[-1] != self.hyper_dim:
+            raise ValueError(f"mixing must have last dim D={self.hyper_dim}, got {tuple(self.mixing.shape)}")
+        self._set_unit_prior(unit_cov)
+        self.reset()
+
+    # ------------------------------------------------------------------ construction helpers
+
+    def _table(self, value: Any, ndim: int, name: str) -> torch.Tensor:
+        """A per-(replicate, unit) table with ``ndim`` dims, size-1 leading dims allowed."""
+        t = _as_tensor(value, self._like)
+        while t.ndim < ndim:
+            t = t[None]
+        if t.ndim != ndim or t.shape[0] not in (1, self.num_envs) or t.shape[1] not in (1, self.num_units):
+            raise ValueError(
+                f"{name} has shape {tuple(t.shape)}; expected (..., d, d) with leading dims "
+                f"(B={self.num_envs} or 1, U={self.num_units} or 1)"
+            )
+        return t
+
+    def _set_hyper_prior(self, hyper_mean: Any, hyper_cov: Any) -> None:
+        mean = _as_tensor(hyper_mean, self._like)
+        cov = _as_tensor(hyper_cov, self._like)
+        self.hyper_dim = mean.shape[-1]
+        self.hyper_mean = mean.expand(self.num_envs, self.hyper_dim).clone()
+        cov = cov.expand(self.num_envs, self.hyper_dim, self.hyper_dim)
+        if self.learn_hyper:
+            factor = robust_cholesky(symmetrize(cov))
+            self._prior_precision = torch.cholesky_inverse(factor)
+        else:
+            self._prior_precision = torch.zeros_like(cov)
+        self.hyper_cov = cov.clone()
+        self._prior_eta = (self._prior_precision @ self.hyper_mean[..., None])[..., 0]
+
+    def _set_unit_prior(self, unit_cov: Any) -> None:
+        cov = self._table(unit_cov, 4, "unit_cov")
+        if cov.shape[-1] != self.unit_dim:
+            raise ValueError(f"unit_cov must be {self.unit_dim}x{self.unit_dim}, got {tuple(cov.shape)}")
+        self.unit_cov = cov
+        self._unit_factor = _psd_factor(symmetrize(cov))
+
+    def reset(self) -> None:
+        """Forget all observations."""
+        B, U, d, D = self.num_envs, self.num_units, self.unit_dim, self.hyper_dim
+        self.gram = torch.zeros(B, U, d, d, **self._like)
+        self.moment = torch.zeros(B, U, d, **self._like)
+        self.counts = torch.zeros(B, U, **self._like)
+        self._sum_precision = torch.zeros(B, D, D, **self._like)
+        self._sum_eta = torch.zeros(B, D, **self._like)
+        self._num_updates = 0
+        self._refresh_all()
+
+    # ------------------------------------------------------------------ per-unit algebra
+
+    def _unit_cache(self, ids: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """Everything a unit's posterior needs, from its statistics (B, n units at a time).
+
+        Returns ``P_u`` ``(B, n, d, d)``, ``q_u`` ``(B, n, d)``, the conditional covariance
+        ``S~_u = L0 C^{-1} L0^T`` and its square-root factor ``L0 C^{-T/2}`` (both ``(B, n, d, d)``).
+        """
+        gram, moment = self._take(self.gram, ids), self._take(self.moment, ids)
+        factor = self._take(self._unit_factor, ids)
+        w = factor.transpose(-1, -2) @ gram  # W = L0^T G
+        eye = torch.eye(self.unit_dim, **self._like)
+        chol_c = robust_cholesky(symmetrize(eye + w @ factor))  # C = I + L0^T G L0
+        half = torch.linalg.solve_triangular(chol_c, factor.transpose(-1, -2), upper=False)
+        cond_factor = half.transpose(-1, -2)
+        c_inv_w = torch.cholesky_solve(w, chol_c)
+        precision = symmetrize(gram - w.transpose(-1, -2) @ c_inv_w)
+        projected = factor.transpose(-1, -2) @ moment[..., None]
+        eta = moment - (w.transpose(-1, -2) @ torch.cholesky_solve(projected, chol_c))[..., 0]
+        return precision, eta, cond_factor @ half, cond_factor
+
+    def _lift(
+        self, ids: torch.Tensor | None, precision: torch.Tensor, eta: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sum over the unit axis of ``A^T P A`` ``(B, D, D)`` and ``A^T q`` ``(B, D)``."""
+        if self.mixing is None:
+            return precision.sum(1), eta.sum(1)
+        a = self._take(self.mixing, ids)
+        return (
+            torch.einsum("bnkD,bnkl,bnlE->bDE", a, precision, a),
+            torch.einsum("bnkD,bnk->bD", a, eta),
+        )
+
+    def _apply_mixing(self, ids: torch.Tensor | None, hyper: torch.Tensor) -> torch.Tensor:
+        """``A_u psi`` ``(B, n, d)`` for ``hyper`` ``(B, D)``."""
+        if self.mixing is None:
+            n = self.num_units if ids is None else ids.shape[1]
+            return hyper[:, None, :].expand(self.num_envs, n, self.unit_dim)
+        return (self._take(self.mixing, ids) @ hyper[:, None, :, None])[..., 0]
+
+    def _refresh_units(self, ids: torch.Tensor) -> None:
+        """Recompute the caches of units ``ids`` ``(B, n)`` and their share of the running sums."""
+        self._hyper_cache = None
+        precision, eta, cond_cov, cond_factor = self._unit_cache(ids)
+        if self.learn_hyper:
+            first = _first_occurrence(ids).to(precision.dtype)
+            d_prec = (precision - self._take(self._unit_precision, ids)) * first[..., None, None]
+            d_eta = (eta - self._take(self._unit_eta, ids)) * first[..., None]
+            add_prec, add_eta = self._lift(ids, d_prec, d_eta)
+            self._sum_precision += add_prec
+            self._sum_eta += add_eta
+        rows = torch.arange(self.num_envs, device=ids.device)[:, None].expand_as(ids)
+        self._unit_precision[rows, ids] = precision
+        self._unit_eta[rows, ids] = eta
+        self._cond_cov[rows, ids] = cond_cov
+        self._cond_factor[rows, ids] = cond_factor
+        self._num_updates += 1
+        if self.learn_hyper and self.refresh_every and self._num_updates % self.refresh_every == 0:
+            self._recompute_sums()
+
+    def _refresh_all(self) -> None:
+        """Recompute every unit's cache and the running sums exactly (reset, prior changes)."""
+        self._hyper_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        cache = self._unit_cache(None)
+        self._unit_precision, self._unit_eta, self._cond_cov, self._cond_factor = (
+            t.contiguous() for t in cache
+        )
+        self._recompute_sums()
+
+    def _recompute_sums(self) -> None:
+        """Exact running sums from the stored per-unit contributions."""
+        if self.learn_hyper:
+            self._sum_precision, self._sum_eta = self._lift(None, self._unit_precision, self._unit_eta)
+
+    # ------------------------------------------------------------------ data
+
+    def update(
+        self,
+        unit_ids: torch.Tensor,
+        features: torch.Tensor,
+        rewards: torch.Tensor,
+        noise_var: float | torch.Tensor = 1.0,
+        mask: torch.Tensor | None = None,
+    ) -> None:
+        """Condition on ``rewards`` ``(B, n)`` of units ``unit_ids`` ``(B, n)`` at ``features`` ``(B, n, d)``.
+
+        ``noise_var`` is a float or ``(B, n)``; ``mask`` ``(B, n)`` bool drops observations.
+        Units may repeat within a row (e.g. a task acting twice in one concurrent round).
+        """
+        ids = unit_ids.long()
+        weight = torch.ones_like(rewards) / _as_tensor(noise_var, self._like)
+        if mask is not None:
+            weight = weight * mask.to(weight.dtype)
+        B, U, d = self.num_envs, self.num_units, self.unit_dim
+        flat = (torch.arange(B, device=ids.device)[:, None] * U + ids).reshape(-1)
+        weighted = weight[..., None] * features
+        outer = weighted[..., :, None] * features[..., None, :]
+        self.gram.view(B * U, d, d).index_add_(0, flat, outer.reshape(-1, d, d))
+        self.moment.view(B * U, d).index_add_(0, flat, (weighted * rewards[..., None]).reshape(-1, d))
+        counted = torch.ones_like(rewards) if mask is None else mask.to(rewards.dtype)
+        self.counts.view(-1).index_add_(0, flat, counted.reshape(-1))
+        self._refresh_units(ids)
+
+    def set_statistics(self, unit_ids: torch.Tensor, gram: torch.Tensor, moment: torch.Tensor) -> None:
+        """Replace ``G_u`` ``(B, n, d, d)`` and ``b_u`` ``(B, n, d)`` of units ``unit_ids`` ``(B, n)``.
+
+        Used by Laplace (GLM) posteriors (G = curvature at the mode, b = G mode) and by empirical
+        Bayes agents that re-weight their raw statistics.
+        """
+        ids = unit_ids.long()
+        rows = torch.arange(self.num_envs, device=ids.device)[:, None].expand_as(ids)
+        self.gram[rows, ids] = gram.to(**self._like)
+        self.moment[rows, ids] = moment.to(**self._like)
+        self._refresh_units(ids)
+
+    def set_prior(self, hyper_mean: Any = None, hyper_cov: Any = None, unit_cov: Any = None) -> None:
+        """Change the prior (empirical Bayes) and recompute every unit's cache exactly."""
+        if hyper_mean is not None or hyper_cov is not None:
+            self._set_hyper_prior(
+                self.hyper_mean if hyper_mean is None else hyper_mean,
+                self.hyper_cov if hyper_cov is None else hyper_cov,
+            )
+        if unit_cov is not None:
+            self._set_unit_prior(unit_cov)
+        self._refresh_all()
+
+    # ------------------------------------------------------------------ posteriors
+
+    def _hyper_factor(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hyper-posterior mean ``(B, D)`` and the Cholesky factor of its precision ``(B, D, D)``."""
+        if not self.learn_hyper:
+            raise RuntimeError("this posterior was built with learn_hyper=False")
+        if self._hyper_cache is None:
+            precision = symmetrize(self._prior_precision + self._sum_precision)
+            factor = robust_cholesky(precision)
+            eta = self._prior_eta + self._sum_eta
+            mean = torch.cholesky_solve(eta[..., None], factor)[..., 0]
+            self._hyper_cache = (mean, factor)
+        return self._hyper_cache
+
+    def hyper_posterior(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q_t = N(mu_bar, S_bar): mean ``(B, D)``, covariance ``(B, D, D)`` (HierTS eq. (5))."""
+        mean, factor = self._hyper_factor()
+        return mean, torch.cholesky_inverse(factor)
+
+    def hyper_precision(self) -> torch.Tensor:
+        """The hyper-posterior precision ``S_bar^{-1}`` ``(B, D, D)``."""
+        return symmetrize(self._prior_precision + self._sum_precision)
+
+    def sample_hyper(self, generator: torch.Generator) -> torch.Tensor:
+        """psi_t ~ Q_t, ``(B, D)`` (Alg. 1 line 5)."""
+        mean, factor = self._hyper_factor()
+        return sample_precision_normal(mean, factor, generator)
+
+    def conditional(
+        self, unit_ids: torch.Tensor | None, hyper: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """theta_u | psi, data (HierTS eq. (6)): mean ``(B, n, d)``, covariance ``(B, n, d, d)``.
+
+        ``mean = A psi + S~ (b - G A psi)`` (equal to ``S~ (S0^{-1} A psi + b)``, without S0^{-1}).
+        """
+        ids = _as_ids(unit_ids)
+        cov = self._take(self._cond_cov, ids)
+        prior_mean = self._apply_mixing(ids, hyper)
+        gram = self._take(self.gram, ids)
+        residual = self._take(self.moment, ids) - (gram @ prior_mean[..., None])[..., 0]
+        return prior_mean + (cov @ residual[..., None])[..., 0], cov
+
+    def sample_units(
+        self,
+        unit_ids: torch.Tensor | None,
+        hyper: torch.Tensor,
+        generator: torch.Generator,
+        scale: float = 1.0,
+    ) -> torch.Tensor:
+        """theta_u ~ P(theta_u | psi, data), ``(B, n, d)``, for ``unit_ids`` ``(B, n)`` (Alg. 1 line 8).
+
+        ``scale`` multiplies the deviation from the conditional mean (1 = exact posterior draw).
+        """
+        mean, _ = self.conditional(unit_ids, hyper)
+        z = scale * torch.randn(mean.shape, generator=generator, **self._like)
+        return mean + (self._take(self._cond_factor, _as_ids(unit_ids)) @ z[..., None])[..., 0]
+
+    def marginal_posterior(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """theta_u | all data (HierTS eq. (8)): mean ``(B, n, d)``, covariance ``(B, n, d, d)``."""
+        ids = _as_ids(unit_ids)
+        hyper_mean, hyper_cov = self.hyper_posterior()
+        cond_mean, cond_cov = self.conditional(ids, hyper_mean)
+        eye = torch.eye(self.unit_dim, **self._like)
+        shrink = eye - cond_cov @ self._take(self.gram, ids)  # M = I - S~ G
+        lifted = shrink if self.mixing is None else shrink @ self._take(self.mixing, ids)  # M A
+        cov = cond_cov + lifted @ hyper_cov[:, None] @ lifted.transpose(-1, -2)
+        return cond_mean, symmetrize(cov)
+
+
+class DiagonalHierarchicalGaussian(_UnitTables):
+    """K-armed fast path of :class:`HierarchicalGaussian` (HierTS Sec. 4.1, eqs. (3)-(4)).
+
+    ``A_u = I``, one-hot features, diagonal ``S_psi = diag(hyper_var)`` and ``S0 = diag(unit_var)``;
+    the arms decouple, so every quantity is an elementwise formula over ``(B, U, K)`` tensors.
+    Same methods as the dense class; covariances are returned as diagonal matrices by the
+    matrix-returning methods and as variances by :meth:`marginal_variance`.
+
+    Args:
+        num_envs, num_units: ``B``, ``U``.
+        hyper_mean: ``(K,)`` or ``(B, K)``; hyper_var: ``(K,)`` or ``(B, K)`` (positive).
+        unit_var: ``(K,)``, ``(U, K)`` or ``(B, U, K)`` (non-negative).
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        num_units: int,
+        hyper_mean: Any,
+        hyper_var: Any,
+        unit_var: Any,
+        learn_hyper: bool = True,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        self.num_envs, self.num_units = int(num_envs), int(num_units)
+        self.learn_hyper = learn_hyper
+        self._like = {"device": torch.device(device or "cpu"), "dtype": dtype or torch.float64}
+        mean = _as_tensor(hyper_mean, self._like)
+        self.hyper_dim = self.unit_dim = mean.shape[-1]
+        self.hyper_mean = mean.expand(self.num_envs, -1).clone()
+        self.hyper_var = _as_tensor(hyper_var, self._like).expand(self.num_envs, -1).clone()
+        unit = _as_tensor(unit_var, self._like)
+        while unit.ndim < 3:
+            unit = unit[None]
+        self.unit_var = unit
+        self.reset()
+
+    def reset(self) -> None:
+        B, U, K = self.num_envs, self.num_units, self.unit_dim
+        self.counts = torch.zeros(B, U, K, **self._like)  # sum of 1 / noise_var per arm
+        self.moment = torch.zeros(B, U, K, **self._like)
+        self._hyper_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def gram(self) -> torch.Tensor:
+        """``G_u`` as diagonal matrices ``(B, U, K, K)``."""
+        return torch.diag_embed(self.counts)
+
+    def update(
+        self,
+        unit_ids: torch.Tensor,
+        features: torch.Tensor,
+        rewards: torch.Tensor,
+        noise_var: float | torch.Tensor = 1.0,
+        mask: torch.Tensor | None = None,
+    ) -> None:
+        """Same contract as :meth:`HierarchicalGaussian.update`; ``features`` are one-hot ``(B, n, K)``."""
+        ids = unit_ids.long()
+        weight = torch.ones_like(rewards) / _as_tensor(noise_var, self._like)
+        if mask is not None:
+            weight = weight * mask.to(weight.dtype)
+        B, U, K = self.num_envs, self.num_units, self.unit_dim
+        flat = (torch.arange(B, device=ids.device)[:, None] * U + ids).reshape(-1)
+        self.counts.view(B * U, K).index_add_(0, flat, (weight[..., None] * features).reshape(-1, K))
+        self.moment.view(B * U, K).index_add_(
+            0, flat, ((weight * rewards)[..., None] * features).reshape(-1, K)
+        )
+        self._hyper_cache = None
+
+    def _unit_var(self, ids: torch.Tensor | None) -> torch.Tensor:
+        return self._take(self.unit_var, ids)
+
+    def _hyper(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hyper-posterior mean and variance ``(B, K)`` (eq. (3))."""
+        if not self.learn_hyper:
+            raise RuntimeError("this posterior was built with learn_hyper=False")
+        if self._hyper_cache is None:
+            unit_var = self._unit_var(None)
+            shrink = 1.0 / (1.0 + unit_var * self.counts)  # (1 + s0^2 N / s^2)^{-1}
+            precision = 1.0 / self.hyper_var + (self.counts * shrink).sum(1)
+            eta = self.hyper_mean / self.hyper_var + (self.moment * shrink).sum(1)
+            self._hyper_cache = (eta / precision, 1.0 / precision)
+        return self._hyper_cache
+
+    def hyper_posterior(self) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, var = self._hyper()
+        return mean, torch.diag_embed(var)
+
+    def sample_hyper(self, generator: torch.Generator) -> torch.Tensor:
+        mean, var = self._hyper()
+        return mean + var.sqrt() * torch.randn(mean.shape, generator=generator, **self._like)
+
+    def _conditional(
+        self, ids: torch.Tensor | None, hyper: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        counts, moment = self._take(self.counts, ids), self._take(self.moment, ids)
+        unit_var = self._unit_var(ids)
+        var = unit_var / (1.0 + unit_var * counts)  # (1/s0^2 + N/s^2)^{-1}, eq. (4)
+        prior_mean = hyper[:, None, :]
+        return prior_mean + var * (moment - counts * prior_mean), var
+
+    def conditional(
+        self, unit_ids: torch.Tensor | None, hyper: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, var = self._conditional(_as_ids(unit_ids), hyper)
+        return mean, torch.diag_embed(var)
+
+    def sample_units(
+        self,
+        unit_ids: torch.Tensor | None,
+        hyper: torch.Tensor,
+        generator: torch.Generator,
+        scale: float = 1.0,
+    ) -> torch.Tensor:
+        mean, var = self._conditional(_as_ids(unit_ids), hyper)
+        return mean + scale * var.sqrt() * torch.randn(mean.shape, generator=generator, **self._like)
+
+    def marginal_variance(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Marginal posterior mean and variance ``(B, n, K)`` of theta_u given all data (eq. (8))."""
+        ids = _as_ids(unit_ids)
+        hyper_mean, hyper_var = self._hyper()
+        cond_mean, cond_var = self._conditional(ids, hyper_mean)
+        shrink = 1.0 - cond_var * self._take(self.counts, ids)
+        return cond_mean, cond_var + shrink**2 * hyper_var[:, None, :]
+
+    def marginal_posterior(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, var = self.marginal_variance(unit_ids)
+        return mean, torch.diag_embed(var)

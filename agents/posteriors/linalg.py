@@ -1,0 +1,59 @@
+"""Batched linear-algebra helpers (BoTorch style): Cholesky with per-member jitter retries, solves.
+
+Never form an inverse on a hot path: factor once with :func:`robust_cholesky`, then use
+``torch.cholesky_solve`` / ``torch.linalg.solve_triangular``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["NotPSDError", "robust_cholesky", "symmetrize", "sample_precision_normal"]
+
+
+class NotPSDError(ValueError):
+    """A matrix stayed non positive-definite after the allowed jitter retries."""
+
+
+def symmetrize(m: torch.Tensor) -> torch.Tensor:
+    """``(m + m^T) / 2`` over the last two dims."""
+    return 0.5 * (m + m.transpose(-1, -2))
+
+
+def robust_cholesky(a: torch.Tensor, max_tries: int = 6) -> torch.Tensor:
+    """Lower Cholesky factor of ``a`` ``(..., n, n)``.
+
+    Members whose factorisation fails get jitter ``eps * mean(diag) * 10^k`` added, ``k = 0, 1, ...``
+    (only those members are retried). Raises :class:`NotPSDError` when retries run out.
+    """
+    factor, info = torch.linalg.cholesky_ex(a)
+    if not bool((info > 0).any()):
+        return factor
+    eps = 1e-10 if a.dtype == torch.float64 else 1e-6
+    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+    scale = a.diagonal(dim1=-2, dim2=-1).abs().mean(-1).clamp_min(1e-12)
+    failed = info > 0
+    for k in range(max_tries):
+        jitter = (eps * 10.0**k * scale)[..., None, None] * eye
+        retry, retry_info = torch.linalg.cholesky_ex(a + jitter)
+        factor = torch.where(failed[..., None, None], retry, factor)
+        failed = failed & (retry_info > 0)
+        if not bool(failed.any()):
+            return factor
+    bad = int(failed.sum())
+    raise NotPSDError(
+        f"{bad} matrices are not positive definite even with jitter {eps * 10.0**max_tries:.1e}"
+    )
+
+
+def sample_precision_normal(
+    mean: torch.Tensor, precision_factor: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """Draw from ``N(mean, Lambda^{-1})`` given the lower Cholesky factor of ``Lambda``.
+
+    ``mean`` ``(..., D)``, ``precision_factor`` ``(..., D, D)``; returns ``(..., D)``:
+    ``mean + L^{-T} z`` with ``z ~ N(0, I)``.
+    """
+    z = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+    step = torch.linalg.solve_triangular(precision_factor.transpose(-1, -2), z[..., None], upper=True)
+    return mean + step[..., 0]
