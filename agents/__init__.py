@@ -7,25 +7,35 @@ Every agent follows the protocol in :mod:`agents.base` and is built from an env'
 from __future__ import annotations
 
 from agents.base import Agent, TorchAgent, UniformAgent
+from agents.glm import GLMTS, UCBGLM, MeTSGLM
 from agents.hier_ts import FlatTS, HierTS, HierUCB, LinTS, LinUCB, OracleTS
 from agents.mets import MeTS, MeTSFactored
+from agents.opo import FlatOPO, HierOPO, OfflinePolicy, OracleOPO
 
 AGENTS: dict[str, type] = {
     cls.name: cls
-    for cls in (UniformAgent, HierTS, OracleTS, FlatTS, HierUCB, LinTS, LinUCB, MeTS, MeTSFactored)
+    for cls in (
+        UniformAgent, HierTS, OracleTS, FlatTS, HierUCB, LinTS, LinUCB,
+        MeTS, MeTSFactored, MeTSGLM, GLMTS, UCBGLM,
+    )
 }
+AGENTS.update({cls.name: cls for cls in (HierOPO, OracleOPO, FlatOPO)})  # offline: fit(dataset) first
 
 __all__ = [
     "AGENTS",
     "Agent",
     "FlatTS",
+    "GLMTS",
     "HierTS",
     "HierUCB",
     "LinTS",
     "LinUCB",
     "MeTS",
     "MeTSFactored",
+    "MeTSGLM",
     "OracleTS",
     "TorchAgent",
+    "UCBGLM",
     "UniformAgent",
 ]
+__all__ += ["FlatOPO", "HierOPO", "OfflinePolicy", "OracleOPO"]

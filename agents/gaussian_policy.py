@@ -272,7 +272,10 @@ class GaussianPolicy(TorchAgent):
     def _scores(self, ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """Scores ``(B, L, K)`` for units ``ids`` ``(B, L, K')`` and ``features`` ``(B, L, K, d)``."""
 
-    def _update(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor) -> None:
+    def _chosen(
+        self, obs: dict[str, torch.Tensor], action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unit ids ``(B, L)`` and feature vectors ``(B, L, d)`` of the actions taken."""
         ids = self.layout.unit_ids(obs)
         features = self.layout.features(obs)
         if ids.shape[-1] == 1:
@@ -280,7 +283,10 @@ class GaussianPolicy(TorchAgent):
         else:
             chosen_ids = ids.gather(-1, action[..., None])[..., 0]
         index = action[..., None, None].expand(*action.shape, 1, features.shape[-1])
-        chosen_x = features.gather(2, index)[:, :, 0]  # (B, L, d)
+        return chosen_ids, features.gather(2, index)[:, :, 0]
+
+    def _update(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor) -> None:
+        chosen_ids, chosen_x = self._chosen(obs, action)
         self.posterior.update(chosen_ids, chosen_x, reward, noise_var=self.noise_var)
         self.round += 1
 
@@ -290,6 +296,16 @@ class GaussianPolicy(TorchAgent):
         """Flattened unit ids ``(B, L K')`` for the posterior (None: every unit, no gather)."""
         return None if self.layout.all_units else ids.flatten(1)
 
+    def _per_slot(self, values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Posterior outputs ``(B, n, ...)`` for :meth:`_query` laid out as ``(B, L or 1, K', ...)``.
+
+        With ``all_units`` the posterior returned every unit once; it broadcasts over the slots.
+        """
+        tail = values.shape[2:]
+        if self.layout.all_units:
+            return values.reshape(ids.shape[0], 1, ids.shape[-1], *tail)
+        return values.reshape(*ids.shape, *tail)
+
     def _thompson(
         self, ids: torch.Tensor, features: torch.Tensor, hyper: torch.Tensor, scale: float = 1.0
     ) -> torch.Tensor:
@@ -298,7 +314,7 @@ class GaussianPolicy(TorchAgent):
         ``scale`` inflates the draw's deviation from the conditional mean (1 = exact draw).
         """
         theta = self.posterior.sample_units(self._query(ids), hyper, self.generator, scale=scale)
-        return (features * theta.reshape(*ids.shape, theta.shape[-1])).sum(-1)
+        return (features * self._per_slot(theta, ids)).sum(-1)
 
     def _bound(
         self, ids: torch.Tensor, features: torch.Tensor, width: float, hyper: torch.Tensor | None = None
@@ -313,12 +329,26 @@ class GaussianPolicy(TorchAgent):
             mean, cov = self.posterior.marginal_posterior(query)
         else:
             mean, cov = self.posterior.conditional(query, hyper)
+        return self._linear_bound(ids, features, mean, cov, width)
+
+    def _linear_bound(
+        self, ids: torch.Tensor, features: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, width: float
+    ) -> torch.Tensor:
+        """``x^T m + width sqrt(x^T S x)`` ``(B, L, K)`` for per-unit ``mean`` ``(B, n, d)`` and
+        ``cov`` ``(B, n, d, d)`` in :meth:`_query` order."""
         d = mean.shape[-1]
-        mean, cov = mean.reshape(*ids.shape, d), cov.reshape(*ids.shape, d, d)
+        mean, cov = self._per_slot(mean, ids), self._per_slot(cov, ids)
         var = torch.einsum("blkd,blkde,blke->blk", features, cov.expand(*features.shape, d), features)
         return (features * mean).sum(-1) + width * var.clamp_min(0.0).sqrt()
 
     def _true_hyper(self) -> torch.Tensor:
         """The true hyper-parameter ``(B, D)`` read from the env (oracle agents)."""
         truth = np.asarray(self.hierarchy.truth(self._read_instance()), dtype=np.float64)
-        return torch.as_tensor(truth, device=self.device, dtype=self.dtype).reshape(self.num_envs, -1)
+        if truth.ndim == 1:
+            truth = truth[None]
+        if truth.shape != (self.num_envs, self.hierarchy.hyper_dim):
+            raise ValueError(
+                f"the env's truth has shape {truth.shape}, the agent needs ({self.num_envs}, "
+                f"{self.hierarchy.hyper_dim}): build oracle agents from a vector env with num_envs=B"
+            )
+        return torch.as_tensor(truth, device=self.device, dtype=self.dtype)

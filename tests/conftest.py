@@ -59,6 +59,16 @@ def rollout(env: gym.Env, seed: int, rounds: int, action_seed: int = 0) -> tuple
     return np.array(tasks), np.array(rewards), np.array(regrets), first
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One intra-op thread: the agents' batched small-matrix algebra does not gain from more, and
+    on a loaded 2-core machine thread hand-offs dominate (same setting as the leaderboard runner)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(1)
+
+
 def cuda_available() -> bool:
     try:
         import torch

@@ -156,3 +156,13 @@ def test_cuda_agent_matches_cpu_posterior(name):
         obs = next_obs
     for a, b in zip(cpu.posterior.hyper_posterior(), gpu.posterior.hyper_posterior()):
         torch.testing.assert_close(a, b.cpu(), atol=1e-8, rtol=1e-8)
+
+
+def test_action_unit_layout_broadcasts_over_several_slots():
+    """With units = actions the posterior is queried once and shared by every slot of the round."""
+    env = gym.make("MixedEffect-v0", num_actions=6)
+    agent = AGENTS["LinUCB"].from_env(env, num_envs=2, seed=0)
+    obs, _ = env.reset(seed=0)
+    feats = np.broadcast_to(obs["features"], (2, 3, 6, 2)).copy()  # B=2, L=3 identical slots
+    actions = agent.act({"task": np.zeros((2, 3), dtype=np.int64), "features": feats})
+    assert actions.shape == (2, 3) and (actions == actions[:, :1]).all()  # UCB is deterministic

@@ -89,6 +89,19 @@ class _UnitTables:
     num_envs: int
     num_units: int
 
+    _like: dict[str, Any]
+
+    def _weights(
+        self, rewards: torch.Tensor, noise_var: float | torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Observation weights ``1 / noise_var`` ``(B, n)``, zero where ``mask`` is False."""
+        weight = torch.ones_like(rewards) / _as_tensor(noise_var, self._like)
+        return weight if mask is None else weight * mask.to(weight.dtype)
+
+    def _flat(self, ids: torch.Tensor) -> torch.Tensor:
+        """Row indices ``b * U + u`` of ``(B, n)`` unit ids into ``(B * U, ...)`` views of the tables."""
+        return (torch.arange(self.num_envs, device=ids.device)[:, None] * self.num_units + ids).reshape(-1)
+
     def _take(self, table: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
         if ids is None:
             return table.expand(self.num_envs, self.num_units, *table.shape[2:])
@@ -280,11 +293,9 @@ class HierarchicalGaussian(_UnitTables):
         Units may repeat within a row (e.g. a task acting twice in one concurrent round).
         """
         ids = unit_ids.long()
-        weight = torch.ones_like(rewards) / _as_tensor(noise_var, self._like)
-        if mask is not None:
-            weight = weight * mask.to(weight.dtype)
+        weight = self._weights(rewards, noise_var, mask)
         B, U, d = self.num_envs, self.num_units, self.unit_dim
-        flat = (torch.arange(B, device=ids.device)[:, None] * U + ids).reshape(-1)
+        flat = self._flat(ids)
         weighted = weight[..., None] * features
         outer = weighted[..., :, None] * features[..., None, :]
         self.gram.view(B * U, d, d).index_add_(0, flat, outer.reshape(-1, d, d))
@@ -444,11 +455,9 @@ class DiagonalHierarchicalGaussian(_UnitTables):
     ) -> None:
         """Same contract as :meth:`HierarchicalGaussian.update`; ``features`` are one-hot ``(B, n, K)``."""
         ids = unit_ids.long()
-        weight = torch.ones_like(rewards) / _as_tensor(noise_var, self._like)
-        if mask is not None:
-            weight = weight * mask.to(weight.dtype)
+        weight = self._weights(rewards, noise_var, mask)
         B, U, K = self.num_envs, self.num_units, self.unit_dim
-        flat = (torch.arange(B, device=ids.device)[:, None] * U + ids).reshape(-1)
+        flat = self._flat(ids)
         self.counts.view(B * U, K).index_add_(0, flat, (weight[..., None] * features).reshape(-1, K))
         self.moment.view(B * U, K).index_add_(
             0, flat, ((weight * rewards)[..., None] * features).reshape(-1, K)

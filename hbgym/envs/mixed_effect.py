@@ -19,6 +19,7 @@ from hbgym.models import (
 )
 
 REWARDS = ("linear", "logistic")
+MIXINGS = ("simplex", "signed")
 EFFECT_STD = float(np.sqrt(3.0))  # psi_l ~ N(0, 3 I_d) in the poster's synthetic study
 
 
@@ -90,9 +91,11 @@ class MixedEffectEnv(MultiTaskBanditEnv):
     ``Bernoulli(sigmoid(X_{t,A}^T theta_A))`` (``reward="logistic"``). Defaults follow the poster's
     synthetic study: ``K=100``, ``L_e=3``, ``d=2``, ``n=5000``, ``effect_std^2=3``, ``action_std=1``,
     ``sigma=1``. The mixing weights ``b_i`` are public (part of the model, fixed at construction):
-    by default each ``b_i`` is drawn from the uniform distribution on the simplex (Dirichlet(1)) with
-    ``mixing_seed`` — a choice of ours, since the poster does not state how its weights were drawn;
-    pass ``mixing_weights`` ``(K, L_e)`` to set them.
+    by default (``mixing="simplex"``) each ``b_i`` is drawn from the uniform distribution on the
+    simplex (Dirichlet(1), membership probabilities as in the poster's proxy structure) with
+    ``mixing_seed``; ``mixing="signed"`` draws ``b_i ~ U[-1, 1]^{L_e}`` (effects that add or
+    subtract, where a single shared effect is a poor model). The poster does not state how its
+    weights were drawn, so both are our choices; pass ``mixing_weights`` ``(K, L_e)`` to set them.
 
     ## Action Space
     ``MultiDiscrete([K])`` (one slot; a scalar integer is also accepted).
@@ -119,7 +122,8 @@ class MixedEffectEnv(MultiTaskBanditEnv):
     ``num_actions`` (K, 100), ``num_effects`` (L_e, 3), ``dim`` (d, 2), ``horizon`` (n, 5000 rounds),
     ``effect_std`` (sqrt 3; or an ``(L_e, d, d)`` / ``(d, d)`` covariance), ``action_std`` (1; or a
     ``(d, d)`` covariance), ``sigma`` (1, linear only), ``reward`` (``"linear"`` | ``"logistic"``),
-    ``mixing_weights`` (``(K, L_e)`` real weights, or None), ``mixing_seed`` (0).
+    ``mixing_weights`` (``(K, L_e)`` real weights, or None), ``mixing`` (``"simplex"`` |
+    ``"signed"``, used when ``mixing_weights`` is None), ``mixing_seed`` (0).
 
     ## Public model and truth
     ``env.unwrapped.model`` is a :class:`hbgym.models.MixedEffectModel`; ``env.unwrapped.instance``
@@ -143,6 +147,7 @@ class MixedEffectEnv(MultiTaskBanditEnv):
         sigma: float = 1.0,
         reward: str = "linear",
         mixing_weights: Any = None,
+        mixing: str = "simplex",
         mixing_seed: int = 0,
         render_mode: str | None = None,
     ) -> None:
@@ -155,8 +160,14 @@ class MixedEffectEnv(MultiTaskBanditEnv):
         check_positive("sigma", sigma)
         if num_actions < 2:
             raise ValueError(f"num_actions must be at least 2, got {num_actions}")
+        if mixing not in MIXINGS:
+            raise ValueError(f"mixing={mixing!r} is unknown; allowed: {', '.join(MIXINGS)}")
         if mixing_weights is None:
-            weights = np.random.default_rng(mixing_seed).dirichlet(np.ones(num_effects), size=num_actions)
+            weight_rng = np.random.default_rng(mixing_seed)
+            if mixing == "simplex":
+                weights = weight_rng.dirichlet(np.ones(num_effects), size=num_actions)
+            else:
+                weights = weight_rng.uniform(-1.0, 1.0, size=(num_actions, num_effects))
         else:
             weights = np.asarray(mixing_weights, dtype=np.float64)
             if weights.shape != (num_actions, num_effects) or not np.all(np.isfinite(weights)):

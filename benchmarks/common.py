@@ -1,0 +1,90 @@
+"""Shared helpers of the reproduction scripts: batched episodes, summaries, tables and plots."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import hbgym  # noqa: F401
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Run:
+    """Cumulative regret curves ``(seeds, rounds)`` of one agent on one env setting."""
+
+    agent: str
+    curves: np.ndarray
+    seconds: float
+
+    @property
+    def final(self) -> np.ndarray:
+        return self.curves[:, -1]
+
+    def mean_ci(self, z: float = 1.96) -> tuple[float, float]:
+        """Mean final regret and the half-width of its normal ``z`` confidence interval."""
+        return float(self.final.mean()), float(z * self.final.std(ddof=1) / np.sqrt(len(self.final)))
+
+
+def run_agent(
+    env_id: str, agent: str, seeds: int, seed: int = 0, agent_kwargs: dict | None = None, **env_kwargs: Any
+) -> Run:
+    """Run ``agent`` (a name in ``agents.AGENTS``) on ``seeds`` episodes of a native vector env.
+
+    Every agent run with the same ``seed`` sees the same instances and reward noise (paired).
+    """
+    import torch
+
+    from agents import AGENTS
+
+    torch.set_num_threads(1)
+    vec = gym.make_vec(env_id, num_envs=seeds, **env_kwargs)
+    policy = AGENTS[agent].from_env(vec, seed=seed, **(agent_kwargs or {}))
+    start = time.perf_counter()
+    obs, _ = vec.reset(seed=seed)
+    policy.reset(seed=seed)
+    rounds = vec.unwrapped.model.num_rounds
+    regret = np.zeros((seeds, rounds))
+    for t in range(rounds):
+        action = policy.act(obs)
+        next_obs, _, _, _, info = vec.step(action)
+        policy.update(obs, action, info["rewards"])
+        obs = next_obs
+        regret[:, t] = info["regret"].sum(axis=1)
+    return Run(agent, np.cumsum(regret, axis=1), time.perf_counter() - start)
+
+
+def write_report(name: str, fig: Any, text: str) -> None:
+    """Save ``results/<name>.png`` and ``results/<name>.md`` (``text`` plus the figure) and print it."""
+    RESULTS.mkdir(exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    text = f"{text}\n\n![curves]({name}.png)\n"
+    (RESULTS / f"{name}.md").write_text(text)
+    print(text)
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def plot_curves(ax: Any, runs: list[Run], title: str, z: float = 1.96) -> None:
+    """Mean cumulative regret with a ``z`` confidence band per agent."""
+    for run in runs:
+        x = np.arange(1, run.curves.shape[1] + 1)
+        mean = run.curves.mean(0)
+        half = z * run.curves.std(0, ddof=1) / np.sqrt(len(run.curves))
+        ax.plot(x, mean, label=run.agent)
+        ax.fill_between(x, mean - half, mean + half, alpha=0.2)
+    ax.set_title(title)
+    ax.set_xlabel("round")
+    ax.set_ylabel("cumulative regret")
+    ax.legend()
