@@ -175,3 +175,194 @@ def test_lmm_oracle_prior_needs_nothing_else_and_marginal_without_instance():
     np.testing.assert_allclose(m[:, 0], -m[:, 1])
     phi = feature_map(np.array(0.2))
     np.testing.assert_allclose(c[0, 0], 0.25 * phi @ phi.T + 0.0025 * np.eye(3))
+
+
+# --------------------------------------------------------------------------- baselines
+
+torch = pytest.importorskip("torch")
+from scipy.stats import multivariate_normal  # noqa: E402
+
+from agents import AGENTS, MTTS, FlatTS, IndTS, OraclePriorTS  # noqa: E402
+from agents.posteriors.mixture import mixture_posterior  # noqa: E402
+
+
+def _play(agent, env, seed: int, rounds: int):
+    """Run ``rounds`` rounds of ``agent`` on ``env``; return the history [(obs, action, rewards)]."""
+    obs, _ = env.reset(seed=seed)
+    history = []
+    for _ in range(rounds):
+        action = agent.act(obs)
+        next_obs, _, _, _, info = env.step(action)
+        agent.update(obs, action, info["rewards"])
+        history.append((obs, action, info["rewards"]))
+        obs = next_obs
+    return history
+
+
+def _user_data(history, b: int, user: int):
+    """Arms pulled and rewards of ``user`` in replicate ``b`` of a batched history."""
+    arms, ys = [], []
+    for obs, action, rewards in history:
+        for slot in np.flatnonzero(obs["task"][b] == user):
+            arms.append(action[b, slot])
+            ys.append(rewards[b, slot])
+    return np.array(arms, dtype=int), np.array(ys)
+
+
+def _dense_mixture_posterior(w, m, c, arms, ys, noise_var):
+    """Brute force: per component dense conditioning on y = X mu + eps, weights by evidence."""
+    X = np.eye(3)[arms]
+    log_w, means, covs = [], [], []
+    for wc, mc, sc in zip(w, m, c, strict=True):
+        sy = X @ sc @ X.T + noise_var * np.eye(len(ys))
+        gain = sc @ X.T @ np.linalg.inv(sy)
+        means.append(mc + gain @ (ys - X @ mc))
+        covs.append(sc - gain @ X @ sc)
+        log_w.append(np.log(wc) + (multivariate_normal(X @ mc, sy).logpdf(ys) if len(ys) else 0.0))
+    log_w = np.array(log_w)
+    weights = np.exp(log_w - log_w.max())
+    return weights / weights.sum(), np.array(means), np.array(covs)
+
+
+@pytest.mark.parametrize("scenario", ["mixture", "partial_linear", "lmm_mixture"])
+def test_oracle_prior_posterior_equals_brute_force(scenario):
+    env = gym.make_vec(ENV_ID, num_envs=2, scenario=scenario, num_batches=2, batch_size=3, steps_per_user=4)
+    agent = OraclePriorTS.from_env(env, seed=0)
+    history = _play(agent, env, seed=5, rounds=6)  # batch 0 finished, batch 1 half-way
+    model, inst = env.unwrapped.model, env.unwrapped.instance
+    ids = torch.arange(6).expand(2, 6)
+    weights, means, covs, factors = (t.numpy() for t in agent.posterior(ids))
+    np.testing.assert_allclose(factors @ np.swapaxes(factors, -1, -2), covs, atol=1e-12)
+    prior = conditional_prior(model, inst, inst.x_obs)
+    for b in range(2):
+        for user in range(6):
+            arms, ys = _user_data(history, b, user)
+            assert len(ys) == (4 if user < 3 else 2)
+            w, m, c = _dense_mixture_posterior(*(p[b, user] for p in prior), arms, ys, model.sigma**2)
+            np.testing.assert_allclose(weights[b, user], w, atol=1e-9)
+            np.testing.assert_allclose(means[b, user], m, atol=1e-9)
+            np.testing.assert_allclose(covs[b, user], c, atol=1e-12)
+
+
+def test_mixture_posterior_with_singular_prior_and_no_data():
+    """No data -> the prior itself; a rank-one component stays rank one after conditioning."""
+    u = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    covs = torch.stack([torch.outer(u, u), 0.3 * torch.eye(3, dtype=torch.float64)])
+    means = torch.tensor([[0.0, 1.0, 2.0], [1.0, 0.0, -1.0]], dtype=torch.float64)
+    weights = torch.tensor([0.3, 0.7], dtype=torch.float64)
+    zero = torch.zeros(3, 3, dtype=torch.float64)
+    w, m, c, _ = mixture_posterior(weights, means, covs, zero, torch.zeros(3, dtype=torch.float64))
+    torch.testing.assert_close(w, weights)
+    torch.testing.assert_close(m, means)
+    torch.testing.assert_close(c, covs)
+    gram = torch.diag(torch.tensor([2.0, 0.0, 1.0], dtype=torch.float64))
+    _, _, c, _ = mixture_posterior(weights, means, covs, gram, torch.ones(3, dtype=torch.float64))
+    assert torch.linalg.matrix_rank(c[0], atol=1e-10) == 1
+
+
+def _dense_lmm_posterior(model, x_obs, history, b, users):
+    """Joint Gaussian of (theta, mu_users) conditioned on every observed reward (dense)."""
+    prior = model.mtts_prior
+    phi = feature_map(x_obs[users])  # (n, K, 2)
+    n, K = len(users), 3
+    lift = np.concatenate([np.eye(2), phi.reshape(-1, 2)], axis=0)  # (2 + nK, 2)
+    mean = lift @ prior.mu_theta
+    cov = lift @ prior.Sigma_theta @ lift.T
+    cov[2:, 2:] += np.kron(np.eye(n), prior.Sigma_delta)
+    rows, ys = [], []
+    for j, user in enumerate(users):
+        arms, y = _user_data(history, b, user)
+        for arm, value in zip(arms, y, strict=True):
+            h = np.zeros(2 + n * K)
+            h[2 + j * K + arm] = 1.0
+            rows.append(h)
+            ys.append(value)
+    H, ys = np.array(rows), np.array(ys)
+    gain = cov @ H.T @ np.linalg.inv(H @ cov @ H.T + model.sigma**2 * np.eye(len(ys)))
+    return mean + gain @ (ys - H @ mean), cov - gain @ H @ cov
+
+
+@pytest.mark.parametrize("scenario", ["lmm", "mixture"])
+def test_mtts_posterior_equals_dense_joint_gaussian(scenario):
+    env = gym.make_vec(ENV_ID, num_envs=2, scenario=scenario, num_batches=3, batch_size=3, steps_per_user=3)
+    agent = MTTS.from_env(env, seed=0)
+    history = _play(agent, env, seed=9, rounds=7)  # users 0..8 seen, the last batch once
+    model, inst = env.unwrapped.model, env.unwrapped.instance
+    users = np.arange(9)
+    hyper_mean, hyper_cov = (t.numpy() for t in agent.posterior.hyper_posterior())
+    marginal = agent.posterior.marginal_posterior(torch.arange(9).expand(2, 9))
+    unit_mean, unit_cov = (t.numpy() for t in marginal)
+    for b in range(2):
+        mean, cov = _dense_lmm_posterior(model, inst.x_obs[b], history, b, users)
+        np.testing.assert_allclose(hyper_mean[b], mean[:2], atol=1e-9)
+        np.testing.assert_allclose(hyper_cov[b], cov[:2, :2], atol=1e-11)
+        for j in users:
+            sl = slice(2 + 3 * j, 5 + 3 * j)
+            np.testing.assert_allclose(unit_mean[b, j], mean[sl], atol=1e-9)
+            np.testing.assert_allclose(unit_cov[b, j], cov[sl, sl], atol=1e-11)
+
+
+@pytest.mark.parametrize("cls", [IndTS, MTTS, OraclePriorTS])
+def test_batched_equals_loop(cls):
+    """B replicates in one agent == B single agents fed the same (obs, action, reward) streams."""
+    kwargs = {"scenario": "lmm_mixture", "num_batches": 2, "batch_size": 3, "steps_per_user": 3}
+    vec = gym.make_vec(ENV_ID, num_envs=3, **kwargs)
+    batched = cls.from_env(vec, seed=1)
+    history = _play(batched, vec, seed=40, rounds=5)
+    for b in range(3):
+        env = gym.make(ENV_ID, **kwargs)
+        env.reset(seed=40 + b)
+        single = cls.from_env(env, seed=1)
+        for obs, action, rewards in history:
+            single.update({k: v[b] for k, v in obs.items()}, action[b], rewards[b])
+        ids = torch.arange(6)[None]
+        if cls is OraclePriorTS:
+            single.act({k: v[b] for k, v in history[0][0].items()})  # loads the instance's prior
+            got, want = single.posterior(ids), batched.posterior(ids.expand(3, 6))
+        elif cls is IndTS:  # independent users: the conditional given the fixed prior mean
+            got = single.posterior.conditional(ids, single._origin)
+            want = batched.posterior.conditional(ids.expand(3, 6), batched._origin)
+        else:
+            got = single.posterior.marginal_posterior(ids)
+            want = batched.posterior.marginal_posterior(ids.expand(3, 6))
+        for x, y in zip(got, want, strict=True):
+            torch.testing.assert_close(x[0], y[b])
+
+
+def _regret(cls, scenario: str, seed: int, **kwargs) -> float:
+    env = gym.make_vec(ENV_ID, num_envs=4, scenario=scenario, **kwargs)
+    agent = cls.from_env(env, seed=seed)
+    obs, _ = env.reset(seed=seed)
+    total = 0.0
+    for _ in range(env.unwrapped.model.num_rounds):
+        action = agent.act(obs)
+        next_obs, _, _, _, info = env.step(action)
+        agent.update(obs, action, info["rewards"])
+        total += info["regret"].sum()
+        obs = next_obs
+    return total
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_paper_orderings_at_small_size(seed):
+    small = {"num_batches": 8}
+    assert _regret(OraclePriorTS, "mixture", seed, **small) < _regret(IndTS, "mixture", seed, **small)
+    assert _regret(MTTS, "lmm", seed, batch_size=20) < _regret(IndTS, "lmm", seed, batch_size=20)
+
+
+def test_registered_names_and_bad_inputs():
+    assert AGENTS["MTTS"] is MTTS and AGENTS["Ind-TS"] is IndTS and AGENTS["OraclePrior-TS"] is OraclePriorTS
+    assert OraclePriorTS.oracle and not MTTS.oracle and not IndTS.oracle
+    other = gym.make("HierGaussian-v0")
+    for cls in (IndTS, MTTS, OraclePriorTS):
+        with pytest.raises(ValueError, match="PartialContext"):
+            cls.from_env(other)
+    env = gym.make(ENV_ID)
+    with pytest.raises(ValueError, match="prior_std"):
+        IndTS.from_env(env, prior_std=0.0)
+    with pytest.raises(ValueError, match="revealed online"):
+        FlatTS.from_env(env)
+    agent = OraclePriorTS.from_env(env, num_envs=2)
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(ValueError, match="num_envs"):
+        agent.act({k: np.stack([v, v]) for k, v in obs.items()})
