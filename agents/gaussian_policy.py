@@ -276,9 +276,10 @@ class GaussianPolicy(TorchAgent):
         self.round = 0
 
     def _sync_mixing(self, obs: dict[str, torch.Tensor]) -> None:
-        """Give the posterior the ``A_u`` the observation reveals (see :meth:`UnitLayout.mixing`)."""
+        """Give the posterior the ``A_u`` the observation reveals (see :meth:`UnitLayout.mixing`);
+        priors without mixing (e.g. the ridge prior of LinTS) ignore it."""
         mixing = self.layout.mixing(obs)
-        if mixing is not None:
+        if mixing is not None and getattr(self.posterior, "mixing", None) is not None:
             self.posterior.set_mixing(self.layout.unit_ids(obs)[..., 0], mixing)
 
     def _act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -41,13 +41,19 @@ def _mixture_moments(weights, means, covs):
 # --------------------------------------------------------------------------- generative model
 
 
-@pytest.mark.parametrize("scenario", ["mixture", "partial_linear", "lmm", "lmm_mixture"])
-def test_mu_given_x_matches_conditional_prior(scenario):
-    """Across many episodes, ``mu - E[mu | x]`` has mean 0 and covariance ``E[Cov(mu | x)]``, and
-    its whitened version (by the conditional covariance, binned by x) has unit variance."""
-    model, inst = _instances(scenario, 3000, num_batches=2, batch_size=5)
+@pytest.mark.parametrize(
+    "scenario, per_user",
+    [("mixture", False), ("partial_linear", False), ("lmm", False), ("lmm_mixture", False),
+     ("lmm", True), ("lmm_mixture", True)],
+)
+def test_mu_given_x_matches_conditional_prior(scenario, per_user):
+    """Across many episodes, ``mu - E[mu | x]`` has mean 0 and covariance ``E[Cov(mu | x)]``, also
+    within bins of x (the prior is context-dependent). With per-user theta the oracle's prior is
+    this population marginal even given the instance."""
+    extra = {"theta_per_user": True} if per_user else {}
+    model, inst = _instances(scenario, 3000, num_batches=2, batch_size=5, **extra)
     x = inst.x_obs  # (E, n)
-    weights, means, covs = conditional_prior(model, None, x)
+    weights, means, covs = conditional_prior(model, inst if per_user else None, x)
     mean, cov = _mixture_moments(weights, means, covs)
     resid = (inst.mu - mean).reshape(-1, 3)
     np.testing.assert_allclose(resid.mean(0), 0.0, atol=0.03)
@@ -100,6 +106,18 @@ def test_lmm_theta_shared_and_delta(scenario):
     assert w.shape == (3000, 20, 1) and m.shape == (3000, 20, 1, 3) and c.shape == (3000, 20, 1, 3, 3)
     np.testing.assert_allclose(m[..., 0, :], inst.mu - delta, atol=1e-12)
     np.testing.assert_allclose(c, np.broadcast_to(0.05**2 * np.eye(3), c.shape))
+
+
+def test_theta_per_user_draws_one_theta_per_user():
+    model, inst = _instances("lmm_mixture", 500, num_batches=2, batch_size=5, theta_per_user=True)
+    assert inst.theta.shape == (500, 10, 2) and inst.components.shape == (500, 10)
+    centre = np.where(inst.components == 1, 1.0, -1.0)[..., None]
+    dev = (inst.theta - centre).reshape(-1, 2)
+    np.testing.assert_allclose(np.cov(dev.T), 0.25 * np.eye(2), atol=0.02)
+    assert abs(inst.components.mean() - 0.5) < 0.02
+    assert (inst.components.std(axis=1) > 0).mean() > 0.9  # the mode varies across users
+    delta = inst.mu - np.einsum("enkd,end->enk", feature_map(inst.x_obs), inst.theta)
+    assert delta.std() < 0.06
 
 
 def test_feature_map_is_the_lmm_design():
@@ -160,6 +178,8 @@ def test_paper_defaults_per_scenario():
         ({"num_batches": 2.5}, "num_batches"),
         ({"steps_per_user": -1}, "steps_per_user"),
         ({"sigma": 0.0}, "sigma"),
+        ({"theta_per_user": True}, "theta_per_user"),
+        ({"scenario": "lmm", "theta_per_user": 1}, "theta_per_user"),
     ],
 )
 def test_bad_kwargs_raise(kwargs, match):
@@ -348,6 +368,9 @@ def test_paper_orderings_at_small_size(seed):
     small = {"num_batches": 8}
     assert _regret(OraclePriorTS, "mixture", seed, **small) < _regret(IndTS, "mixture", seed, **small)
     assert _regret(MTTS, "lmm", seed, batch_size=20) < _regret(IndTS, "lmm", seed, batch_size=20)
+    # Fig. 2(d): with a bimodal population of thetas MTTS's single Gaussian theta does worse than Ind-TS
+    bimodal = {"theta_per_user": True, "num_batches": 10}
+    assert _regret(IndTS, "lmm_mixture", seed, **bimodal) < _regret(MTTS, "lmm_mixture", seed, **bimodal)
 
 
 def test_registered_names_and_bad_inputs():

@@ -64,6 +64,7 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
         {"scenario": "partial_linear", "num_batches": 4},
         {"scenario": "lmm", "batch_size": 8},
         {"scenario": "lmm_mixture", "num_batches": 3, "steps_per_user": 2},
+        {"scenario": "lmm_mixture", "theta_per_user": True, "num_batches": 2},
         {"scenario": "mixture", "num_batches": 6, "batch_size": 1, "steps_per_user": 3, "sigma": 0.5},
     ],
 }

@@ -56,6 +56,7 @@ THETA_MEAN, THETA_STD, DELTA_STD = 1.0, 0.5, 0.05
 
 # counter words of the instance stream
 _X_OBS, _COMPONENT, _MU_NOISE, _X_LATENT, _THETA_COMPONENT, _THETA = 0, 1, 2, 3, 4, 5
+_THETA_USER_COMPONENT, _THETA_USER = 6, 7
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -103,6 +104,7 @@ class PartialContextModel(BanditModel):
         scenario: one of :data:`SCENARIOS`.
         mtts_prior: the :class:`MTTSPrior` MTTS is given in every scenario (it is the true model
             only for ``"lmm"``).
+        theta_per_user: lmm scenarios: each user draws its own theta (else one per episode).
     """
 
     horizon: int
@@ -115,6 +117,7 @@ class PartialContextModel(BanditModel):
     sigma: float
     scenario: str
     mtts_prior: MTTSPrior = field(repr=False)
+    theta_per_user: bool = False
 
     def users_in_round(self, t: int) -> np.ndarray:
         """User ids ``(L,)`` acting in round ``t``: batch ``t // steps_per_user``, in slot order."""
@@ -131,9 +134,11 @@ class PartialContextInstance:
         contexts: ``(n, D)`` full user contexts: ``D = 4`` ``[x_o, x_c, x_d, 1]`` for
             ``"partial_linear"``, else ``D = 1`` (``x_obs`` is the whole context).
         components: ``(n,)`` int, the latent mixture component of each user (``"mixture"``: j - 1;
-            ``"partial_linear"``: x_d; lmm scenarios: 0).
+            ``"partial_linear"``: x_d; ``"lmm_mixture"`` with ``theta_per_user``: the user's theta
+            mode, 0 for -1 and 1 for +1; else 0).
         mu: ``(n, K)`` user mean rewards.
-        theta: ``(2,)`` population fixed effect (lmm scenarios; ``(0,)`` otherwise).
+        theta: ``(2,)`` population fixed effect (lmm scenarios; ``(n, 2)`` one per user with
+            ``theta_per_user``; ``(0,)`` otherwise).
         theta_component: int, the mode theta was drawn from (``"lmm_mixture"``: 0 for -1, 1 for +1;
             else 0).
     """
@@ -167,7 +172,9 @@ def conditional_prior(
     * ``"lmm"`` / ``"lmm_mixture"`` (App. C.3): with ``instance`` given, the oracle knows the
       population draw theta: one component ``N(Phi(x) theta, 0.05^2 I)``. With ``instance=None``,
       the marginal over theta: ``"lmm"`` one component ``N(Phi 1_2, 0.25 Phi Phi^T + 0.05^2 I)``,
-      ``"lmm_mixture"`` two equal-weight components with means ``-+Phi 1_2``.
+      ``"lmm_mixture"`` two equal-weight components with means ``-+Phi 1_2``. With
+      ``model.theta_per_user`` this marginal is the true population prior and ``instance`` is
+      ignored (knowing a user's own theta would be knowing its mu up to ``Sigma_delta``).
 
     Args:
         model: the public model (selects the scenario).
@@ -200,7 +207,7 @@ def conditional_prior(
         return weights, means, covs
     phi = feature_map(x)  # (..., K, 2)
     delta_cov = model.mtts_prior.Sigma_delta
-    if instance is not None:
+    if instance is not None and not model.theta_per_user:
         theta = np.asarray(instance.theta, dtype=np.float64)
         if theta.shape[-1:] != (2,):
             raise ValueError(f"instance.theta must end with dimension 2, got shape {theta.shape}")
@@ -259,16 +266,34 @@ class PartialContextSimulator(BanditSimulator):
             contexts = np.stack([x, x_c, components.astype(np.float64), np.ones_like(x)], axis=-1)
             mu = contexts @ PARTIAL_LINEAR_W.T
         else:
-            z_theta = rng.normal(key_u, rng.STREAM_INSTANCE, _THETA, np.arange(2)[None, :])  # (B, 2)
-            if m.scenario == "lmm_mixture":
-                theta_comp = (rng.uniform(keys, rng.STREAM_INSTANCE, _THETA_COMPONENT) < 0.5).astype(np.int64)
-                centre = np.where(theta_comp == 1, 1.0, -1.0)[:, None]
+            theta, comp = self._sample_theta(keys)  # (B, [n,] 2), (B, [n])
+            if m.theta_per_user:
+                components = comp
+                user_theta = theta
             else:
-                centre = np.full((B, 1), THETA_MEAN)
-            theta = centre + THETA_STD * z_theta
-            mu = np.einsum("bnkd,bd->bnk", feature_map(x), theta) + DELTA_STD * z_mu
+                theta_comp = comp
+                user_theta = theta[:, None, :]
+            mu = np.einsum("bnkd,bnd->bnk", feature_map(x), user_theta) + DELTA_STD * z_mu
             contexts = x[..., None]
         return PartialContextInstance(contexts, components, mu, theta, theta_comp)
+
+    def _sample_theta(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """theta ``(B, 2)`` (or ``(B, n, 2)`` per user) and its mixture mode ``(B,)`` (``(B, n)``)."""
+        m = self.model
+        per_user = m.theta_per_user
+        shape = (m.num_tasks,) if per_user else ()
+        key = keys.reshape((-1,) + (1,) * (len(shape) + 1))
+        word = _THETA_USER if per_user else _THETA
+        z = rng.normal(key, rng.STREAM_INSTANCE, word, *rng.indexed((*shape, 2)))  # (B, *shape, 2)
+        comp = np.zeros(z.shape[:-1], dtype=np.int64)
+        if m.scenario == "lmm_mixture":
+            word = _THETA_USER_COMPONENT if per_user else _THETA_COMPONENT
+            u = rng.uniform(key[..., 0], rng.STREAM_INSTANCE, word, *rng.indexed(shape))
+            comp = (u < 0.5).astype(np.int64)
+            centre = np.where(comp == 1, 1.0, -1.0)[..., None]
+        else:
+            centre = np.full(comp.shape + (1,), THETA_MEAN)
+        return centre + THETA_STD * z, comp
 
     def observe(
         self, keys: np.ndarray, instance: PartialContextInstance, state: Any, t: int
@@ -319,6 +344,12 @@ class PartialContextEnv(MultiTaskBanditEnv):
     * ``"lmm_mixture"`` (C.3, misspecified): as ``"lmm"`` but
       ``theta ~ 0.5 N(-1_2, 0.25 I) + 0.5 N(+1_2, 0.25 I)``. Default 20 batches x 5 users x 5 steps.
 
+    ``theta_per_user=True`` (lmm scenarios only) draws theta independently for every user instead
+    of once per episode. The paper does not say which it means for ``"lmm_mixture"``; a single
+    shared theta is learnt by MTTS from a few users whatever its prior, whereas the paper reports
+    linear regret for MTTS there, which per-user thetas (a bimodal population that MTTS's one
+    Gaussian theta cannot fit) reproduce. Default False (one theta per episode, as Wan et al.).
+
     Rewards ``r ~ N(mu_{i,a}, sigma^2)``, ``sigma = 0.1``. :func:`conditional_prior` returns the
     true ``P*(mu | x_obs)`` of each scenario as a Gaussian mixture (used by OraclePriorTS).
 
@@ -360,6 +391,7 @@ class PartialContextEnv(MultiTaskBanditEnv):
     * ``num_batches``, ``batch_size``, ``steps_per_user``: positive integers; ``None`` takes the
       scenario's paper default (see above).
     * ``sigma`` (0.1): reward noise standard deviation.
+    * ``theta_per_user`` (False): lmm scenarios only, see above.
 
     Invalid values raise ``ValueError`` naming the parameter and what is allowed.
 
@@ -395,6 +427,7 @@ class PartialContextEnv(MultiTaskBanditEnv):
         batch_size: int | None = None,
         steps_per_user: int | None = None,
         sigma: float = 0.1,
+        theta_per_user: bool = False,
         render_mode: str | None = None,
     ) -> None:
         model = make_partial_context_model(
@@ -403,6 +436,7 @@ class PartialContextEnv(MultiTaskBanditEnv):
             batch_size=batch_size,
             steps_per_user=steps_per_user,
             sigma=sigma,
+            theta_per_user=theta_per_user,
         )
         super().__init__(PartialContextSimulator(model), render_mode=render_mode)
 
@@ -423,6 +457,7 @@ def make_partial_context_model(
     batch_size: int | None,
     steps_per_user: int | None,
     sigma: float,
+    theta_per_user: bool = False,
 ) -> PartialContextModel:
     """Validate PartialContext arguments and build the public model (errors name the parameter)."""
     if not isinstance(scenario, str) or scenario not in SCENARIOS:
@@ -438,6 +473,10 @@ def make_partial_context_model(
         sizes.append(default if value is None else int(check_positive(name, value, integer=True)))
     nb, bs, spu = sizes
     check_positive("sigma", sigma)
+    if not isinstance(theta_per_user, (bool, np.bool_)):
+        raise ValueError(f"theta_per_user must be True or False, got {theta_per_user!r}")
+    if theta_per_user and scenario not in ("lmm", "lmm_mixture"):
+        raise ValueError(f"theta_per_user=True needs scenario 'lmm' or 'lmm_mixture', got {scenario!r}")
     K = NUM_ACTIONS
     prior = MTTSPrior(
         mu_theta=np.full(2, THETA_MEAN),
@@ -459,4 +498,5 @@ def make_partial_context_model(
         sigma=float(sigma),
         scenario=scenario,
         mtts_prior=prior,
+        theta_per_user=bool(theta_per_user),
     )
