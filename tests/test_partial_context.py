@@ -204,6 +204,7 @@ from scipy.stats import multivariate_normal  # noqa: E402
 
 from agents import AGENTS, MTTS, FlatTS, IndTS, OraclePriorTS  # noqa: E402
 from agents.posteriors.mixture import mixture_posterior  # noqa: E402
+from tests.conftest import requires_cuda  # noqa: E402
 
 
 def _play(agent, env, seed: int, rounds: int):
@@ -389,3 +390,36 @@ def test_registered_names_and_bad_inputs():
     obs, _ = env.reset(seed=0)
     with pytest.raises(ValueError, match="num_envs"):
         agent.act({k: np.stack([v, v]) for k, v in obs.items()})
+
+
+def _posteriors_after(scenario: str, device: str, dtype: str):
+    """OraclePrior-TS and MTTS posteriors after the same 6 rounds (fixed uniform actions)."""
+    env = gym.make_vec(ENV_ID, num_envs=2, scenario=scenario, num_batches=2, batch_size=3, steps_per_user=4)
+    oracle = OraclePriorTS.from_env(env, seed=0, device=device, dtype=dtype)
+    mtts = MTTS.from_env(env, seed=0, device=device, dtype=dtype)
+    obs, _ = env.reset(seed=3)
+    actions = np.random.default_rng(0).integers(3, size=(6, 2, 3))
+    for t in range(6):
+        oracle.act(obs)
+        mtts.act(obs)
+        next_obs, _, _, _, info = env.step(actions[t])
+        for agent in (oracle, mtts):
+            agent.update(obs, actions[t], info["rewards"])
+        obs = next_obs
+    ids = torch.arange(6, device=device).expand(2, 6)
+    out = [*oracle.posterior(ids)[:3], *mtts.posterior.marginal_posterior(ids)]
+    return [t.double().cpu() for t in out]
+
+
+@pytest.mark.parametrize("scenario", ["partial_linear", "lmm"])
+def test_float32_close_to_float64(scenario):
+    single, double = (_posteriors_after(scenario, "cpu", dtype) for dtype in ("float32", "float64"))
+    for x, y in zip(single, double, strict=True):
+        torch.testing.assert_close(x, y, atol=2e-3, rtol=2e-3)
+
+
+@requires_cuda
+def test_cuda_matches_cpu():
+    gpu, cpu = (_posteriors_after("mixture", device, "float64") for device in ("cuda", "cpu"))
+    for x, y in zip(gpu, cpu, strict=True):
+        torch.testing.assert_close(x, y)
