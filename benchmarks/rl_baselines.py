@@ -90,7 +90,8 @@ def report(runs: list[Run], seeds: int, models: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.rl_baselines", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.rl_baselines",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=100, help="evaluation seeds 0..N-1 (default 100)")
     parser.add_argument("--models", type=Path, default=BASELINE_DIR, help="directory of <algo>.zip models")
     args = parser.parse_args(argv)

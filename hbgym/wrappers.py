@@ -56,7 +56,8 @@ class SufficientStats:
 
     def __init__(self, model: Any, observation_space: spaces.Dict) -> None:
         if not isinstance(observation_space, spaces.Dict) or "task" not in observation_space.spaces:
-            raise ValueError(f"SufficientStats needs an hbgym Dict observation with 'task', got {observation_space}")
+            raise ValueError(
+                f"SufficientStats needs an hbgym Dict observation with 'task', got {observation_space}")
         self.model = model
         self.num_tasks = int(model.num_tasks)
         self.num_actions = int(model.num_actions)
@@ -102,7 +103,8 @@ class SufficientStats:
     def _tasks(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         tasks = np.asarray(obs["task"], dtype=np.int64)
         if tasks.shape != (self.batch, self.slots):
-            raise ValueError(f"obs['task'] must have shape {(self.batch, self.slots)} (B, L), got {tasks.shape}")
+            raise ValueError(
+                f"obs['task'] must have shape {(self.batch, self.slots)} (B, L), got {tasks.shape}")
         return tasks
 
     def observe(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -113,7 +115,8 @@ class SufficientStats:
             counts, sums = self.counts[rows, tasks], self.sums[rows, tasks]  # B x L x K
             slot = [counts / self.per_task, sums / np.maximum(counts, 1.0)]
             pooled_counts, pooled_sums = self.counts.sum(1), self.sums.sum(1)  # B x K
-            pooled = [pooled_counts / (self.num_rounds * self.slots), pooled_sums / np.maximum(pooled_counts, 1.0)]
+            pooled = [pooled_counts / (self.num_rounds * self.slots),
+                      pooled_sums / np.maximum(pooled_counts, 1.0)]
         else:
             n = self.counts[rows, tasks][..., None]  # B x L x 1
             scale = np.maximum(n, 1.0)
@@ -170,7 +173,9 @@ class SufficientStatsObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.observation_space = self.stats.space()
         self._last: dict[str, np.ndarray] | None = None
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
         obs, info = self.env.reset(seed=seed, options=options)
         self.stats.reset(1)
         self._last = _batched(obs)

@@ -150,7 +150,8 @@ class SB3Agent:
         batched = np.ndim(obs["task"]) == 2
         out = {key: np.asarray(value) if batched else np.asarray(value)[None] for key, value in obs.items()}
         if out["task"].shape[0] != self.num_envs:
-            raise ValueError(f"observation has B={out['task'].shape[0]} but the agent has num_envs={self.num_envs}")
+            raise ValueError(
+                f"observation has B={out['task'].shape[0]} but the agent has num_envs={self.num_envs}")
         return batched, out
 
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -285,13 +286,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="SB3 algorithm; 'all' trains the four baselines into leaderboards/baselines/")
     parser.add_argument("--env-id", default=BASELINE_ENV_ID, help=f"env id (default {BASELINE_ENV_ID})")
     parser.add_argument("--env-kwargs", type=json.loads, default=None,
-                        help=f"env kwargs as JSON (default for the baseline env: {json.dumps(BASELINE_ENV_KWARGS)})")
+                        help=f"env kwargs as JSON (baseline env default: {json.dumps(BASELINE_ENV_KWARGS)})")
     parser.add_argument("--timesteps", type=int, default=None,
                         help=f"training env steps (default per algo: {json.dumps(DEFAULT_TIMESTEPS)})")
     parser.add_argument("--seed", type=int, default=0,
                         help=f"training seed; training envs use seeds {TRAIN_SEED_OFFSET} + 1000 * seed + i")
     parser.add_argument("--out", default=None,
-                        help="output .zip (default leaderboards/baselines/<algo>.zip; a JSON sidecar is written beside)")
+                        help="output .zip (default leaderboards/baselines/<algo>.zip) and its JSON sidecar")
     parser.add_argument("--hyperparams", type=json.loads, default=None,
                         help="JSON overriding the default hyper-parameters, e.g. '{\"learning_rate\": 1e-3}'")
     parser.add_argument("--verbose", type=int, default=0, help="SB3 verbosity (0, 1, 2)")
