@@ -88,11 +88,12 @@ def report(runs: list[Run], seeds: int, models: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ref = {run.agent: run for run in runs}["HierTS"]
+    by_name = {run.agent: run for run in runs}
+    ref, uniform = by_name["HierTS"], by_name["Uniform"]
     rows = []
     for run in sorted(runs, key=lambda r: r.final.mean()):
         se = run.final.std(ddof=1) / np.sqrt(seeds)
-        diff = run.final - ref.final
+        diff, gain = run.final - ref.final, uniform.final - run.final
         trained = ""
         sidecar = models / f"{run.agent.split()[0].lower()}.json"
         if run.agent.split()[0] in ALGOS and sidecar.is_file():
@@ -100,9 +101,11 @@ def report(runs: list[Run], seeds: int, models: Path) -> None:
             trained = f"{info['total_timesteps']:,} steps, {info['train_seconds']:.0f} s"
         rows.append([run.agent, f"{run.final.mean():.2f} ± {se:.2f}",
                      f"{diff.mean():+.2f} ± {diff.std(ddof=1) / np.sqrt(seeds):.2f}",
-                     f"{np.mean(run.final < ref.final):.2f}", trained])
+                     f"{np.mean(run.final < ref.final):.2f}",
+                     f"{gain.mean():.2f} ± {gain.std(ddof=1) / np.sqrt(seeds):.2f}", trained])
     table = markdown_table(
-        ["agent", "final regret (mean ± s.e.)", "minus HierTS (paired)", "P(beats HierTS)", "training"], rows)
+        ["agent", "final regret (mean ± s.e.)", "minus HierTS (paired)", "P(beats HierTS)",
+         "Uniform minus agent (paired)", "training"], rows)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     shown = [run for run in runs if "(sampled)" not in run.agent or run.agent.startswith("PPO")]
     plot_curves(ax, shown, f"{BASELINE_ENV_ID} {json.dumps(BASELINE_ENV_KWARGS)}")
