@@ -37,7 +37,7 @@ class _CoCoAgent(TorchAgent):
         context_grid_size, context_range: context grid (10 points on ``[-1, 1]``).
         step_size: Langevin step ``eta`` (0.05).
         ess_threshold: ``tau`` (0.5).
-        num_mh_steps: Langevin-MH steps per rejuvenation (2; see :mod:`agents.posteriors.smc`).
+        num_mh_steps: Langevin-MH steps per rejuvenation (1; see :mod:`agents.posteriors.smc`).
         max_stages: tempering stages per round (5).
     """
 
@@ -57,7 +57,7 @@ class _CoCoAgent(TorchAgent):
         context_range: tuple[float, float] = (-1.0, 1.0),
         step_size: float = 0.05,
         ess_threshold: float = 0.5,
-        num_mh_steps: int = 2,
+        num_mh_steps: int = 1,
         max_stages: int = 5,
     ) -> None:
         self.hparams = {

@@ -34,7 +34,7 @@ with a Metropolis-Hastings correction (gradients by torch autograd). At most ``m
 stages per round; the last one forces ``beta = 1`` (and resamples when ``ESS < tau N``).
 Schedule choice (App. C.5 says "5 SMC rounds per new data point" and "resample every 5 SMC steps or
 ESS < N/2"; too costly for our speed target): one update per round of data, rejuvenation only after
-an ESS-triggered resampling, ``num_mh_steps`` MALA steps (default 2) per rejuvenation.
+an ESS-triggered resampling, ``num_mh_steps`` MALA steps (default 1) per rejuvenation.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ class GPDensitySMC:
         num_particles: int = 200,
         step_size: float = 0.05,
         ess_threshold: float = 0.5,
-        num_mh_steps: int = 2,
+        num_mh_steps: int = 1,
         max_stages: int = 5,
         chunk_size: int | None = None,
         generator: torch.Generator | None = None,
@@ -214,13 +214,22 @@ class GPDensitySMC:
         self.total_sq = torch.zeros_like(self.count)
         self.context = torch.zeros(B, self.num_tasks, **self._kw)
         self.has_data = torch.zeros(self.num_tasks, dtype=torch.bool, device=self._kw["device"])
-        self.probs = self._slice_probs(self.theta)
+        self._fill_probs()
         self.stats = {"rounds": 0, "stages": 0, "resampled": 0, "proposals": 0, "accepted": 0}
 
-    def _slice_probs(self, theta: torch.Tensor) -> torch.Tensor:
-        out = [self.kl.slice_log_probs(theta[:, i : i + self.chunk_size]).exp()
-               for i in range(0, theta.shape[1], self.chunk_size)]
-        return torch.cat(out, dim=1)
+    def _fill_probs(self, rows: torch.Tensor | None = None) -> None:
+        """Recompute the cached slice conditionals (in place, chunked) of replicates ``rows``."""
+        if rows is None:
+            self.probs = torch.empty(self.theta.shape[:2] + (self.kl.num_slices, self.kl.num_grid), **self._kw)
+            rows = torch.arange(self.num_envs, device=self.theta.device)
+        full = rows.numel() == self.num_envs
+        for i in range(0, self.num_particles, self.chunk_size):
+            th = self.theta[:, i : i + self.chunk_size] if full else self.theta[rows, i : i + self.chunk_size]
+            p = torch.softmax(self.kl.log_density(th), dim=-1)
+            if full:
+                self.probs[:, i : i + self.chunk_size] = p
+            else:
+                self.probs[rows, i : i + self.chunk_size] = p
 
     @property
     def weights(self) -> torch.Tensor:
@@ -300,10 +309,11 @@ class GPDensitySMC:
 
     def _tempered_update(self, users: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> None:
         B, N = self.log_weights.shape
-        lik_n, scale_n = self._scaled(new)
-        lik_p, scale_p = self._scaled(old)
+        L = users.shape[1]
+        lik, scale = self._scaled(torch.cat([new, old], 1))
         w_a = self.kl.context_weights(self.context.gather(1, users))
-        delta = (log_evidence(self.probs, lik_n, scale_n, w_a) - log_evidence(self.probs, lik_p, scale_p, w_a)).sum(-1)
+        ev = log_evidence(self.probs, lik, scale, torch.cat([w_a, w_a], 1))
+        delta = (ev[..., :L] - ev[..., L:]).sum(-1)
         beta = torch.zeros(B, **self._kw)
         target = self.ess_threshold * N
         data: dict[str, torch.Tensor] | None = None
@@ -327,16 +337,19 @@ class GPDensitySMC:
             idx = systematic_resample(self.log_weights[rows], self.generator)
             self.stats["resampled"] += int(rows.numel())
             self.theta[rows] = self.theta[rows].gather(1, idx[..., None].expand(-1, -1, self.theta.shape[-1]))
-            self.probs[rows] = self.probs[rows].gather(
-                1, idx[..., None, None].expand(-1, -1, *self.probs.shape[2:]))
             delta[rows] = delta[rows].gather(1, idx)
             self.log_weights[rows] = -math.log(N)
             if self.num_mh_steps > 0:
                 if data is None:
                     data = self._round_data(users, old, new)
                 sub = {k: v[rows] for k, v in data.items()}
-                theta, probs, d = self._rejuvenate(self.theta[rows], beta[rows], sub)
-                self.theta[rows], self.probs[rows], delta[rows] = theta, probs, d
+                theta, d = self._rejuvenate(self.theta[rows], beta[rows], sub)
+                self.theta[rows], delta[rows] = theta, d
+            else:
+                self.probs[rows] = self.probs[rows].gather(
+                    1, idx[..., None, None].expand(-1, -1, *self.probs.shape[2:]))
+                continue
+            self._fill_probs(rows)
 
     def _bisect(self, beta: torch.Tensor, delta: torch.Tensor, target: float, iters: int = 40) -> torch.Tensor:
         lo, hi = beta.clone(), torch.ones_like(beta)
@@ -350,37 +363,36 @@ class GPDensitySMC:
 
     def log_target(
         self, theta: torch.Tensor, beta: torch.Tensor, data: dict[str, torch.Tensor], grad: bool = True
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        """Tempered log-target ``log pi_beta(theta)`` ``(b, n)``, its gradient ``(b, n, M)``, the
-        increment ``D(theta)`` ``(b, n)`` and the slice conditionals ``(b, n, C, G^K)`` (detached),
-        evaluated in particle chunks of :attr:`chunk_size`."""
-        lps, grads, deltas, probs = [], [], [], []
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Tempered log-target ``log pi_beta(theta)`` ``(b, n)``, its gradient ``(b, n, M)`` (torch
+        autograd) and the increment ``D(theta)`` ``(b, n)``, evaluated in particle chunks of
+        :attr:`chunk_size`."""
+        lps, grads, deltas = [], [], []
         coef_new = data["new_mask"] * beta[:, None]
         coef = data["base_coef"] + coef_new + data["old_mask"] * (1 - beta)[:, None]
         for i in range(0, theta.shape[1], self.chunk_size):
             th = theta[:, i : i + self.chunk_size].detach().requires_grad_(grad)
             with torch.enable_grad():
-                p = self.kl.slice_log_probs(th).exp()
+                p = torch.softmax(self.kl.log_density(th), dim=-1)
                 ll = log_evidence(p, data["lik"], data["scale"], data["ctx"])
                 lp = -0.5 * (th * th).sum(-1) + (ll * coef[:, None, :]).sum(-1)
                 if grad:
                     grads.append(torch.autograd.grad(lp.sum(), th)[0])
             lps.append(lp.detach())
             deltas.append((ll.detach() * (data["new_mask"] - data["old_mask"])[:, None, :]).sum(-1))
-            probs.append(p.detach())
         g = torch.cat(grads, 1) if grad else None
-        return torch.cat(lps, 1), g, torch.cat(deltas, 1), torch.cat(probs, 1)
+        return torch.cat(lps, 1), g, torch.cat(deltas, 1)
 
     def _rejuvenate(
         self, theta: torch.Tensor, beta: torch.Tensor, data: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``num_mh_steps`` Langevin-MH (MALA) steps targeting ``pi_beta`` (B.7; Alg. 2 l. 25-28)."""
         eta = self.step_size
-        lp, g, d, probs = self.log_target(theta, beta, data)
+        lp, g, d = self.log_target(theta, beta, data)
         for _ in range(self.num_mh_steps):
             noise = torch.randn(theta.shape, generator=self.generator, **self._kw)
             prop = theta + 0.5 * eta * g + math.sqrt(eta) * noise
-            lp2, g2, d2, probs2 = self.log_target(prop, beta, data)
+            lp2, g2, d2 = self.log_target(prop, beta, data)
             fwd = -((prop - theta - 0.5 * eta * g) ** 2).sum(-1) / (2 * eta)
             bwd = -((theta - prop - 0.5 * eta * g2) ** 2).sum(-1) / (2 * eta)
             log_alpha = lp2 - lp + bwd - fwd
@@ -392,5 +404,4 @@ class GPDensitySMC:
             g = torch.where(acc[..., None], g2, g)
             lp = torch.where(acc, lp2, lp)
             d = torch.where(acc, d2, d)
-            probs = torch.where(acc[..., None, None], probs2, probs)
-        return theta, probs, d
+        return theta, d
