@@ -193,12 +193,18 @@ class GIDS(_CoCoAgent):
         sampled = self._sample_particles(L)
         logw = torch.log_softmax(self.smc.log_weights, -1)  # (B, N)
         h0 = -(logw.exp() * logw).sum(-1)  # (B,)
-        w_ctx = self.kl.context_weights(x_obs)  # (B, L, C)
         actions = torch.empty(B, L, dtype=torch.long, device=self.device)
         bidx = torch.arange(B, device=self.device)
+        lik, _ = self.smc._scaled(self.smc.user_log_likelihood(users))  # (B, L, G^K)
+        lo, t = self.kl.context_cells(x_obs)  # (B, L)
+        probs = self.smc.probs
         for slot in range(L):
-            cond = torch.einsum("bncg,bc->bng", self.smc.probs, w_ctx[:, slot])  # (B, N, G^K)
-            post = self.smc.user_posterior(cond[:, None], users[:, slot : slot + 1])[:, 0]  # (B, N, G^K)
+            # only the two context slices with non-zero interpolation weight
+            idx = torch.stack([lo[:, slot], lo[:, slot] + 1], -1)  # (B, 2)
+            pair = probs.gather(2, idx[:, None, :, None].expand(B, N, 2, probs.shape[-1]))
+            wt = torch.stack([1 - t[:, slot], t[:, slot]], -1)  # (B, 2)
+            post = (pair * wt[:, None, :, None]).sum(2) * lik[:, slot, None]  # (B, N, G^K) unnormalised
+            post = post / post.sum(-1, keepdim=True).clamp_min(torch.finfo(post.dtype).tiny)
             marg = torch.stack([post.reshape(B, N, *([G] * K)).sum(
                 dim=tuple(2 + j for j in range(K) if j != a)) for a in range(K)], dim=2)  # (B, N, K, G)
             pred = marg @ self.reward_lik  # (B, N, K, R)

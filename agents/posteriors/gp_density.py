@@ -204,14 +204,21 @@ class KroneckerKL:
         """``log pi_c(mu_g)`` ``(..., C, G^K)``: log-softmax of ``f`` over the mu-grid per slice."""
         return torch.log_softmax(self.log_density(theta), dim=-1)
 
-    def context_weights(self, x_obs: torch.Tensor) -> torch.Tensor:
-        """Linear-interpolation weights ``(..., C)`` of contexts ``x_obs`` ``(...)`` over the slices
-        (two non-zero entries summing to one; ``x_obs`` clamped to the context range)."""
+    def context_cells(self, x_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(lo, t)`` ``(...)``: ``x_obs`` lies between slices ``lo`` and ``lo + 1`` at fraction ``t``
+        (``x_obs`` clamped to the context range)."""
         grid = self.context_grid
         x = x_obs.to(grid.dtype).clamp(grid[0], grid[-1])
         pos = (x - grid[0]) / (grid[1] - grid[0])
         lo = pos.floor().long().clamp(0, grid.numel() - 2)
-        t = pos - lo.to(pos.dtype)
+        return lo, (pos - lo.to(pos.dtype)).clamp(0.0, 1.0)
+
+    def context_weights(self, x_obs: torch.Tensor) -> torch.Tensor:
+        """Linear-interpolation weights ``(..., C)`` of contexts ``x_obs`` ``(...)`` over the slices
+        (two non-zero entries summing to one; ``x_obs`` clamped to the context range)."""
+        grid = self.context_grid
+        lo, t = self.context_cells(x_obs)
+        x = x_obs
         w = torch.zeros(x.shape + (grid.numel(),), dtype=grid.dtype, device=grid.device)
         w.scatter_(-1, lo[..., None], (1 - t)[..., None])
         w.scatter_add_(-1, (lo + 1)[..., None], t[..., None])
