@@ -74,8 +74,9 @@ class _CoCoAgent(TorchAgent):
             raise ValueError(f"CoCo agents need a scalar observed context, got context_dim={m.context_dim}")
         self.kl = KroneckerKL(
             num_actions=m.num_actions, num_components=hp["num_components"], lengthscale=hp["lengthscale"],
-            mu_grid_size=hp["mu_grid_size"], mu_range=hp["mu_range"], context_grid_size=hp["context_grid_size"],
-            context_range=hp["context_range"], device=self.device, dtype=self.dtype,
+            mu_grid_size=hp["mu_grid_size"], mu_range=hp["mu_range"],
+            context_grid_size=hp["context_grid_size"], context_range=hp["context_range"],
+            device=self.device, dtype=self.dtype,
         )
         grid = self.kl.grid  # (G^K, K)
         best = grid.max(-1, keepdim=True).values
@@ -123,9 +124,10 @@ class NPMTS(_CoCoAgent):
     def _act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         users = obs["task"]
         B, L = users.shape
-        post = self.smc.user_posterior(self._user_conditionals(self._sample_particles(L), obs["context"][..., 0]), users)
-        p_best = post @ self.best_arm  # (B, L, K)
-        return torch.multinomial(p_best.reshape(B * L, -1).clamp_min(0), 1, generator=self.generator).reshape(B, L)
+        cond = self._user_conditionals(self._sample_particles(L), obs["context"][..., 0])
+        post = self.smc.user_posterior(cond, users)  # (B, L, G^K)
+        p_best = (post @ self.best_arm).reshape(B * L, -1).clamp_min(0)  # P(a* = k), (B L, K)
+        return torch.multinomial(p_best, 1, generator=self.generator).reshape(B, L)
 
 
 class GIDS(_CoCoAgent):

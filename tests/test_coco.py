@@ -107,12 +107,14 @@ def test_cell_integrated_likelihood_matches_quadrature():
     rewards = [torch.tensor([0.33, 0.41, 0.29]), torch.tensor([1.95]), torch.tensor([2.6, 2.7])]
     for r in rewards:
         r = r.double()
-        got = arm_log_likelihood(torch.tensor([float(len(r))]), r.sum()[None], (r * r).sum()[None], mu_grid, SIGMA)
+        n = torch.tensor([float(len(r))])
+        got = arm_log_likelihood(n, r.sum()[None], (r * r).sum()[None], mu_grid, SIGMA)
         for g in (0, 5, 11, 19):
             lo = -8.0 if g == 0 else float(mu_grid[g]) - h / 2
             hi = 8.0 if g == 19 else float(mu_grid[g]) + h / 2
             mu = torch.linspace(lo, hi, 200001, dtype=torch.float64)
-            lik = torch.exp(-((r[:, None] - mu) ** 2).sum(0) / (2 * SIGMA**2)) / (2 * math.pi * SIGMA**2) ** (len(r) / 2)
+            lik = torch.exp(-((r[:, None] - mu) ** 2).sum(0) / (2 * SIGMA**2))
+            lik = lik / (2 * math.pi * SIGMA**2) ** (len(r) / 2)
             ref = torch.trapezoid(lik, mu) / h
             if ref > 1e-200:
                 assert float(got[0, g]) == pytest.approx(math.log(float(ref)), rel=1e-6, abs=1e-6)
@@ -156,7 +158,8 @@ def test_systematic_resampling_is_unbiased_and_ess_in_range():
     se = means.std() / math.sqrt(reps)
     assert abs(float(means.mean() - w[0] @ values)) < 4 * float(se) + 1e-12
     # each particle is copied floor(N w) or ceil(N w) times
-    counts = torch.zeros(reps, 50, dtype=torch.float64).scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
+    ones = torch.ones_like(idx, dtype=torch.float64)
+    counts = torch.zeros(reps, 50, dtype=torch.float64).scatter_add_(1, idx, ones)
     assert (counts >= torch.floor(50 * w) - 1e-9).all() and (counts <= torch.ceil(50 * w) + 1e-9).all()
 
 
@@ -254,12 +257,13 @@ def test_batched_smc_equals_per_replicate():
 
 def test_smc_bad_inputs_raise():
     smc = _tiny_smc(8, seed=0)
+    x, a, r = torch.zeros(1, 2, dtype=torch.float64), torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 2)
     with pytest.raises(ValueError, match="distinct"):
-        smc.observe(torch.tensor([[1, 1]]), torch.zeros(1, 2, dtype=torch.float64), torch.zeros(1, 2, dtype=torch.long),
-                    torch.zeros(1, 2, dtype=torch.float64))
+        smc.observe(torch.tensor([[1, 1]]), x, a, r.double())
     with pytest.raises(ValueError, match="user ids"):
-        smc.observe(torch.tensor([[7]]), torch.zeros(1, 1, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.long),
-                    torch.zeros(1, 1, dtype=torch.float64))
+        smc.observe(torch.tensor([[7, 1]]), x, a, r.double())
+    with pytest.raises(ValueError, match="actions"):
+        smc.observe(torch.tensor([[0, 1]]), x, a + 2, r.double())
     with pytest.raises(ValueError, match="num_particles"):
         _tiny_smc(1, seed=0)
 
@@ -276,7 +280,8 @@ def _model(num_tasks: int = 10) -> SimpleNamespace:
 def test_ids_policy_matches_brute_force_simplex_search():
     agent = GIDS(_model(), seed=0, **SMALL)
     gen = torch.Generator().manual_seed(3)
-    grid = torch.stack(torch.meshgrid(*[torch.linspace(0, 1, 201, dtype=torch.float64)] * 2, indexing="ij"), -1)
+    axis = torch.linspace(0, 1, 201, dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1)
     simplex = torch.cat([grid, 1 - grid.sum(-1, keepdim=True)], -1).reshape(-1, 3)
     simplex = simplex[simplex[:, 2] >= -1e-12].clamp_min(0)
     for _ in range(5):

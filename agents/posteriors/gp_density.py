@@ -108,8 +108,9 @@ class KroneckerKL:
     ) -> None:
         for name, value in (("num_actions", num_actions), ("mu_grid_size", mu_grid_size),
                             ("context_grid_size", context_grid_size)):
-            if int(value) != value or value < (1 if name == "num_actions" else 2):
-                raise ValueError(f"{name}={value!r} must be an integer >= {1 if name == 'num_actions' else 2}")
+            least = 1 if name == "num_actions" else 2
+            if int(value) != value or value < least:
+                raise ValueError(f"{name}={value!r} must be an integer >= {least}")
         if not lengthscale > 0:
             raise ValueError(f"lengthscale={lengthscale!r} must be > 0")
         if not variance > 0:

@@ -89,7 +89,8 @@ def arm_log_likelihood(
     mean = total / n
     s = sigma / n.sqrt()
     ss = (total_sq - total * mean).clamp_min(0.0)
-    const = -(n - 1) / 2 * math.log(2 * math.pi * sigma**2) - 0.5 * n.log() - ss / (2 * sigma**2) - torch.log(h)
+    const = -(n - 1) / 2 * math.log(2 * math.pi * sigma**2) - 0.5 * n.log() - ss / (2 * sigma**2)
+    const = const - torch.log(h)
     z_lo = (lo - mean[..., None]) / s[..., None]
     z_hi = (hi - mean[..., None]) / s[..., None]
     out = log_ndtr_diff(z_lo, z_hi) + const[..., None]
@@ -197,7 +198,8 @@ class GPDensitySMC:
         self.num_mh_steps = int(num_mh_steps)
         self.max_stages = int(max_stages)
         grid_cells = kl.num_slices * kl.num_grid
-        self.chunk_size = int(chunk_size or max(1, min(self.num_particles, 2_000_000 // (num_envs * grid_cells) + 1)))
+        default_chunk = min(self.num_particles, 2_000_000 // (num_envs * grid_cells) + 1)
+        self.chunk_size = int(chunk_size or max(1, default_chunk))
         self.generator = generator
         self._kw = {"device": kl.mu_grid.device, "dtype": kl.mu_grid.dtype}
         self.reset()
@@ -220,7 +222,8 @@ class GPDensitySMC:
     def _fill_probs(self, rows: torch.Tensor | None = None) -> None:
         """Recompute the cached slice conditionals (in place, chunked) of replicates ``rows``."""
         if rows is None:
-            self.probs = torch.empty(self.theta.shape[:2] + (self.kl.num_slices, self.kl.num_grid), **self._kw)
+            shape = self.theta.shape[:2] + (self.kl.num_slices, self.kl.num_grid)
+            self.probs = torch.empty(shape, **self._kw)
             rows = torch.arange(self.num_envs, device=self.theta.device)
         full = rows.numel() == self.num_envs
         for i in range(0, self.num_particles, self.chunk_size):
@@ -262,7 +265,9 @@ class GPDensitySMC:
 
     # ------------------------------------------------------------------ SMC update
 
-    def observe(self, users: torch.Tensor, x_obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor) -> None:
+    def observe(
+        self, users: torch.Tensor, x_obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor
+    ) -> None:
         """One round of data: ``users, actions`` ``(B, L)`` int, ``x_obs, rewards`` ``(B, L)``.
 
         Users must be distinct within a row (one new reward per user per round).
@@ -273,6 +278,8 @@ class GPDensitySMC:
             raise ValueError("users must be distinct within each replicate's round")
         if bool((users < 0).any()) or bool((users >= self.num_tasks).any()):
             raise ValueError(f"user ids must be in [0, {self.num_tasks - 1}]")
+        if bool((actions < 0).any()) or bool((actions >= self.kl.num_actions).any()):
+            raise ValueError(f"actions must be in [0, {self.kl.num_actions - 1}]")
         old = self.user_log_likelihood(users)
         bidx = torch.arange(B, device=users.device)[:, None].expand(B, L)
         self.count[bidx, users, actions] += 1
@@ -283,7 +290,9 @@ class GPDensitySMC:
         self.has_data[users.reshape(-1)] = True
         self._tempered_update(users, old, new)
 
-    def _round_data(self, users: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _round_data(
+        self, users: torch.Tensor, old: torch.Tensor, new: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """Stacked likelihoods of all users with data (coefficient 1, acting ones excluded: they
         enter through ``new`` and ``old`` pseudo-users with coefficients ``beta`` and ``1 - beta``)."""
         B, L = users.shape
@@ -325,7 +334,8 @@ class GPDensitySMC:
             self.stats["stages"] += 1
             full = effective_sample_size(self.log_weights + (1 - beta)[:, None] * delta) >= target
             last = stage == self.max_stages - 1
-            nb = torch.where(full | torch.tensor(last), torch.ones_like(beta), self._bisect(beta, delta, target))
+            nb = torch.ones_like(beta) if last else torch.where(
+                full, torch.ones_like(beta), self._bisect(beta, delta, target))
             nb = torch.where(active, nb, beta)
             self.log_weights = self.log_weights + (nb - beta)[:, None] * delta
             self.log_weights = self.log_weights - torch.logsumexp(self.log_weights, -1, keepdim=True)
@@ -351,7 +361,9 @@ class GPDensitySMC:
                 continue
             self._fill_probs(rows)
 
-    def _bisect(self, beta: torch.Tensor, delta: torch.Tensor, target: float, iters: int = 40) -> torch.Tensor:
+    def _bisect(
+        self, beta: torch.Tensor, delta: torch.Tensor, target: float, iters: int = 40
+    ) -> torch.Tensor:
         lo, hi = beta.clone(), torch.ones_like(beta)
         for _ in range(iters):
             mid = (lo + hi) / 2
