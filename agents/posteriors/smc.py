@@ -340,7 +340,9 @@ class GPDensitySMC:
             self.log_weights = self.log_weights + (nb - beta)[:, None] * delta
             self.log_weights = self.log_weights - torch.logsumexp(self.log_weights, -1, keepdim=True)
             beta = nb
-            move = active & (effective_sample_size(self.log_weights) < target * (1 + 1e-6))
+            # resample + move after a bisected (ESS = tau N) stage, or when even beta = 1 left ESS < tau N
+            bisected = active & ~full if not last else torch.zeros_like(active)
+            move = bisected | (active & (effective_sample_size(self.log_weights) < target))
             if not bool(move.any()):
                 continue
             rows = move.nonzero().squeeze(-1)
