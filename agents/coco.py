@@ -130,6 +130,17 @@ class NPMTS(_CoCoAgent):
         return torch.multinomial(p_best, 1, generator=self.generator).reshape(B, L)
 
 
+def _arm_marginals(post: torch.Tensor, K: int, G: int) -> torch.Tensor:
+    """Per-arm marginals ``(B, N, K, G)`` of grid weights ``post`` ``(B, N, G^K)`` (two passes)."""
+    B, N = post.shape[:2]
+    margs, cur = [], post
+    for _ in range(K):
+        v = cur.reshape(B, N, -1, G)
+        margs.append(v.sum(2))  # marginal of the last remaining arm
+        cur = v.sum(-1)
+    return torch.stack(margs[::-1], dim=2)
+
+
 class GIDS(_CoCoAgent):
     """GIDS: global information-directed sampling over the particle weights (Sec. 3.4; App. B.10).
 
@@ -191,7 +202,7 @@ class GIDS(_CoCoAgent):
         users = obs["task"]
         x_obs = obs["context"][..., 0]
         B, L = users.shape
-        N, K, G = self.smc.num_particles, self.kl.num_actions, self.kl.mu_grid_size
+        K, G = self.kl.num_actions, self.kl.mu_grid_size
         sampled = self._sample_particles(L)
         logw = torch.log_softmax(self.smc.log_weights, -1)  # (B, N)
         h0 = -(logw.exp() * logw).sum(-1)  # (B,)
@@ -201,17 +212,17 @@ class GIDS(_CoCoAgent):
         lo, t = self.kl.context_cells(x_obs)  # (B, L)
         probs = self.smc.probs
         for slot in range(L):
-            # only the two context slices with non-zero interpolation weight
-            idx = torch.stack([lo[:, slot], lo[:, slot] + 1], -1)  # (B, 2)
-            pair = probs.gather(2, idx[:, None, :, None].expand(B, N, 2, probs.shape[-1]))
-            wt = torch.stack([1 - t[:, slot], t[:, slot]], -1)  # (B, 2)
-            post = (pair * wt[:, None, :, None]).sum(2) * lik[:, slot, None]  # (B, N, G^K) unnormalised
-            post = post / post.sum(-1, keepdim=True).clamp_min(torch.finfo(post.dtype).tiny)
-            marg = torch.stack([post.reshape(B, N, *([G] * K)).sum(
-                dim=tuple(2 + j for j in range(K) if j != a)) for a in range(K)], dim=2)  # (B, N, K, G)
+            # only the two context slices with non-zero interpolation weight (views, no gather copy)
+            c0, tt = lo[:, slot].tolist(), t[:, slot]
+            post = torch.stack(
+                [torch.lerp(probs[b, :, c0[b]], probs[b, :, c0[b] + 1], tt[b]) for b in range(B)])
+            post.mul_(lik[:, slot, None])  # (B, N, G^K) unnormalised user posterior of every particle
+            marg = _arm_marginals(post, K, G)  # (B, N, K, G), unnormalised
+            z = marg[:, :, 0].sum(-1, keepdim=True).clamp_min(torch.finfo(post.dtype).tiny)  # (B, N, 1)
+            marg = marg / z[..., None]
             pred = marg @ self.reward_lik  # (B, N, K, R)
             mine = sampled[:, slot]
-            regret = post[bidx, mine] @ self.gap  # (B, K)
+            regret = (post[bidx, mine] / z[bidx, mine]) @ self.gap  # (B, K)
             new_logw = logw[:, :, None, None] + torch.log(pred.clamp_min(torch.finfo(pred.dtype).tiny))
             new_logw = torch.log_softmax(new_logw, dim=1)
             h_new = -(new_logw.exp() * new_logw).sum(1)  # (B, K, R)
