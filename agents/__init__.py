@@ -48,3 +48,8 @@ from agents.coco_baselines import MTTS, IndTS, OraclePriorTS  # noqa: E402
 
 AGENTS.update({cls.name: cls for cls in (MTTS, IndTS, OraclePriorTS)})
 __all__ += ["IndTS", "MTTS", "OraclePriorTS"]
+
+from agents.coco import GIDS, NPMTS  # noqa: E402
+
+AGENTS.update({cls.name: cls for cls in (NPMTS, GIDS)})
+__all__ += ["GIDS", "NPMTS"]

@@ -14,3 +14,8 @@ __all__ += ["EBPrior", "UnitStatistics", "estimate_prior"]
 from agents.posteriors.mixture import mixture_posterior, sample_mixture  # noqa: E402
 
 __all__ += ["mixture_posterior", "sample_mixture"]
+
+from agents.posteriors.gp_density import KroneckerKL  # noqa: E402
+from agents.posteriors.smc import GPDensitySMC  # noqa: E402
+
+__all__ += ["GPDensitySMC", "KroneckerKL"]
