@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 from leaderboards.suites import SUITES, get_suite
 
 __all__ = ["main", "build_parser"]
+
+DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 
 SPEC_HELP = (
     "agent SPEC: a zoo name (e.g. HierTS), 'all' (every zoo agent of the suite), 'package.module:factory', "
@@ -59,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "resume), then LEADERBOARD.md and PNGs are written there and the table "
                                      "is printed.")
     _add_common(run, agent_required=False)
-    run.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel workers (default 1)")
+    run.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
+                     help=f"parallel workers (default: min(4, CPUs) = {DEFAULT_JOBS})")
     run.add_argument("--backend", default="local", choices=("local", "ray", "dask"),
                      help="local: joblib loky processes; ray / dask: joblib's Ray / Dask backends (a running "
                           "ray.init(address=...) or Dask client is used, else a local one is started)")
@@ -111,9 +115,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     specs = _expand(args.agent, suite.agents)
     out = Path(args.out or f"results/{suite.name}")
     start = time.perf_counter()
-    cells, _ = plan(suite, specs, device=args.device, log=None if args.quiet else _print)
     store = ResultStore(out)
     store.open(suite)
+    cells, _ = plan(suite, specs, device=args.device, log=None if args.quiet else _print)
     done = store.completed()
     _print(f"suite {suite.name} v{suite.version} ({suite.hash[:12]}): {len(cells)} cells, "
            f"{sum(c.id in done for c in cells)} already done, results in {out}")

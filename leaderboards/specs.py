@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResolvedAgent", "resolve", "zoo", "applicable"]
+__all__ = ["ResolvedAgent", "resolve", "zoo", "applicable", "spec_name"]
 
 
 def zoo() -> dict[str, type]:
@@ -91,6 +91,18 @@ def _spec_error(spec: str) -> ValueError:
     )
 
 
+def spec_name(spec: str) -> str:
+    """The leaderboard name of a spec, without importing anything (zoo name, factory name, sb3-ALGO-file)."""
+    if spec.startswith("sb3:"):
+        parts = spec.split(":", 2)
+        return f"sb3-{parts[1]}-{Path(parts[-1]).stem}" if len(parts) == 3 else spec
+    if ":" not in spec:
+        return spec
+    where, _, attr = spec.rpartition(":")
+    stem = Path(where).stem if where.endswith(".py") else where.rpartition(".")[2]
+    return f"{stem}.{attr}"
+
+
 def resolve(spec: str) -> ResolvedAgent:
     """Resolve one spec string (``all`` is expanded by the CLI, not here)."""
     table = zoo()
@@ -111,8 +123,7 @@ def resolve(spec: str) -> ResolvedAgent:
             ) from err
         if not Path(parts[2]).is_file():
             raise ValueError(f"{spec!r}: model file {parts[2]!r} does not exist")
-        name = f"sb3-{parts[1]}-{Path(parts[2]).stem}"
-        return ResolvedAgent(name, spec, "sb3", True, False, False, (parts[1], parts[2]))
+        return ResolvedAgent(spec_name(spec), spec, "sb3", True, False, False, (parts[1], parts[2]))
     if ":" not in spec:
         raise _spec_error(spec)
     where, _, attr = spec.rpartition(":")
@@ -132,8 +143,7 @@ def resolve(spec: str) -> ResolvedAgent:
     target = getattr(module, attr)
     if not callable(target):
         raise ValueError(f"agent spec {spec!r}: {attr!r} is not callable")
-    name = getattr(target, "agent_name", None) or attr
-    return ResolvedAgent(name, spec, "factory", bool(getattr(target, "batched", False)),
+    return ResolvedAgent(spec_name(spec), spec, "factory", bool(getattr(target, "batched", False)),
                          bool(getattr(target, "oracle", False)), bool(getattr(target, "offline", False)),
                          target)
 
