@@ -20,6 +20,7 @@ import os
 import platform
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -267,10 +268,6 @@ def run_cell(cell: Cell, catch: bool = True) -> dict[str, Any]:
 
     With ``catch=True`` an exception from the agent fails the cell (reason recorded) instead of the run.
     """
-    with contextlib.suppress(ImportError):
-        import torch
-
-        torch.set_num_threads(1)
     start = time.perf_counter()
     setting = Setting.from_spec(cell.setting)
     env_info = environment_info()
@@ -278,6 +275,8 @@ def run_cell(cell: Cell, catch: bool = True) -> dict[str, Any]:
     try:
         agent = resolve(cell.agent_spec)
         oracle = agent.oracle
+        if "torch" in sys.modules:  # one thread per cell: cells are the unit of parallelism
+            sys.modules["torch"].set_num_threads(1)
         if cell.kind == "offline":
             seed_rows = _offline_rows(agent, cell, setting)
         else:
