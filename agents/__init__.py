@@ -43,3 +43,8 @@ __all__ = [
 __all__ += ["FlatOPO", "HierOPO", "OfflinePolicy", "OracleOPO"]
 AGENTS.update({cls.name: cls for cls in (EbmTS, EbmUCB, DisjointLinTS, DisjointLinUCB, OLSBandit, RMBandit)})
 __all__ += ["DisjointLinTS", "DisjointLinUCB", "EbmTS", "EbmUCB", "OLSBandit", "RMBandit"]
+
+from agents.coco_baselines import MTTS, IndTS, OraclePriorTS  # noqa: E402
+
+AGENTS.update({cls.name: cls for cls in (MTTS, IndTS, OraclePriorTS)})
+__all__ += ["IndTS", "MTTS", "OraclePriorTS"]

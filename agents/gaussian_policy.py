@@ -58,6 +58,11 @@ class UnitLayout:
     def features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         return obs["features"]
 
+    def mixing(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """``A_u`` ``(B, L, d, D)`` of the acting units when it is revealed by the observation (units
+        met over time, e.g. MTTS users with design ``Phi_u``); None when the prior fixes it."""
+        return None
+
 
 class TaskUnits(UnitLayout):
     """Units are tasks: every action of slot ``l`` is scored with the parameter of task ``task[l]``."""
@@ -96,6 +101,8 @@ class GaussianHierarchy:
         layout: how observations map onto units.
         truth: maps the env's instance to the true hyper-parameter ``(..., D)`` (oracle agents).
         diagonal: True when the K-armed fast path applies (one-hot features, diagonal covariances).
+        online_mixing: True when ``A_u`` is revealed by observations (``layout.mixing``) and
+            ``mixing`` is only a placeholder until then.
     """
 
     num_units: int
@@ -107,6 +114,7 @@ class GaussianHierarchy:
     layout: UnitLayout
     truth: Callable[[Any], np.ndarray]
     diagonal: bool = False
+    online_mixing: bool = False
 
     @property
     def hyper_dim(self) -> int:
@@ -121,6 +129,9 @@ class GaussianHierarchy:
 
     def flattened(self) -> GaussianHierarchy:
         """The same marginal prior per unit with the hierarchy removed (the papers' "TS" baseline)."""
+        if self.online_mixing:
+            raise ValueError("this hierarchy's mixing matrices A_u are revealed online; it has no fixed "
+                             "marginal prior per unit to flatten")
         return replace(self, unit_cov=self.marginal_unit_cov(), diagonal=False)
 
 
@@ -264,7 +275,15 @@ class GaussianPolicy(TorchAgent):
         self.posterior.reset()
         self.round = 0
 
+    def _sync_mixing(self, obs: dict[str, torch.Tensor]) -> None:
+        """Give the posterior the ``A_u`` the observation reveals (see :meth:`UnitLayout.mixing`);
+        priors without mixing (e.g. the ridge prior of LinTS) ignore it."""
+        mixing = self.layout.mixing(obs)
+        if mixing is not None and getattr(self.posterior, "mixing", None) is not None:
+            self.posterior.set_mixing(self.layout.unit_ids(obs)[..., 0], mixing)
+
     def _act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        self._sync_mixing(obs)
         ids = self.layout.unit_ids(obs)
         return self._scores(ids, self.layout.features(obs)).argmax(-1)
 
@@ -286,6 +305,7 @@ class GaussianPolicy(TorchAgent):
         return chosen_ids, features.gather(2, index)[:, :, 0]
 
     def _update(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor) -> None:
+        self._sync_mixing(obs)
         chosen_ids, chosen_x = self._chosen(obs, action)
         self.posterior.update(chosen_ids, chosen_x, reward, noise_var=self.noise_var)
         self.round += 1

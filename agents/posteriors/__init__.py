@@ -10,3 +10,7 @@ __all__ = ["DiagonalHierarchicalGaussian", "HierarchicalGaussian", "NotPSDError"
 from agents.posteriors.empirical_bayes import EBPrior, UnitStatistics, estimate_prior  # noqa: E402
 
 __all__ += ["EBPrior", "UnitStatistics", "estimate_prior"]
+
+from agents.posteriors.mixture import mixture_posterior, sample_mixture  # noqa: E402
+
+__all__ += ["mixture_posterior", "sample_mixture"]

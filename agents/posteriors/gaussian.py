@@ -316,6 +316,31 @@ class HierarchicalGaussian(_UnitTables):
         self.moment[rows, ids] = moment.to(**self._like)
         self._refresh_units(ids)
 
+    def set_mixing(self, unit_ids: torch.Tensor, mixing: torch.Tensor) -> None:
+        """Set ``A_u`` ``(B, n, d, D)`` of units ``unit_ids`` ``(B, n)`` (units met over time, e.g.
+        MTTS users whose design ``Phi_u`` is known once they arrive).
+
+        Units that already have data move their share of the hyper-posterior sums from the old
+        ``A_u`` to the new one (``A^T P A``, ``A^T q``); nothing else depends on ``A_u``.
+        """
+        if self.mixing is None:
+            raise ValueError("set_mixing needs a posterior built with mixing matrices (A_u), got mixing=None")
+        ids = unit_ids.long()
+        if self.mixing.shape[:2] != (self.num_envs, self.num_units):
+            self.mixing = self.mixing.expand(self.num_envs, self.num_units, -1, -1).clone()
+        if self.learn_hyper:
+            first = _first_occurrence(ids).to(self.mixing.dtype)
+            precision = self._take(self._unit_precision, ids) * first[..., None, None]
+            eta = self._take(self._unit_eta, ids) * first[..., None]
+            old_prec, old_eta = self._lift(ids, precision, eta)
+        rows = torch.arange(self.num_envs, device=ids.device)[:, None].expand_as(ids)
+        self.mixing[rows, ids] = mixing.to(**self._like)
+        if self.learn_hyper:
+            new_prec, new_eta = self._lift(ids, precision, eta)
+            self._sum_precision += new_prec - old_prec
+            self._sum_eta += new_eta - old_eta
+        self._hyper_cache = None
+
     def set_prior(self, hyper_mean: Any = None, hyper_cov: Any = None, unit_cov: Any = None) -> None:
         """Change the prior (empirical Bayes) and recompute every unit's cache exactly."""
         if hyper_mean is not None or hyper_cov is not None:

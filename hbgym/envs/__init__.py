@@ -24,6 +24,7 @@ _ENVS: dict[str, tuple[str, dict[str, Any]]] = {
     "MovieLensMulti-v0": ("hbgym.envs.movielens_multi:MovieLensMulti", {}),
     "MovieLensEffects-v0": ("hbgym.envs.movielens_effects:MovieLensEffects", {}),
     "MNISTMulti-v0": ("hbgym.envs.mnist_multi:MNISTMulti", {}),
+    "PartialContext-v0": ("hbgym.envs.partial_context:PartialContext", {}),
 }
 
 #: id -> documented variants (kwargs) checked by the contract tests, besides the defaults
@@ -58,6 +59,13 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     "MNISTMulti-v0": [
         {"dataset": "synthetic", "num_tasks": 4, "horizon": 10, "tasks_per_round": 2, "num_prior_draws": 40},
         {"dataset": "digits", "digit": 3, "horizon": 10, "num_actions": 12},
+    ],
+    "PartialContext-v0": [
+        {"scenario": "partial_linear", "num_batches": 4},
+        {"scenario": "lmm", "batch_size": 8},
+        {"scenario": "lmm_mixture", "num_batches": 3, "steps_per_user": 2},
+        {"scenario": "lmm_mixture", "theta_per_user": True, "num_batches": 2},
+        {"scenario": "mixture", "num_batches": 6, "batch_size": 1, "steps_per_user": 3, "sigma": 0.5},
     ],
 }
 
