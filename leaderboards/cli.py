@@ -1,10 +1,10 @@
 """Command line: ``hbgym-leaderboard`` / ``python -m leaderboards``.
 
-    python -m leaderboards run --suite quick                     # the zoo on the quick suite, table + plots
-    python -m leaderboards run --agent HierTS --agent my.py:make_agent --suite standard --jobs 2
-    python -m leaderboards report results/quick
-    python -m leaderboards submit --agent examples/my_agent.py:make_agent --suite quick
-    python -m leaderboards list
+python -m leaderboards run --suite quick                     # the zoo on the quick suite, table + plots
+python -m leaderboards run --agent HierTS --agent my.py:make_agent --suite standard --jobs 2
+python -m leaderboards report results/quick
+python -m leaderboards submit --agent examples/my_agent.py:make_agent --suite quick
+python -m leaderboards list
 """
 
 from __future__ import annotations
@@ -30,18 +30,28 @@ SPEC_HELP = (
 def _expand(specs: list[str] | None, suite_agents: tuple[str, ...]) -> list[str]:
     out: list[str] = []
     for spec in specs or ["all"]:
-        for s in (suite_agents if spec == "all" else (spec,)):
+        for s in suite_agents if spec == "all" else (spec,):
             if s not in out:
                 out.append(s)
     return out
 
 
 def _add_common(p: argparse.ArgumentParser, agent_required: bool) -> None:
-    p.add_argument("--agent", action="append", required=agent_required, metavar="SPEC", help=SPEC_HELP
-                   + ("" if agent_required else " (default: all)"))
+    p.add_argument(
+        "--agent",
+        action="append",
+        required=agent_required,
+        metavar="SPEC",
+        help=SPEC_HELP + ("" if agent_required else " (default: all)"),
+    )
     p.add_argument("--suite", default="quick", help=f"suite name: {', '.join(SUITES)} (default: quick)")
-    p.add_argument("--seeds", type=int, default=None, metavar="N",
-                   help="override the suite's number of seeds (changes the suite hash)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="override the suite's number of seeds (changes the suite hash)",
+    )
     p.add_argument("--out", default=None, metavar="DIR", help="results directory (default: results/<suite>)")
     p.add_argument("--device", default="cpu", help="torch device of batched agents: cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -51,40 +61,59 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hbgym-leaderboard",
         description="Score agents on hbgym's versioned suites: normalised regret (uniform = 0, oracle = 1), "
-                    "IQM with bootstrap CIs, regret plots, resumable runs, sandboxed submissions.",
+        "IQM with bootstrap CIs, regret plots, resumable runs, sandboxed submissions.",
         epilog="Run `hbgym-leaderboard COMMAND --help` for each command's options.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run agents on a suite (resumes an interrupted run), then report",
-                         description="Run agents (plus the suite's uniform and oracle reference agents) on "
-                                     "a suite; results go to DIR (append-only; rerun the same command to "
-                                     "resume), then LEADERBOARD.md and PNGs are written there and the table "
-                                     "is printed.")
+    run = sub.add_parser(
+        "run",
+        help="run agents on a suite (resumes an interrupted run), then report",
+        description="Run agents (plus the suite's uniform and oracle reference agents) on "
+        "a suite; results go to DIR (append-only; rerun the same command to "
+        "resume), then LEADERBOARD.md and PNGs are written there and the table "
+        "is printed.",
+    )
     _add_common(run, agent_required=False)
-    run.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
-                     help=f"parallel workers (default: min(4, CPUs) = {DEFAULT_JOBS})")
-    run.add_argument("--backend", default="local", choices=("local", "ray", "dask"),
-                     help="local: joblib loky processes; ray / dask: joblib's Ray / Dask backends (a running "
-                          "ray.init(address=...) or Dask client is used, else a local one is started)")
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=DEFAULT_JOBS,
+        metavar="N",
+        help=f"parallel workers (default: min(4, CPUs) = {DEFAULT_JOBS})",
+    )
+    run.add_argument(
+        "--backend",
+        default="local",
+        choices=("local", "ray", "dask"),
+        help="local: joblib loky processes; ray / dask: joblib's Ray / Dask backends (a running "
+        "ray.init(address=...) or Dask client is used, else a local one is started)",
+    )
     run.add_argument("--no-report", action="store_true", help="only run; do not write the report")
 
-    rep = sub.add_parser("report", help="verify a results directory and write LEADERBOARD.md + PNGs",
-                         description="Verify DIR (checksums, suite hash) and write LEADERBOARD.md and one "
-                                     "PNG of regret curves per env setting; rejects tampered directories.")
+    rep = sub.add_parser(
+        "report",
+        help="verify a results directory and write LEADERBOARD.md + PNGs",
+        description="Verify DIR (checksums, suite hash) and write LEADERBOARD.md and one "
+        "PNG of regret curves per env setting; rejects tampered directories.",
+    )
     rep.add_argument("dir", metavar="DIR", help="results directory written by `run` or `submit`")
     rep.add_argument("--out", default=None, metavar="OUT", help="where to write the report (default: DIR)")
     rep.add_argument("--suite", default=None, help="also require that DIR was produced for this suite's hash")
 
-    sm = sub.add_parser("submit", help="run an untrusted agent in a sandbox (time and memory limits)",
-                        description="Run an untrusted agent on a suite, each cell in a separate process "
-                                    "with wall-time and memory limits; a crash, hang, invalid action/NaN or "
-                                    "limit marks that cell failed with the reason and the run continues. The "
-                                    "results directory is verified first (a tampered one is rejected).")
+    sm = sub.add_parser(
+        "submit",
+        help="run an untrusted agent in a sandbox (time and memory limits)",
+        description="Run an untrusted agent on a suite, each cell in a separate process "
+        "with wall-time and memory limits; a crash, hang, invalid action/NaN or "
+        "limit marks that cell failed with the reason and the run continues. The "
+        "results directory is verified first (a tampered one is rejected).",
+    )
     _add_common(sm, agent_required=True)
     sm.add_argument("--timeout", type=float, default=600.0, metavar="S", help="wall-time limit per cell (s)")
-    sm.add_argument("--memory", type=float, default=8.0, metavar="GiB",
-                    help="address-space limit per cell (GiB)")
+    sm.add_argument(
+        "--memory", type=float, default=8.0, metavar="GiB", help="address-space limit per cell (GiB)"
+    )
 
     sub.add_parser("list", help="list suites, settings and zoo agents", description="List suites and agents.")
 
@@ -119,8 +148,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     store.open(suite)
     cells, _ = plan(suite, specs, device=args.device, log=None if args.quiet else _print)
     done = store.completed()
-    _print(f"suite {suite.name} v{suite.version} ({suite.hash[:12]}): {len(cells)} cells, "
-           f"{sum(c.id in done for c in cells)} already done, results in {out}")
+    _print(
+        f"suite {suite.name} v{suite.version} ({suite.hash[:12]}): {len(cells)} cells, "
+        f"{sum(c.id in done for c in cells)} already done, results in {out}"
+    )
     new = execute(cells, store, jobs=args.jobs, backend=args.backend, progress=not args.quiet)
     failed = [r for r in new if r["status"] != "ok"]
     for r in failed:
@@ -129,7 +160,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     _, ranks = build_report(out, expected_hash=suite.hash)
     print(console_table(ranks))
-    print(f"\n{out / 'LEADERBOARD.md'} and one PNG per env written ({time.perf_counter() - start:.0f} s)")
+    print(
+        f"\n{out / 'LEADERBOARD.md'} (and regret PNGs for online suites) written "
+        f"({time.perf_counter() - start:.0f} s)"
+    )
     return 1 if failed else 0
 
 
@@ -153,15 +187,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     from leaderboards.specs import zoo
 
     for suite in SUITES.values():
-        print(f"suite {suite.name} v{suite.version} [{suite.kind}] hash {suite.hash[:12]}: "
-              f"{suite.num_seeds} seeds, {suite.description}")
+        print(
+            f"suite {suite.name} v{suite.version} [{suite.kind}] hash {suite.hash[:12]}: "
+            f"{suite.num_seeds} seeds, {suite.description}"
+        )
         for s in suite.settings:
-            print(f"    {s.key:32s} horizon={s.horizon:<5d} {dict(s.kwargs)} tags={list(s.tags)} "
-                  f"oracle={s.oracle}")
+            print(
+                f"    {s.key:32s} horizon={str(s.horizon):<5s} {dict(s.kwargs)} tags={list(s.tags)} "
+                f"oracle={s.oracle}"
+            )
     print("zoo agents:")
     for name, cls in zoo().items():
-        flags = [f for f, on in (("oracle", getattr(cls, "oracle", False)), ("offline", hasattr(cls, "fit")))
-                 if on]
+        flags = [
+            f for f, on in (("oracle", getattr(cls, "oracle", False)), ("offline", hasattr(cls, "fit"))) if on
+        ]
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         print(f"    {name:16s} {'(' + ', '.join(flags) + ')' if flags else '':20s} {doc[:90]}")
     print("other specs: package.module:factory, path/to/file.py:factory, sb3:ALGO:path/to/model.zip")

