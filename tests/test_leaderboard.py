@@ -344,3 +344,30 @@ def test_cli_errors_list_what_exists(capsys, tmp_path):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "suite quick" in out and "HierTS" in out
+
+
+def test_offline_suite_scores_learners(tmp_path):
+    suite = Suite(
+        name="tiny-offline",
+        version=1,
+        kind="offline",
+        num_seeds=2,
+        chunk=2,
+        settings=(
+            Setting(
+                "HierGaussian-v0", {"num_tasks": 3, "num_actions": 3, "dim": 2}, 30, ("HG",), oracle="optimal"
+            ),
+        ),
+    )
+    cells, skipped = plan(suite, ["HierOPO", "FlatOPO", "HierTS"])
+    assert {c.agent_name for c in cells} == {"HierOPO", "FlatOPO"}  # no online reference runs offline
+    assert [s[0] for s in skipped] == ["HierTS"]
+    store = ResultStore(tmp_path)
+    store.open(suite)
+    execute(cells, store, progress=False)
+    rows = store.rows()
+    assert all(r["status"] == "ok" and r["score"] <= 1.0 and r["uniform_suboptimality"] > 0 for r in rows)
+    for r in rows:  # score = 1 - suboptimality / uniform suboptimality (uniform 0, optimal 1)
+        assert r["score"] == pytest.approx(1 - r["final_regret"] / r["uniform_suboptimality"])
+    text, ranks = build_report(tmp_path)
+    assert {e["agent"] for e in ranks} == {"HierOPO", "FlatOPO"} and "suboptimality" in text
