@@ -111,9 +111,14 @@ def main(argv: list[str] | None = None) -> None:
             table,
             "```",
         ]
+    path = RESULTS / "leaderboard_speedup.md"
+    if path.exists():  # keep the sections of a part that was skipped this time
+        old = path.read_text().split("\n## ")
+        for skipped, title in ((args.skip_speedup, "Speed-up"), (args.skip_standard, "Full `standard`")):
+            text += ["", *(f"## {part.rstrip()}" for part in old[1:] if skipped and part.startswith(title))]
     out = "\n".join(text) + "\n"
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "leaderboard_speedup.md").write_text(out)
+    path.write_text(out)
     print(out)
 
 

@@ -53,6 +53,7 @@ def _plot(table: ScoreTable, records: list[dict[str, Any]], key: str, path: Path
                 curves.setdefault(r["agent"], []).append(np.asarray(r["cum_regret"]))
                 steps[r["agent"]] = np.asarray(r["steps"])
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)
     for agent in sorted(curves):
         y = np.stack(curves[agent])
         x = steps[agent]

@@ -61,6 +61,7 @@ class Cell:
     device: str = "cpu"
     dtype: str | None = None
     role: str = "agent"  # "agent" | "uniform" | "oracle" (reference agents of the suite)
+    cost: float = 0.0  # scheduling hint (rounds x observation size x seeds); not part of the results
 
     @property
     def id(self) -> str:
@@ -127,13 +128,15 @@ def plan(
             if setting.oracle != "optimal":
                 todo.append((resolve(setting.oracle), "oracle"))
         todo += [(r, "agent") for r in resolved if r.name not in {t.name for t, _ in todo}]
-        probe_env = None
-        if suite.kind == "online" and any(a.kind == "zoo" for a, _ in todo):
+        probe_env, cost = None, 0.0
+        if suite.kind == "online":
             import gymnasium as gym
 
             import hbgym  # noqa: F401
 
             probe_env = gym.make_vec(setting.env_id, num_envs=1, **setting.env_kwargs)
+            obs, _ = probe_env.reset(seed=0)
+            cost = probe_env.unwrapped.model.num_rounds * sum(np.asarray(v).size for v in obs.values())
         for agent, role in todo:
             if suite.kind == "offline" and not agent.offline:
                 skipped.append((agent.name, setting.key, "online agent; offline suite needs fit()"))
@@ -149,7 +152,7 @@ def plan(
             for start, n in suite.chunks:
                 cells.append(Cell(agent.spec, agent.name, setting.spec(), setting.key, setting.config_hash,
                                   start, n, suite.name, suite.hash, suite.kind, suite.log_points, device,
-                                  dtype, role))
+                                  dtype, role, cost * n))
         if probe_env is not None:
             probe_env.close()
     if log is not None:
@@ -387,7 +390,8 @@ def execute(
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     done = store.completed()
-    pending = [c for c in cells if c.id not in done]
+    # longest cells first (a stable sort: equal costs keep the plan's order), so workers finish together
+    pending = sorted((c for c in cells if c.id not in done), key=lambda c: -c.cost)
     ids = [c.id for c in pending]
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate cells in the plan")
