@@ -97,7 +97,10 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
         f"{len(suite.settings)} settings. "
         f"Score = {what}: uniform = 0, oracle = 1 (per env, from the reference agents stored with these "
         "results); aggregate = IQM over (seed, env) with a 95% percentile bootstrap CI over seeds "
-        "(scipy.stats.bootstrap, random_state=0). (oracle) marks agents that read the sampled truth.",
+        "(scipy.stats.bootstrap, random_state=0). (oracle) marks agents that read the sampled truth. "
+        "Agents are ranked over the envs they apply to (column envs): compare the per-family columns "
+        "for like-for-like comparisons. Scores above 1 beat the oracle reference (an oracle-prior "
+        "agent is Bayes-optimal only on average over instances, not per seed).",
         "",
         "| rank | agent | IQM score | 95% CI | " + " | ".join(families) + " | envs | failed cells |",
         "|---:|---|---:|---|" + "---:|" * len(families) + "---:|---:|",
