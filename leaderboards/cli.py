@@ -132,6 +132,12 @@ def _print(msg: str) -> None:
 
 
 def _suite(args: argparse.Namespace):
+    if getattr(args, "device", "cpu") != "cpu":
+        from agents.base import resolve_device
+
+        resolve_device(args.device)  # a clear error now rather than every cell failing
+    if args.seeds is not None and args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     return get_suite(args.suite).with_seeds(args.seeds)
 
 

@@ -371,3 +371,13 @@ def test_offline_suite_scores_learners(tmp_path):
         assert r["score"] == pytest.approx(1 - r["final_regret"] / r["uniform_suboptimality"])
     text, ranks = build_report(tmp_path)
     assert {e["agent"] for e in ranks} == {"HierOPO", "FlatOPO"} and "suboptimality" in text
+
+
+def test_cli_rejects_bad_device_and_seeds(capsys, tmp_path):
+    import torch
+
+    if not torch.cuda.is_available():
+        assert cli.main(["run", "--device", "cuda", "--out", str(tmp_path)]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err
+    assert cli.main(["run", "--seeds", "0", "--out", str(tmp_path)]) == 2
+    assert "--seeds must be >= 1" in capsys.readouterr().err
