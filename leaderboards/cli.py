@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train-rl":
         from leaderboards.rl import train_from_args
 
-        return int(train_from_args(args) or 0)
+        train_from_args(args)
+        return 0
     try:
         return handlers[args.command](args)
     except ValueError as err:  # bad input and tampered directories: one clear line, exit code 2
