@@ -138,6 +138,14 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
                      f"{s.oracle} | [{png}]({png}) |")
         if plots and suite.kind == "online":
             _plot(table, records, s.key, out / png, f"{s.env_id} {dict(s.kwargs)} n={s.horizon}")
+    seen_seeds: dict[tuple[str, str], set[int]] = {}
+    for r in rows:
+        seen_seeds.setdefault((r["agent"], r["setting"]), set()).add(int(r["seed"]))
+    incomplete = [f"{a} on {k}: {len(s)}/{suite.num_seeds} seeds" for (a, k), s in sorted(seen_seeds.items())
+                  if len(s) < suite.num_seeds]
+    if incomplete:
+        lines += ["", "## Incomplete (an interrupted run: rerun the same `run` command to resume)", ""]
+        lines += [f"- {line}" for line in incomplete]
     fails = [(a, f) for a, fs in table.failures.items() for f in fs]
     if fails:
         lines += ["", "## Failed cells", ""]

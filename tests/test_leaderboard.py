@@ -381,3 +381,12 @@ def test_cli_rejects_bad_device_and_seeds(capsys, tmp_path):
         assert "CUDA is not available" in capsys.readouterr().err
     assert cli.main(["run", "--seeds", "0", "--out", str(tmp_path)]) == 2
     assert "--seeds must be >= 1" in capsys.readouterr().err
+
+
+def test_report_lists_incomplete_cells(tmp_path):
+    cells, _ = plan(TINY, ["HierTS"])
+    store = ResultStore(tmp_path)
+    store.open(TINY)
+    execute(cells[:-1], store, progress=False)  # the last chunk never ran (killed run)
+    text, _ = build_report(tmp_path, plots=False)
+    assert "## Incomplete" in text and f"{cells[-1].agent_name} on {cells[-1].setting_key}: 2/4 seeds" in text
