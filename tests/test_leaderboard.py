@@ -390,3 +390,21 @@ def test_report_lists_incomplete_cells(tmp_path):
     execute(cells[:-1], store, progress=False)  # the last chunk never ran (killed run)
     text, _ = build_report(tmp_path, plots=False)
     assert "## Incomplete" in text and f"{cells[-1].agent_name} on {cells[-1].setting_key}: 2/4 seeds" in text
+
+
+def test_sb3_baseline_through_the_runner(tmp_path):
+    pytest.importorskip("stable_baselines3")
+    from leaderboards.suites import SB3_BASELINES
+
+    rl_setting = next(s for s in SUITES["quick"].settings if "rl" in s.tags)
+    suite = Suite("tiny-rl", 1, "online", (rl_setting, TINY.settings[0]), num_seeds=2, chunk=2, log_points=4)
+    cells, skipped = plan(suite, [SB3_BASELINES[0]])
+    assert {(c.agent_name, c.setting_key) for c in cells if c.role == "agent"} == {
+        ("sb3-PPO", rl_setting.key)
+    }
+    assert [(a, k) for a, k, _ in skipped] == [("sb3-PPO", TINY.settings[0].key)]
+    store = ResultStore(tmp_path)
+    store.open(suite)
+    execute(cells, store, progress=False)
+    rows = [r for r in store.rows() if r["agent"] == "sb3-PPO"]
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
