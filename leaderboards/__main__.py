@@ -1,0 +1,7 @@
+"""``python -m leaderboards`` = ``hbgym-leaderboard``."""
+
+import sys
+
+from leaderboards.cli import main
+
+sys.exit(main())

@@ -1,0 +1,233 @@
+"""Command line: ``hbgym-leaderboard`` / ``python -m leaderboards``.
+
+python -m leaderboards run --suite quick                     # the zoo on the quick suite, table + plots
+python -m leaderboards run --agent HierTS --agent my.py:make_agent --suite standard --jobs 2
+python -m leaderboards report results/quick
+python -m leaderboards submit --agent examples/my_agent.py:make_agent --suite quick
+python -m leaderboards list
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from leaderboards.suites import SUITES, get_suite
+
+__all__ = ["main", "build_parser"]
+
+DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
+
+SPEC_HELP = (
+    "agent SPEC: a zoo name (e.g. HierTS), 'all' (every zoo agent of the suite), 'package.module:factory', "
+    "'path/to/file.py:factory' or 'sb3:ALGO:path/to/model.zip'; repeat for several agents"
+)
+
+
+def _expand(specs: list[str] | None, suite_agents: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    for spec in specs or ["all"]:
+        for s in suite_agents if spec == "all" else (spec,):
+            if s not in out:
+                out.append(s)
+    return out
+
+
+def _add_common(p: argparse.ArgumentParser, agent_required: bool) -> None:
+    p.add_argument(
+        "--agent",
+        action="append",
+        required=agent_required,
+        metavar="SPEC",
+        help=SPEC_HELP + ("" if agent_required else " (default: all)"),
+    )
+    p.add_argument("--suite", default="quick", help=f"suite name: {', '.join(SUITES)} (default: quick)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="override the suite's number of seeds (changes the suite hash)",
+    )
+    p.add_argument("--out", default=None, metavar="DIR", help="results directory (default: results/<suite>)")
+    p.add_argument("--device", default="cpu", help="torch device of batched agents: cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hbgym-leaderboard",
+        description="Score agents on hbgym's versioned suites: normalised regret (uniform = 0, oracle = 1), "
+        "IQM with bootstrap CIs, regret plots, resumable runs, sandboxed submissions.",
+        epilog="Run `hbgym-leaderboard COMMAND --help` for each command's options.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run agents on a suite (resumes an interrupted run), then report",
+        description="Run agents (plus the suite's uniform and oracle reference agents) on "
+        "a suite; results go to DIR (append-only; rerun the same command to "
+        "resume), then LEADERBOARD.md and PNGs are written there and the table "
+        "is printed.",
+    )
+    _add_common(run, agent_required=False)
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=DEFAULT_JOBS,
+        metavar="N",
+        help=f"parallel workers (default: min(4, CPUs) = {DEFAULT_JOBS})",
+    )
+    run.add_argument(
+        "--backend",
+        default="local",
+        choices=("local", "ray", "dask"),
+        help="local: joblib loky processes; ray / dask: joblib's Ray / Dask backends (a running "
+        "ray.init(address=...) or Dask client is used, else a local one is started)",
+    )
+    run.add_argument("--no-report", action="store_true", help="only run; do not write the report")
+
+    rep = sub.add_parser(
+        "report",
+        help="verify a results directory and write LEADERBOARD.md + PNGs",
+        description="Verify DIR (checksums, suite hash) and write LEADERBOARD.md and one "
+        "PNG of regret curves per env setting; rejects tampered directories.",
+    )
+    rep.add_argument("dir", metavar="DIR", help="results directory written by `run` or `submit`")
+    rep.add_argument("--out", default=None, metavar="OUT", help="where to write the report (default: DIR)")
+    rep.add_argument("--suite", default=None, help="also require that DIR was produced for this suite's hash")
+
+    sm = sub.add_parser(
+        "submit",
+        help="run an untrusted agent in a sandbox (time and memory limits)",
+        description="Run an untrusted agent on a suite, each cell in a separate process "
+        "with wall-time and memory limits; a crash, hang, invalid action/NaN or "
+        "limit marks that cell failed with the reason and the run continues. The "
+        "results directory is verified first (a tampered one is rejected).",
+    )
+    _add_common(sm, agent_required=True)
+    sm.add_argument("--timeout", type=float, default=600.0, metavar="S", help="wall-time limit per cell (s)")
+    sm.add_argument(
+        "--memory", type=float, default=8.0, metavar="GiB", help="address-space limit per cell (GiB)"
+    )
+
+    sub.add_parser("list", help="list suites, settings and zoo agents", description="List suites and agents.")
+
+    try:
+        from leaderboards.rl import add_train_arguments
+    except ImportError:
+        add_train_arguments = None
+    if add_train_arguments is not None:
+        tr = sub.add_parser("train-rl", help="train an SB3 baseline on training seeds (see leaderboards.rl)")
+        add_train_arguments(tr)
+    return parser
+
+
+def _print(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _suite(args: argparse.Namespace):
+    if getattr(args, "device", "cpu") != "cpu":
+        from agents.base import resolve_device
+
+        resolve_device(args.device)  # a clear error now rather than every cell failing
+    if args.seeds is not None and args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    return get_suite(args.suite).with_seeds(args.seeds)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from leaderboards.report import build_report, console_table
+    from leaderboards.runner import execute, plan
+    from leaderboards.store import ResultStore
+
+    suite = _suite(args)
+    specs = _expand(args.agent, suite.agents)
+    out = Path(args.out or f"results/{suite.name}")
+    start = time.perf_counter()
+    store = ResultStore(out)
+    store.open(suite)
+    cells, _ = plan(suite, specs, device=args.device, log=None if args.quiet else _print)
+    done = store.completed()
+    _print(
+        f"suite {suite.name} v{suite.version} ({suite.hash[:12]}): {len(cells)} cells, "
+        f"{sum(c.id in done for c in cells)} already done, results in {out}"
+    )
+    new = execute(cells, store, jobs=args.jobs, backend=args.backend, progress=not args.quiet)
+    failed = [r for r in new if r["status"] != "ok"]
+    for r in failed:
+        _print(f"FAILED {r['cell']['id']}: {r['reason'][:300]}")
+    if args.no_report:
+        return 0
+    _, ranks = build_report(out, expected_hash=suite.hash)
+    print(console_table(ranks))
+    print(
+        f"\n{out / 'LEADERBOARD.md'} (and regret PNGs for online suites) written "
+        f"({time.perf_counter() - start:.0f} s)"
+    )
+    return 1 if failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from leaderboards.report import build_report, console_table
+
+    expected = get_suite(args.suite).hash if args.suite else None
+    _, ranks = build_report(args.dir, args.out, expected_hash=expected)
+    print(console_table(ranks))
+    print(f"\n{Path(args.out or args.dir) / 'LEADERBOARD.md'} written")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from leaderboards.submit import submit
+
+    return submit(args)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from leaderboards.specs import zoo
+
+    for suite in SUITES.values():
+        print(
+            f"suite {suite.name} v{suite.version} [{suite.kind}] hash {suite.hash[:12]}: "
+            f"{suite.num_seeds} seeds, {suite.description}"
+        )
+        for s in suite.settings:
+            print(
+                f"    {s.key:32s} horizon={str(s.horizon):<5s} {dict(s.kwargs)} tags={list(s.tags)} "
+                f"oracle={s.oracle}"
+            )
+    print("zoo agents:")
+    for name, cls in zoo().items():
+        flags = [
+            f for f, on in (("oracle", getattr(cls, "oracle", False)), ("offline", hasattr(cls, "fit"))) if on
+        ]
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print(f"    {name:16s} {'(' + ', '.join(flags) + ')' if flags else '':20s} {doc[:90]}")
+    print("other specs: package.module:factory, path/to/file.py:factory, sb3:ALGO:path/to/model.zip")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"run": cmd_run, "report": cmd_report, "submit": cmd_submit, "list": cmd_list}
+    if args.command == "train-rl":
+        from leaderboards.rl import train_from_args
+
+        train_from_args(args)
+        return 0
+    try:
+        return handlers[args.command](args)
+    except ValueError as err:  # bad input and tampered directories: one clear line, exit code 2
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

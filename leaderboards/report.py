@@ -1,0 +1,174 @@
+"""``LEADERBOARD.md`` and one PNG of regret curves per env setting, from a verified results directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from leaderboards.scoring import ScoreTable, iqm, iqm_ci, probability_of_improvement, score_rows
+from leaderboards.store import ResultStore
+from leaderboards.suites import Suite
+
+__all__ = ["build_report", "ranking", "setting_dicts"]
+
+
+def setting_dicts(suite: Suite) -> list[dict[str, Any]]:
+    return [{**s.spec(), "key": s.key} for s in suite.settings]
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    return "-" if not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def ranking(table: ScoreTable, families: list[str]) -> list[dict[str, Any]]:
+    """One entry per agent (sorted by IQM, best first): score, CI, per-family IQM, envs played."""
+    out = []
+    for agent in table.scores:
+        played = table.columns(agent)
+        point, lo, hi = iqm_ci(played) if played.size else (np.nan, np.nan, np.nan)
+        out.append({
+            "agent": agent, "oracle": table.oracle.get(agent, False), "iqm": point, "low": lo, "high": hi,
+            "families": {f: iqm(table.columns(agent, f)) for f in families},
+            "envs": int(played.shape[1]) if played.size else 0,
+            "failed": len(table.failures.get(agent, [])),
+        })
+    out.sort(key=lambda e: (-np.nan_to_num(e["iqm"], nan=-np.inf), e["agent"]))
+    return out
+
+
+def _plot(table: ScoreTable, records: list[dict[str, Any]], key: str, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: dict[str, list[np.ndarray]] = {}
+    steps: dict[str, np.ndarray] = {}
+    for rec in records:
+        for r in rec["rows"]:
+            if r["setting"] == key and r.get("status") == "ok":
+                curves.setdefault(r["agent"], []).append(np.asarray(r["cum_regret"]))
+                steps[r["agent"]] = np.asarray(r["steps"])
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)
+    for agent in sorted(curves):
+        y = np.stack(curves[agent])
+        x = steps[agent]
+        mean = y.mean(0)
+        half = 1.96 * y.std(0, ddof=1) / np.sqrt(len(y)) if len(y) > 1 else np.zeros_like(mean)
+        line, = ax.plot(x, mean, label=agent, marker="." if len(x) < 3 else None)
+        ax.fill_between(x, mean - half, mean + half, alpha=0.2, color=line.get_color())
+    ax.set_xlabel("round")
+    ax.set_ylabel("cumulative regret (mean, 95% CI)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
+                 expected_hash: str | None = None, plots: bool = True) -> tuple[str, list[dict[str, Any]]]:
+    """Verify ``results_dir``, write ``LEADERBOARD.md`` and the PNGs to ``out_dir`` (default: the same).
+
+    Returns:
+        ``(markdown, ranking)``.
+
+    Raises:
+        TamperedResultsError: if the directory fails :meth:`ResultStore.verify`.
+    """
+    store = ResultStore(results_dir)
+    suite = store.verify(expected_hash)
+    out = Path(out_dir or results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    records = store.records()
+    rows = [r for rec in records for r in rec["rows"]]
+    table = score_rows(rows, setting_dicts(suite))
+    families = list(dict.fromkeys(s.family for s in suite.settings))
+    ranks = ranking(table, families)
+    what = "normalised suboptimality" if suite.kind == "offline" else "normalised regret"
+    lines = [
+        f"# Leaderboard: suite `{suite.name}` v{suite.version}",
+        "",
+        f"Suite hash `{suite.hash[:16]}`, {suite.num_seeds} seeds per setting, "
+        f"{len(suite.settings)} settings. "
+        f"Score = {what}: uniform = 0, oracle = 1 (per env, from the reference agents stored with these "
+        "results); aggregate = IQM over (seed, env) with a 95% percentile bootstrap CI over seeds "
+        "(scipy.stats.bootstrap, random_state=0). (oracle) marks agents that read the sampled truth. "
+        "Agents are ranked over the envs they apply to (column envs): compare the per-family columns "
+        "for like-for-like comparisons. Scores above 1 beat the oracle reference (an oracle-prior "
+        "agent is Bayes-optimal only on average over instances, not per seed).",
+        "",
+        "| rank | agent | IQM score | 95% CI | " + " | ".join(families) + " | envs | failed cells |",
+        "|---:|---|---:|---|" + "---:|" * len(families) + "---:|---:|",
+    ]
+    for i, e in enumerate(ranks, 1):
+        name = e["agent"] + (" (oracle)" if e["oracle"] else "")
+        fam = " | ".join(_fmt(e["families"][f]) for f in families)
+        lines.append(f"| {i} | {name} | {_fmt(e['iqm'])} | [{_fmt(e['low'])}, {_fmt(e['high'])}] | {fam} | "
+                     f"{e['envs']} | {e['failed']} |")
+    top = [e["agent"] for e in ranks if np.isfinite(e["iqm"]) and not e["oracle"]][:5]
+    if len(top) > 1:
+        lines += ["", "Probability of improvement P(row > column) on paired seeds (non-oracle top 5):", "",
+                  "| | " + " | ".join(top) + " |", "|---|" + "---:|" * len(top)]
+        for a in top:
+            cells = [("-" if a == b else _fmt(probability_of_improvement(table.scores[a], table.scores[b])))
+                     for b in top]
+            lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    extra = " (suboptimality)" if suite.kind == "offline" else ""
+    lines += ["", "## Per env: mean final regret" + extra, ""]
+    agents = [e["agent"] for e in ranks]
+    lines += ["| setting | " + " | ".join(agents) + " |", "|---|" + "---:|" * len(agents)]
+    for j, s in enumerate(suite.settings):
+        vals = []
+        for a in agents:
+            col = table.final[a][:, j]
+            col = col[np.isfinite(col)]
+            vals.append("-" if col.size == 0 else f"{col.mean():.3g}")
+        lines.append(f"| {s.key} | " + " | ".join(vals) + " |")
+    lines += ["", "## Settings", "",
+              "| setting | env id | kwargs | horizon | tags | oracle reference | plot |",
+              "|---|---|---|---:|---|---|---|"]
+    for s in suite.settings:
+        png = f"{s.key}.png"
+        lines.append(f"| {s.key} | {s.env_id} | `{dict(s.kwargs)}` | {s.horizon} | {', '.join(s.tags)} | "
+                     f"{s.oracle} | [{png}]({png}) |")
+        if plots and suite.kind == "online":
+            _plot(table, records, s.key, out / png, f"{s.env_id} {dict(s.kwargs)} n={s.horizon}")
+    seen_seeds: dict[tuple[str, str], set[int]] = {}
+    for r in rows:
+        seen_seeds.setdefault((r["agent"], r["setting"]), set()).add(int(r["seed"]))
+    incomplete = [f"{a} on {k}: {len(s)}/{suite.num_seeds} seeds" for (a, k), s in sorted(seen_seeds.items())
+                  if len(s) < suite.num_seeds]
+    if incomplete:
+        lines += ["", "## Incomplete (an interrupted run: rerun the same `run` command to resume)", ""]
+        lines += [f"- {line}" for line in incomplete]
+    fails = [(a, f) for a, fs in table.failures.items() for f in fs]
+    if fails:
+        lines += ["", "## Failed cells", ""]
+        seen = set()
+        for a, f in fails:
+            reason = f.split(": ", 1)[-1]
+            if (a, reason) not in seen:
+                seen.add((a, reason))
+                lines.append(f"- {a}: {f[:300]}")
+    rows_meta = rows[0] if rows else {}
+    lines += ["", f"Produced with git commit `{rows_meta.get('git_commit')}`, versions "
+              f"`{rows_meta.get('versions')}`, device {rows_meta.get('device')}, "
+              f"dtype {rows_meta.get('dtype')}."]
+    text = "\n".join(lines) + "\n"
+    (out / "LEADERBOARD.md").write_text(text)
+    return text, ranks
+
+
+def console_table(ranks: list[dict[str, Any]], limit: int | None = None) -> str:
+    """The ranking as a fixed-width table for the terminal."""
+    lines = [f"{'rank':>4}  {'agent':24s} {'IQM score':>9}  {'95% CI':>16}  envs"]
+    for i, e in enumerate(ranks[:limit], 1):
+        name = e["agent"] + (" (oracle)" if e["oracle"] else "")
+        ci = f"[{_fmt(e['low'])}, {_fmt(e['high'])}]"
+        lines.append(f"{i:4d}  {name:24s} {_fmt(e['iqm']):>9}  {ci:>16}  {e['envs']:>4}")
+    return "\n".join(lines)

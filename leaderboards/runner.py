@@ -1,0 +1,417 @@
+"""The runner: cells = (agent, env setting, seed chunk), run locally, on Ray or on Dask.
+
+A batched agent (the zoo, SB3 models, factories marked ``batched = True``) runs a whole seed chunk
+in one process on ``gym.make_vec(env_id, num_envs=B)`` reset with the chunk's first seed (slot ``i``
+is the single env reset with seed ``s + i``); a third-party agent loops over single envs, one per seed.
+Both see exactly the same instances and reward noise per seed (common random numbers). The runner
+strips ``info`` (agents see observations and their own per-slot rewards only) and checks every action:
+shape ``(L,)`` / ``(B, L)``, integer, finite, in ``[0, K)``; anything else fails the cell.
+
+Cells are scheduled through joblib: ``loky`` processes by default (``--jobs``), or joblib's ``ray`` /
+``dask`` backends, so ``ray.init(address=...)`` or a Dask ``Client(scheduler)`` made before
+:func:`execute` scales the same code out. Completed cells stream back to the parent, which is the only
+writer of the store (one atomic file per cell), so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from leaderboards.specs import ResolvedAgent, applicable, resolve
+from leaderboards.store import ResultStore
+from leaderboards.suites import Setting, Suite
+
+__all__ = ["Cell", "InvalidAgentOutput", "plan", "run_cell", "execute", "log_steps", "environment_info"]
+
+BACKENDS = ("local", "ray", "dask")
+
+
+class InvalidAgentOutput(ValueError):
+    """An agent returned an action the env cannot take (wrong shape, type, range, NaN)."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: ``agent`` on ``setting`` for seeds ``seed_start .. seed_start + num_seeds - 1``."""
+
+    agent_spec: str
+    agent_name: str
+    setting: dict[str, Any]  # Setting.spec()
+    setting_key: str
+    config_hash: str
+    seed_start: int
+    num_seeds: int
+    suite_name: str
+    suite_hash: str
+    kind: str
+    log_points: int
+    device: str = "cpu"
+    dtype: str | None = None
+    role: str = "agent"  # "agent" | "uniform" | "oracle" (reference agents of the suite)
+    cost: float = 0.0  # scheduling hint (rounds x observation size x seeds); not part of the results
+
+    @property
+    def id(self) -> str:
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.agent_name)
+        return f"{slug}__{self.setting_key}__s{self.seed_start}"
+
+
+def log_steps(num_rounds: int, points: int) -> np.ndarray:
+    """Log-spaced rounds ``1 .. num_rounds`` (1-based, unique, always ending at ``num_rounds``)."""
+    steps = np.unique(np.round(np.geomspace(1, num_rounds, max(points, 2))).astype(np.int64))
+    return steps
+
+
+@lru_cache(maxsize=1)
+def _git_commit() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment_info() -> dict[str, Any]:
+    """Package versions, Python, platform and git commit recorded with every row."""
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for pkg in ("hbgym", "numpy", "torch", "gymnasium", "scipy", "stable-baselines3"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[pkg] = metadata.version(pkg)
+    return {"versions": versions, "git_commit": _git_commit(), "host": platform.node()}
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def plan(
+    suite: Suite,
+    agent_specs: Iterable[str],
+    device: str = "cpu",
+    dtype: str | None = None,
+    with_references: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> tuple[list[Cell], list[tuple[str, str, str]]]:
+    """The cells of ``agent_specs`` on ``suite`` (plus the suite's reference agents).
+
+    Returns:
+        ``(cells, skipped)``; ``skipped`` lists ``(agent, setting key, reason)`` for zoo agents that
+        do not apply to a setting (their ``from_env`` or first ``act`` raised ``ValueError``).
+    """
+    resolved = [resolve(s) for s in agent_specs]
+    names = [r.name for r in resolved]
+    if len(set(names)) != len(names):
+        raise ValueError(f"agent names must be unique, got {names}")
+    cells: list[Cell] = []
+    skipped: list[tuple[str, str, str]] = []
+    suite.validate()
+    for setting in suite.settings:
+        todo: list[tuple[ResolvedAgent, str]] = []
+        if with_references and suite.kind == "online":
+            todo.append((resolve(setting.uniform), "uniform"))
+            if setting.oracle != "optimal":
+                todo.append((resolve(setting.oracle), "oracle"))
+        todo += [(r, "agent") for r in resolved if r.name not in {t.name for t, _ in todo}]
+        probe_env, cost = None, 0.0
+        if suite.kind == "online":
+            import gymnasium as gym
+
+            import hbgym  # noqa: F401
+
+            probe_env = gym.make_vec(setting.env_id, num_envs=1, **setting.env_kwargs)
+            obs, _ = probe_env.reset(seed=0)
+            cost = probe_env.unwrapped.model.num_rounds * sum(np.asarray(v).size for v in obs.values())
+        for agent, role in todo:
+            if suite.kind == "offline" and not agent.offline:
+                skipped.append((agent.name, setting.key, "online agent; offline suite needs fit()"))
+                continue
+            if suite.kind == "online" and agent.offline:
+                skipped.append((agent.name, setting.key, "an offline learner; see the offline suite"))
+                continue
+            reason = (applicable(agent, setting.env_id, setting.env_kwargs, probe_env)
+                      if suite.kind == "online" else None)
+            if reason is not None:
+                skipped.append((agent.name, setting.key, reason))
+                continue
+            for start, n in suite.chunks:
+                cells.append(Cell(agent.spec, agent.name, setting.spec(), setting.key, setting.config_hash,
+                                  start, n, suite.name, suite.hash, suite.kind, suite.log_points, device,
+                                  dtype, role, cost * n))
+        if probe_env is not None:
+            probe_env.close()
+    if log is not None:
+        for name, key, reason in skipped:
+            log(f"skip {name} on {key}: {reason.splitlines()[0][:120]}")
+    return cells, skipped
+
+
+# --------------------------------------------------------------------------- one cell
+
+
+def check_actions(action: Any, shape: tuple[int, ...], num_actions: int) -> np.ndarray:
+    """The action as int64 of ``shape``, or :class:`InvalidAgentOutput` naming what is wrong."""
+    arr = np.asarray(action)
+    if arr.shape != shape:
+        if arr.size == int(np.prod(shape)) and arr.ndim <= len(shape) + 1:
+            arr = arr.reshape(shape)
+        else:
+            raise InvalidAgentOutput(f"action has shape {arr.shape}, expected {shape}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise InvalidAgentOutput(f"action contains NaN/inf: {arr.ravel()[:8].tolist()}")
+        if not np.all(arr == np.round(arr)):
+            raise InvalidAgentOutput(f"action is not integral: {arr.ravel()[:8].tolist()}")
+    elif arr.dtype.kind not in "iu":
+        raise InvalidAgentOutput(f"action has dtype {arr.dtype}, expected integers")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= num_actions):
+        raise InvalidAgentOutput(f"action out of range [0, {num_actions}): {arr.ravel()[:8].tolist()}")
+    return arr
+
+
+def _play_batched(agent: ResolvedAgent, cell: Cell, setting: Setting) -> np.ndarray:
+    import gymnasium as gym
+
+    import hbgym  # noqa: F401
+
+    vec = gym.make_vec(setting.env_id, num_envs=cell.num_seeds, **setting.env_kwargs)
+    try:
+        model = vec.unwrapped.model
+        policy = agent.build(vec, cell.num_seeds, cell.device, cell.dtype, seed=cell.seed_start)
+        obs, _ = vec.reset(seed=cell.seed_start)
+        policy.reset(seed=cell.seed_start)
+        rounds = model.num_rounds
+        regret = np.zeros((cell.num_seeds, rounds))
+        shape = obs["task"].shape
+        for t in range(rounds):
+            action = check_actions(policy.act(obs), shape, model.num_actions)
+            next_obs, _, _, _, info = vec.step(action)
+            rewards = np.asarray(info["rewards"])
+            policy.update(obs, action, rewards)
+            obs = next_obs
+            regret[:, t] = info["regret"].sum(axis=1)
+        return regret
+    finally:
+        vec.close()
+
+
+def _play_single(agent: ResolvedAgent, cell: Cell, setting: Setting) -> np.ndarray:
+    import gymnasium as gym
+
+    import hbgym  # noqa: F401
+
+    out = []
+    for seed in range(cell.seed_start, cell.seed_start + cell.num_seeds):
+        env = gym.make(setting.env_id, **setting.env_kwargs)
+        try:
+            model = env.unwrapped.model
+            policy = agent.build(env, 1, cell.device, cell.dtype, seed=seed)
+            obs, _ = env.reset(seed=seed)
+            policy.reset(seed=seed)
+            regret = np.zeros(model.num_rounds)
+            shape = obs["task"].shape
+            for t in range(model.num_rounds):
+                action = check_actions(policy.act(obs), shape, model.num_actions)
+                next_obs, _, terminated, _, info = env.step(action)
+                policy.update(obs, action, np.asarray(info["rewards"]))
+                obs = next_obs
+                regret[t] = float(np.sum(info["regret"]))
+                if terminated and t != model.num_rounds - 1:
+                    raise RuntimeError(f"env terminated early at round {t}")
+            out.append(regret)
+        finally:
+            env.close()
+    return np.stack(out)
+
+
+def _offline_rows(agent: ResolvedAgent, cell: Cell, setting: Setting) -> list[dict[str, Any]]:
+    from hbgym import offline
+
+    factory = agent.target
+    rows = []
+    for seed in range(cell.seed_start, cell.seed_start + cell.num_seeds):
+        start = time.perf_counter()
+        res = offline.evaluate_learner(factory, setting.env_id, dict(setting.kwargs),
+                                       num_samples=setting.horizon, seed=seed)
+        if not np.isfinite(res.suboptimality):
+            raise InvalidAgentOutput(f"suboptimality is not finite ({res.suboptimality})")
+        rows.append({"seed": seed, "steps": [setting.horizon], "cum_regret": [res.suboptimality],
+                     "final_regret": res.suboptimality, "uniform_suboptimality": res.uniform_suboptimality,
+                     "score": res.normalized_score, "seconds": time.perf_counter() - start})
+    return rows
+
+
+def _base_row(cell: Cell, agent_name: str, oracle: bool) -> dict[str, Any]:
+    return {
+        "agent": agent_name, "agent_spec": cell.agent_spec, "role": cell.role, "oracle": oracle,
+        "suite": cell.suite_name, "suite_hash": cell.suite_hash, "env_id": cell.setting["env_id"],
+        "setting": cell.setting_key, "config_hash": cell.config_hash, "tags": list(cell.setting["tags"]),
+        "device": cell.device, "dtype": cell.dtype or "float64",
+    }
+
+
+def run_cell(cell: Cell, catch: bool = True) -> dict[str, Any]:
+    """Run one cell; returns the record stored as one file (``status`` ``ok`` or ``failed``).
+
+    With ``catch=True`` an exception from the agent fails the cell (reason recorded) instead of the run.
+    """
+    start = time.perf_counter()
+    setting = Setting.from_spec(cell.setting)
+    env_info = environment_info()
+    oracle = False
+    try:
+        agent = resolve(cell.agent_spec)
+        oracle = agent.oracle
+        if "torch" in sys.modules:  # one thread per cell: cells are the unit of parallelism
+            sys.modules["torch"].set_num_threads(1)
+        if cell.kind == "offline":
+            seed_rows = _offline_rows(agent, cell, setting)
+        else:
+            play = _play_batched if agent.batched else _play_single
+            regret = play(agent, cell, setting)
+            if not np.all(np.isfinite(regret)):
+                raise InvalidAgentOutput("regret is not finite")
+            cum = np.cumsum(regret, axis=1)
+            steps = log_steps(cum.shape[1], cell.log_points)
+            seconds = time.perf_counter() - start
+            seed_rows = [
+                {"seed": cell.seed_start + i, "steps": steps.tolist(),
+                 "cum_regret": cum[i, steps - 1].tolist(), "final_regret": float(cum[i, -1]),
+                 "seconds": seconds / cell.num_seeds}
+                for i in range(cell.num_seeds)
+            ]
+        status, reason = "ok", None
+    except Exception as err:  # noqa: BLE001 - an agent's failure fails its cell, not the run
+        if not catch:
+            raise
+        status, reason = "failed", f"{type(err).__name__}: {err}"[:2000]
+        seed_rows = [{"seed": cell.seed_start + i} for i in range(cell.num_seeds)]
+    wall = time.perf_counter() - start
+    base = _base_row(cell, cell.agent_name, oracle)
+    rows = [{**base, **r, "status": status, "reason": reason, "cell_wall_time": wall,
+             "git_commit": env_info["git_commit"], "versions": env_info["versions"]} for r in seed_rows]
+    return {"cell": {**asdict(cell), "id": cell.id}, "status": status, "reason": reason, "rows": rows,
+            "wall_time": wall, "host": env_info["host"], "pid": os.getpid()}
+
+
+# --------------------------------------------------------------------------- scheduling
+
+
+@contextlib.contextmanager
+def _backend(name: str, jobs: int) -> Iterator[dict[str, Any]]:
+    """joblib ``Parallel`` arguments for ``name``; starts a local Ray/Dask instance if none is running."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; use one of {', '.join(BACKENDS)}")
+    if name == "local":
+        yield {"n_jobs": jobs, "backend": "loky"}
+        return
+    from joblib import parallel_config
+
+    if name == "ray":
+        try:
+            import ray
+            from ray.util.joblib import register_ray
+        except ImportError as err:
+            raise ValueError('backend "ray" needs ray: pip install -e ".[distributed]"') from err
+        register_ray()
+        started = False
+        if not ray.is_initialized():
+            ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
+            started = True
+        try:
+            with parallel_config(backend="ray"):
+                yield {"n_jobs": jobs}
+        finally:
+            if started:
+                ray.shutdown()
+        return
+    try:
+        from distributed import Client, LocalCluster, default_client
+    except ImportError as err:
+        raise ValueError('backend "dask" needs dask.distributed: pip install -e ".[distributed]"') from err
+    client, cluster = None, None
+    try:
+        default_client()
+    except ValueError:
+        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=False, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        with parallel_config(backend="dask"):
+            yield {"n_jobs": jobs}
+    finally:
+        if client is not None:
+            client.close()
+            cluster.close()
+
+
+def _stream(parallel_cls: Any, delayed: Any, worker: Callable, cells: list[Cell], kwargs: dict[str, Any],
+            jobs: int) -> Iterator[dict[str, Any]]:
+    """Records as cells complete; backends without generator support (Ray) run in waves of ``2 jobs``."""
+    try:
+        parallel = parallel_cls(return_as="generator_unordered", **kwargs)
+        stream = parallel(delayed(worker)(c) for c in cells)
+    except ValueError as err:
+        if "return_as" not in str(err):
+            raise
+        for i in range(0, len(cells), 2 * jobs):
+            yield from parallel_cls(**kwargs)(delayed(worker)(c) for c in cells[i:i + 2 * jobs])
+        return
+    yield from stream
+
+
+def execute(
+    cells: list[Cell],
+    store: ResultStore,
+    jobs: int = 1,
+    backend: str = "local",
+    progress: bool = True,
+    worker: Callable[[Cell], dict[str, Any]] = run_cell,
+) -> list[dict[str, Any]]:
+    """Run the cells not yet in ``store``, writing each as soon as it completes; returns the new records."""
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    done = store.completed()
+    # longest cells first (a stable sort: equal costs keep the plan's order), so workers finish together
+    pending = sorted((c for c in cells if c.id not in done), key=lambda c: -c.cost)
+    ids = [c.id for c in pending]
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate cells in the plan")
+    new: list[dict[str, Any]] = []
+    if not pending:
+        return new
+    bar = tqdm(total=len(pending), desc=f"{cells[0].suite_name}", unit="cell", disable=not progress)
+    try:
+        if jobs == 1 and backend == "local":
+            results: Iterable[dict[str, Any]] = (worker(c) for c in pending)
+            for record in results:
+                store.add(record)
+                new.append(record)
+                bar.update(1)
+        else:
+            with _backend(backend, jobs) as kwargs:
+                for record in _stream(Parallel, delayed, worker, pending, kwargs, jobs):
+                    store.add(record)
+                    new.append(record)
+                    bar.update(1)
+    finally:
+        bar.close()
+    return new

@@ -1,0 +1,170 @@
+"""Scoring: pure functions over result rows and ``(num_seeds x num_envs)`` score arrays (rliable style).
+
+* Per-env normalised score (D4RL / bsuite): ``score = (R_uniform - R) / (R_uniform - R_oracle)`` where
+  ``R`` is an agent's final cumulative regret on one seed and ``R_uniform`` / ``R_oracle`` are the mean
+  final regrets of the suite's reference agents on the same env setting and seeds, taken from the
+  rows stored with the results (so scores cannot drift). Uniform play scores 0, the oracle 1; with
+  ``oracle="optimal"`` (no oracle agent in the family) ``R_oracle = 0``. Scores are not clipped: an
+  agent worse than uniform is negative, one better than the oracle-prior agent exceeds 1. Offline
+  rows carry their score (``1 - suboptimality / uniform suboptimality``, both exact).
+* Aggregate: the interquartile mean (IQM, 25% trimmed mean) of all (seed, env) scores, with a
+  percentile bootstrap CI from ``scipy.stats.bootstrap`` that resamples seeds (rows) with a fixed
+  ``random_state``.
+* Probability of improvement ``P(X > Y)`` on paired seeds: per env the fraction of seeds where X's
+  score beats Y's (ties count 1/2), averaged over the envs both played (Agarwal et al. 2021).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "normalized_score", "iqm", "iqm_ci", "probability_of_improvement", "ScoreTable", "score_rows",
+]
+
+
+def normalized_score(regret: np.ndarray, uniform: float, oracle: float) -> np.ndarray:
+    """``(uniform - regret) / (uniform - oracle)``: 0 for uniform, 1 for the oracle.
+
+    Raises:
+        ValueError: if ``uniform <= oracle`` (the references do not separate; the env is degenerate).
+    """
+    if not uniform > oracle:
+        raise ValueError(f"uniform regret {uniform} must exceed oracle regret {oracle} to normalise")
+    return (uniform - np.asarray(regret, dtype=float)) / (uniform - oracle)
+
+
+def iqm(scores: np.ndarray) -> float:
+    """Interquartile mean of all finite entries (``scipy.stats.trim_mean`` with 25% cut each side)."""
+    x = np.asarray(scores, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan")
+    return float(stats.trim_mean(x, 0.25))
+
+
+def iqm_ci(
+    scores: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, random_state: int = 0
+) -> tuple[float, float, float]:
+    """IQM of a ``(num_seeds x num_envs)`` array and its bootstrap CI over seeds.
+
+    Returns:
+        ``(iqm, low, high)``; the CI is ``(iqm, iqm)`` with fewer than 2 seeds.
+    """
+    x = np.asarray(scores, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    point = iqm(x)
+    if x.shape[0] < 2 or not np.isfinite(point):
+        return point, point, point
+
+    def statistic(index: np.ndarray, axis: int = -1) -> np.ndarray:
+        index = np.asarray(index, dtype=np.int64)
+        if index.ndim == 1:
+            return np.asarray(iqm(x[index]))
+        return np.array([iqm(x[i]) for i in index])
+
+    res = stats.bootstrap(
+        (np.arange(x.shape[0]),), statistic, n_resamples=n_resamples, confidence_level=confidence,
+        method="percentile", random_state=random_state, vectorized=True,
+    )
+    return point, float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
+    """``P(X > Y)`` for paired ``(num_seeds x num_envs)`` scores (NaN columns of either are dropped)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"paired scores must have the same shape, got {x.shape} and {y.shape}")
+    if x.ndim == 1:
+        x, y = x[:, None], y[:, None]
+    per_env = []
+    for j in range(x.shape[1]):
+        ok = np.isfinite(x[:, j]) & np.isfinite(y[:, j])
+        if ok.any():
+            a, b = x[ok, j], y[ok, j]
+            per_env.append(np.mean((a > b) + 0.5 * (a == b)))
+    return float(np.mean(per_env)) if per_env else float("nan")
+
+
+@dataclass
+class ScoreTable:
+    """Scores of every agent on a suite.
+
+    Attributes:
+        settings: setting keys (columns), in suite order; ``tags[key]`` their tags.
+        seeds: the seeds (rows).
+        scores: agent -> ``(num_seeds x num_settings)`` normalised scores (NaN where not played).
+        final: agent -> ``(num_seeds x num_settings)`` final regret (offline: suboptimality).
+        references: setting key -> ``{"uniform": mean regret, "oracle": mean regret}``.
+        oracle: agent -> True if it reads the truth; failures: agent -> list of reasons.
+    """
+
+    settings: list[str]
+    tags: dict[str, list[str]]
+    seeds: list[int]
+    scores: dict[str, np.ndarray]
+    final: dict[str, np.ndarray]
+    references: dict[str, dict[str, float]]
+    oracle: dict[str, bool]
+    failures: dict[str, list[str]]
+
+    def columns(self, agent: str, tag: str | None = None) -> np.ndarray:
+        """The agent's score columns (optionally those of settings with ``tag``) it actually played."""
+        keep = [j for j, k in enumerate(self.settings) if tag is None or tag in self.tags[k]]
+        s = self.scores[agent][:, keep]
+        return s[:, np.isfinite(s).any(axis=0)] if s.size else s
+
+
+def score_rows(rows: Iterable[Mapping[str, Any]], settings: Sequence[Mapping[str, Any]]) -> ScoreTable:
+    """Build a :class:`ScoreTable` from stored rows and the suite's setting specs (``Suite.spec()``).
+
+    ``settings`` are dicts with ``key``, ``tags``, ``oracle``, ``uniform`` (see :class:`Setting`).
+    Failed rows count as missing for scores and are listed in ``failures``.
+    """
+    rows = list(rows)
+    keys = [s["key"] for s in settings]
+    col = {k: j for j, k in enumerate(keys)}
+    seeds = sorted({int(r["seed"]) for r in rows})
+    row_of = {s: i for i, s in enumerate(seeds)}
+    agents = sorted({r["agent"] for r in rows})
+    final = {a: np.full((len(seeds), len(keys)), np.nan) for a in agents}
+    direct = {a: np.full((len(seeds), len(keys)), np.nan) for a in agents}
+    oracle: dict[str, bool] = {}
+    failures: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        if r["setting"] not in col:
+            continue
+        a = r["agent"]
+        oracle[a] = oracle.get(a, False) or bool(r.get("oracle"))
+        if r.get("status") != "ok":
+            failures[a].append(f"{r['setting']} seed {r['seed']}: {r.get('reason')}")
+            continue
+        final[a][row_of[int(r["seed"])], col[r["setting"]]] = r["final_regret"]
+        if "score" in r:
+            direct[a][row_of[int(r["seed"])], col[r["setting"]]] = r["score"]
+    references: dict[str, dict[str, float]] = {}
+    scores = {a: direct[a].copy() for a in agents}
+    for j, s in enumerate(settings):
+        uni = final.get(s["uniform"])
+        if uni is None or not np.isfinite(uni[:, j]).any():
+            continue  # offline settings carry their scores; online ones need the uniform reference
+        ref_u = float(np.nanmean(uni[:, j]))
+        if s["oracle"] == "optimal":
+            ref_o = 0.0
+        else:
+            orc = final.get(s["oracle"])
+            if orc is None or not np.isfinite(orc[:, j]).any():
+                continue
+            ref_o = float(np.nanmean(orc[:, j]))
+        references[s["key"]] = {"uniform": ref_u, "oracle": ref_o}
+        for a in agents:
+            scores[a][:, j] = normalized_score(final[a][:, j], ref_u, ref_o)
+    return ScoreTable(keys, {s["key"]: list(s["tags"]) for s in settings}, seeds, scores, final, references,
+                      oracle, dict(failures))

