@@ -90,6 +90,8 @@ class TorchAgent(ABC):
     name: ClassVar[str] = ""
     #: True for agents that read the sampled truth (labelled oracle on the leaderboard)
     oracle: ClassVar[bool] = False
+    #: False for agents too expensive for the leaderboard's default agent list (``--agent all``)
+    leaderboard_default: ClassVar[bool] = True
 
     def __init__(
         self,

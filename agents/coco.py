@@ -41,6 +41,9 @@ class _CoCoAgent(TorchAgent):
         max_stages: tempering stages per round (5).
     """
 
+    #: seconds per seed on CPU: run by the leaderboard's ``coco`` suite, not by ``--agent all`` elsewhere
+    leaderboard_default = False
+
     def __init__(
         self,
         model: Any,

