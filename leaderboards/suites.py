@@ -291,6 +291,11 @@ def expand_agents(agents: tuple[str, ...]) -> tuple[str, ...]:
                 out.append(n)
     return tuple(out)
 
+def _partial_context(kwargs: dict[str, Any], tag: str, note: str) -> Setting:
+    """A PartialContext-v0 setting (horizon fixed by the recruitment scheme; OraclePrior-TS = score 1)."""
+    return Setting("PartialContext-v0", kwargs, None, (_PC, tag), oracle="OraclePrior-TS", note=note)
+
+
 QUICK = Suite(
     name="quick",
     version=1,
@@ -309,14 +314,8 @@ QUICK = Suite(
         Setting("MultiBanditDataPoor-v0", {}, 50, (_MB, "data-poor"), oracle="optimal"),
         Setting("MovieLensMulti-v0", {**_ML, "num_tasks": 20}, 20, (_DATA, "movielens")),
         Setting("MNISTMulti-v0", {**_MNIST}, 20, (_DATA, "images")),
-        Setting(
-            "PartialContext-v0",
-            {"scenario": "mixture", "num_batches": 6},
-            None,
-            (_PC, "mixture"),
-            oracle="OraclePrior-TS",
-            note="CoCo App. C.1 with 6 recruitment rounds instead of 30",
-        ),
+        _partial_context({"scenario": "mixture", "num_batches": 6}, "mixture",
+                         "CoCo App. C.1 with 6 recruitment rounds instead of 30"),
     ),
 )
 
@@ -397,22 +396,10 @@ STANDARD = Suite(
             (_DATA, "images"),
             note="HierTS App. E (MNIST 5K), n cut 400 -> 100 (time: d = 49)",
         ),
-        Setting(
-            "PartialContext-v0",
-            {"scenario": "mixture"},
-            None,
-            (_PC, "mixture"),
-            oracle="OraclePrior-TS",
-            note="CoCo App. C.1 (30 recruitment rounds x 5 users x 5 steps)",
-        ),
-        Setting(
-            "PartialContext-v0",
-            {"scenario": "lmm_mixture"},
-            None,
-            (_PC, "lmm-mixture"),
-            oracle="OraclePrior-TS",
-            note="CoCo App. C.3 misspecified (bimodal latent, batches of 5)",
-        ),
+        _partial_context({"scenario": "mixture"}, "mixture",
+                         "CoCo App. C.1 (30 recruitment rounds x 5 users x 5 steps)"),
+        _partial_context({"scenario": "lmm_mixture"}, "lmm-mixture",
+                         "CoCo App. C.3 misspecified (bimodal latent, batches of 5)"),
     ),
 )
 
@@ -425,7 +412,7 @@ COCO = Suite(
     agents=("NPM-TS", "GIDS", "MTTS", "Ind-TS"),
     description="CoCo Fig. 2 (Mukherjee et al.): four PartialContext scenarios, 10 seeds (~20 min)",
     settings=tuple(
-        Setting("PartialContext-v0", kwargs, None, (_PC, tag), oracle="OraclePrior-TS", note=note)
+        _partial_context(kwargs, tag, note)
         for kwargs, tag, note in (
             ({"scenario": "mixture"}, "mixture", "App. C.1"),
             ({"scenario": "partial_linear"}, "partial-linear", "App. C.2"),
