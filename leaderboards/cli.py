@@ -57,6 +57,8 @@ def _add_common(p: argparse.ArgumentParser, agent_required: bool) -> None:
     p.add_argument("--out", default=None, metavar="DIR", help="results directory (default: results/<suite>)")
     p.add_argument("--device", default="cpu", help="torch device of batched agents: cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true",
+                   help="list every (agent, setting) pair skipped because the agent does not fit the env")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,6 +145,17 @@ def _suite(args: argparse.Namespace):
     return get_suite(args.suite).with_seeds(args.seeds)
 
 
+def _report_skipped(skipped: list[tuple[str, str, str]], verbose: bool) -> None:
+    """One line per skipped (agent, setting) pair when verbose or when there are few, else a summary."""
+    if verbose or len(skipped) <= 10:
+        for name, key, reason in skipped:
+            _print(f"skip {name} on {key}: {reason.splitlines()[0][:120]}")
+    else:
+        agents = len({name for name, _, _ in skipped})
+        _print(f"skipped {len(skipped)} (agent, setting) pairs of {agents} agents that do not apply to "
+               "that env family (--verbose lists them with the reason)")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from leaderboards.report import build_report, console_table
     from leaderboards.runner import execute, plan
@@ -154,7 +167,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     store = ResultStore(out)
     store.open(suite)
-    cells, _ = plan(suite, specs, device=args.device, log=None if args.quiet else _print)
+    cells, skipped = plan(suite, specs, device=args.device, log=None)
+    _report_skipped(skipped, verbose=args.verbose and not args.quiet)
     done = store.completed()
     _print(
         f"suite {suite.name} v{suite.version} ({suite.hash[:12]}): {len(cells)} cells, "
