@@ -423,6 +423,11 @@ COCO = Suite(
     ),
 )
 
+#: HierOPO Sec. 7.1 synthetic setting (d=4, K=5, m=10, sigma_q=1, sigma_0=0.5, resampled features)
+_HIEROPO_SYNTHETIC = {
+    "num_tasks": 10, "num_actions": 5, "dim": 4, "sigma_q": 1.0, "sigma_0": 0.5, "action_set": "resampled",
+}
+
 OFFLINE = Suite(
     name="offline",
     version=1,
@@ -432,35 +437,10 @@ OFFLINE = Suite(
     agents=("HierOPO", "FlatOPO", "OracleOPO"),
     description="offline track: uniform logs of n samples, exact suboptimality; uniform = 0, optimal = 1",
     settings=(
-        Setting(
-            "HierGaussian-v0",
-            {
-                "num_tasks": 10,
-                "num_actions": 5,
-                "dim": 4,
-                "sigma_q": 1.0,
-                "sigma_0": 0.5,
-                "action_set": "resampled",
-            },
-            50,
-            (_HG, "linear", "small-n"),
-            oracle="optimal",
-            note="HierOPO Fig. 2, n = 50",
-        ),
-        Setting(
-            "HierGaussian-v0",
-            {
-                "num_tasks": 10,
-                "num_actions": 5,
-                "dim": 4,
-                "sigma_q": 1.0,
-                "sigma_0": 0.5,
-                "action_set": "resampled",
-            },
-            500,
-            (_HG, "linear", "large-n"),
-            oracle="optimal",
-            note="HierOPO Fig. 2, n = 500",
+        *(
+            Setting("HierGaussian-v0", _HIEROPO_SYNTHETIC, n, (_HG, "linear", tag), oracle="optimal",
+                    note=f"HierOPO Fig. 2, n = {n}")
+            for n, tag in ((50, "small-n"), (500, "large-n"))
         ),
         Setting("HierGaussianMAB-v0", {"num_tasks": 10}, 100, (_HG, "k-armed"), oracle="optimal"),
         Setting("MixedEffect-v0", {"num_actions": 20}, 200, (_ME, "linear"), oracle="optimal"),
