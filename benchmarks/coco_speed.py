@@ -15,11 +15,10 @@ import platform
 import time
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 import hbgym  # noqa: F401
-from benchmarks.common import RESULTS, markdown_table
+from benchmarks.common import RESULTS, markdown_table, timed_episode
 
 
 def time_agent(agent: str, num_envs: int, dtype: str, device: str = "cpu", seed: int = 0) -> dict:
@@ -28,29 +27,15 @@ def time_agent(agent: str, num_envs: int, dtype: str, device: str = "cpu", seed:
 
     vec = gym.make_vec("PartialContext-v0", num_envs=num_envs, scenario="mixture")
     policy = AGENTS[agent].from_env(vec, seed=seed, dtype=dtype, device=device)
-    obs, _ = vec.reset(seed=seed)
-    t_act = t_upd = 0.0
-    regret = np.zeros(num_envs)
     start = time.perf_counter()
-    for _ in range(vec.unwrapped.model.num_rounds):
-        t0 = time.perf_counter()
-        action = policy.act(obs)
-        t1 = time.perf_counter()
-        nxt, _, _, _, info = vec.step(action)
-        t2 = time.perf_counter()
-        policy.update(obs, action, info["rewards"])
-        t3 = time.perf_counter()
-        t_act += t1 - t0
-        t_upd += t3 - t2
-        obs = nxt
-        regret += info["regret"].sum(-1)
+    times = timed_episode(policy, vec, seed)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     total = time.perf_counter() - start
     st = policy.smc.stats
     return {
         "agent": agent, "B": num_envs, "dtype": dtype, "device": device, "total": total,
-        "per_seed": total / num_envs, "act": t_act, "update": t_upd, "regret": float(regret.mean()),
+        "per_seed": total / num_envs, "act": times.act, "update": times.update, "regret": times.regret,
         "stages": st["stages"] / num_envs if num_envs == 1 else st["stages"],
         "resampled": st["resampled"], "accept": st["accepted"] / max(1, st["proposals"]),
     }

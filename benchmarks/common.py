@@ -60,6 +60,39 @@ def run_agent(
     return Run(agent, np.cumsum(regret, axis=1), time.perf_counter() - start)
 
 
+@dataclass
+class EpisodeTimes:
+    """Wall seconds of one lockstep episode, split by who spent them, and the mean final regret."""
+
+    act: float
+    update: float
+    env: float
+    rounds: int
+    regret: float
+
+
+def timed_episode(agent: Any, vec: Any, seed: int = 0) -> EpisodeTimes:
+    """Play one episode of the vector env ``vec`` (reset with ``seed``) with ``agent``, timing
+    ``agent.act``, ``vec.step`` and ``agent.update`` separately."""
+    obs, _ = vec.reset(seed=seed)
+    act_s = update_s = env_s = 0.0
+    regret = np.zeros(vec.num_envs)
+    rounds = vec.unwrapped.model.num_rounds
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        action = agent.act(obs)
+        t1 = time.perf_counter()
+        next_obs, _, _, _, info = vec.step(action)
+        t2 = time.perf_counter()
+        agent.update(obs, action, info["rewards"])
+        act_s += t1 - t0
+        env_s += t2 - t1
+        update_s += time.perf_counter() - t2
+        regret += info["regret"].sum(-1)
+        obs = next_obs
+    return EpisodeTimes(act_s, update_s, env_s, rounds, float(regret.mean()))
+
+
 def write_report(name: str, fig: Any, text: str) -> None:
     """Save ``results/<name>.png`` and ``results/<name>.md`` (``text`` plus the figure) and print it."""
     RESULTS.mkdir(exist_ok=True)

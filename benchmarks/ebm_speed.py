@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, markdown_table
+from benchmarks.common import RESULTS, markdown_table, timed_episode
 
 
 def episode(agent_cls, seeds: int) -> dict[str, float]:
@@ -41,23 +41,10 @@ def episode(agent_cls, seeds: int) -> dict[str, float]:
             return out
 
         agent.refit = timed_refit
-    obs, _ = vec.reset(seed=0)
     agent.reset(0)
-    agent_s = env_s = 0.0
-    rounds = vec.unwrapped.model.num_rounds
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        action = agent.act(obs)
-        t1 = time.perf_counter()
-        next_obs, _, _, _, info = vec.step(action)
-        t2 = time.perf_counter()
-        agent.update(obs, action, info["rewards"])
-        t3 = time.perf_counter()
-        agent_s += (t1 - t0) + (t3 - t2)
-        env_s += t2 - t1
-        obs = next_obs
-    return {"agent": agent_s, "refit": refit_time[0], "env": env_s, "rounds": rounds,
-            "refits": getattr(agent, "num_refits", 0)}
+    times = timed_episode(agent, vec, seed=0)
+    return {"agent": times.act + times.update, "refit": refit_time[0], "env": times.env,
+            "rounds": times.rounds, "refits": getattr(agent, "num_refits", 0)}
 
 
 def main(argv: list[str] | None = None) -> None:
