@@ -1,18 +1,18 @@
 """hbgym agents: batched torch policies over one shared Bayesian posterior core.
 
-Every agent follows the protocol in :mod:`agents.base` and is built from an env's public model with
+Every agent follows the protocol in :mod:`hbgym.agents.base` and is built from an env's public model with
 ``Agent.from_env(env, num_envs=B, device="cpu")``. ``AGENTS`` maps leaderboard names to classes.
 """
 
 from __future__ import annotations
 
-from agents.base import Agent, TorchAgent, UniformAgent
-from agents.ebm import EbmTS, EbmUCB
-from agents.glm import GLMTS, UCBGLM, MeTSGLM
-from agents.hier_ts import FlatTS, HierTS, HierUCB, LinTS, LinUCB, OracleTS
-from agents.mets import MeTS, MeTSFactored
-from agents.multi_bandit_baselines import DisjointLinTS, DisjointLinUCB, OLSBandit, RMBandit
-from agents.opo import FlatOPO, HierOPO, OfflinePolicy, OracleOPO
+from hbgym.agents.base import Agent, TorchAgent, UniformAgent
+from hbgym.agents.ebm import EbmTS, EbmUCB
+from hbgym.agents.glm import GLMTS, UCBGLM, MeTSGLM
+from hbgym.agents.hier_ts import FlatTS, HierTS, HierUCB, LinTS, LinUCB, OracleTS
+from hbgym.agents.mets import MeTS, MeTSFactored
+from hbgym.agents.multi_bandit_baselines import DisjointLinTS, DisjointLinUCB, OLSBandit, RMBandit
+from hbgym.agents.opo import FlatOPO, HierOPO, OfflinePolicy, OracleOPO
 
 AGENTS: dict[str, type] = {
     cls.name: cls
@@ -44,12 +44,12 @@ __all__ += ["FlatOPO", "HierOPO", "OfflinePolicy", "OracleOPO"]
 AGENTS.update({cls.name: cls for cls in (EbmTS, EbmUCB, DisjointLinTS, DisjointLinUCB, OLSBandit, RMBandit)})
 __all__ += ["DisjointLinTS", "DisjointLinUCB", "EbmTS", "EbmUCB", "OLSBandit", "RMBandit"]
 
-from agents.coco_baselines import MTTS, IndTS, OraclePriorTS  # noqa: E402
+from hbgym.agents.coco_baselines import MTTS, IndTS, OraclePriorTS  # noqa: E402
 
 AGENTS.update({cls.name: cls for cls in (MTTS, IndTS, OraclePriorTS)})
 __all__ += ["IndTS", "MTTS", "OraclePriorTS"]
 
-from agents.coco import GIDS, NPMTS  # noqa: E402
+from hbgym.agents.coco import GIDS, NPMTS  # noqa: E402
 
 AGENTS.update({cls.name: cls for cls in (NPMTS, GIDS)})
 __all__ += ["GIDS", "NPMTS"]

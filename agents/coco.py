@@ -2,8 +2,8 @@
 and global information-directed sampling (GIDS) on a nonparametric GP log-density meta-prior
 (Sec. 3.4, Alg. 1, App. B.9, B.10).
 
-Both agents share one posterior, :class:`~agents.posteriors.smc.GPDensitySMC` (particles over the
-KL coefficients of :class:`~agents.posteriors.gp_density.KroneckerKL`), updated once per round with
+Both agents share one posterior, :class:`~hbgym.agents.posteriors.smc.GPDensitySMC` (particles over the
+KL coefficients of :class:`~hbgym.agents.posteriors.gp_density.KroneckerKL`), updated once per round with
 the acting users' rewards, and differ only in how they turn it into actions.
 
 Example::
@@ -17,10 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
-from agents.base import TorchAgent
-from agents.posteriors.gp_density import KroneckerKL
-from agents.posteriors.smc import GPDensitySMC, log_ndtr_diff
+from hbgym.agents.base import TorchAgent
+from hbgym.agents.posteriors.gp_density import KroneckerKL
+from hbgym.agents.posteriors.smc import GPDensitySMC, log_ndtr_diff
 
 __all__ = ["GIDS", "NPMTS"]
 
@@ -37,7 +36,7 @@ class _CoCoAgent(TorchAgent):
         context_grid_size, context_range: context grid (10 points on ``[-1, 1]``).
         step_size: Langevin step ``eta`` (0.05).
         ess_threshold: ``tau`` (0.5).
-        num_mh_steps: Langevin-MH steps per rejuvenation (1; see :mod:`agents.posteriors.smc`).
+        num_mh_steps: Langevin-MH steps per rejuvenation (1; see :mod:`hbgym.agents.posteriors.smc`).
         max_stages: tempering stages per round (5).
     """
 
@@ -118,7 +117,7 @@ class NPMTS(_CoCoAgent):
 
     Per acting user: draw a particle ``s ~ w``, form the user's grid posterior
     ``pi_s(mu_g | x_obs, H_i) ∝ pi_s(mu_g | x_obs) L_i(mu_g)`` (cell-integrated likelihood, see
-    :mod:`agents.posteriors.smc`), compute ``P(a* = k) = sum_g pi_s(g | ...) 1[argmax_a mu_{g,a} = k]``
+    :mod:`hbgym.agents.posteriors.smc`), compute ``P(a* = k) = sum_g pi_s(g | ...) 1[argmax_a mu_{g,a} = k]``
     (ties split evenly) and sample the action from it (B.9 steps 1-4).
     """
 

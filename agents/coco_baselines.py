@@ -11,7 +11,7 @@ OraclePrior-TS     the true P*(mu | x_obs) (a Gaussian mixture; oracle)         
 * **Ind-TS**: the paper uses "independent Thompson sampling with a uniform prior" (Sec. 5) without
   giving it; we use the conjugate broad prior ``N(0, 1)`` per arm (``prior_mean``, ``prior_std``),
   independent across users and arms, with the known ``sigma`` — the K-armed fast path of the
-  shared posterior (:class:`~agents.posteriors.gaussian.DiagonalHierarchicalGaussian`).
+  shared posterior (:class:`~hbgym.agents.posteriors.gaussian.DiagonalHierarchicalGaussian`).
 * **MTTS** (Wan, Ge, Song. Metadata-based multi-task bandits with Bayesian hierarchical models.
   2021; its Gaussian linear mixed model, as the CoCo paper compares, App. C.3): ``theta ~
   N(mu_theta, Sigma_theta)``, ``mu_i | theta ~ N(Phi_i theta, Sigma_delta)``, ``r ~ N(mu_{i,a},
@@ -20,13 +20,13 @@ OraclePrior-TS     the true P*(mu | x_obs) (a Gaussian mixture; oracle)         
   (``d = K``), one-hot arm features and ``A_u = Phi_u`` (``obs["features"]``), set when the user
   first appears (every unit exists from the start; units without data do not contribute). TS: draw
   theta from its posterior, then each acting user's mu from ``P(mu_i | theta, data)`` (Wan et al.
-  Alg. 1 with the exact Gaussian posterior). It is :class:`~agents.hier_ts.HierTS` on this
-  hierarchy; :class:`~agents.hier_ts.OracleTS` on it knows theta (lmm scenarios).
+  Alg. 1 with the exact Gaussian posterior). It is :class:`~hbgym.agents.hier_ts.HierTS` on this
+  hierarchy; :class:`~hbgym.agents.hier_ts.OracleTS` on it knows theta (lmm scenarios).
 * **OraclePrior-TS** (Sec. 2.3, eq. (2): the reference of the multi-task regret): TS per user with
   the exact posterior under the true conditional prior :func:`hbgym.envs.partial_context.
   conditional_prior` (mixture scenarios: the true 2-component mixture; partial_linear: its two
   rank-one components; lmm scenarios: ``N(Phi theta*, Sigma_delta)`` with the instance's theta*),
-  conditioned on the user's own rewards only (:mod:`agents.posteriors.mixture`). A draw samples a
+  conditioned on the user's own rewards only (:mod:`hbgym.agents.posteriors.mixture`). A draw samples a
   component from the posterior weights, then mu from that component.
 
 All three are batched over ``B`` replicates and run only on PartialContext-v0 models.
@@ -39,11 +39,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from hbgym.agents.base import TorchAgent
+from hbgym.agents.gaussian_policy import GaussianHierarchy, GaussianPolicy, TaskUnits, register_hierarchy
+from hbgym.agents.hier_ts import HierTS
+from hbgym.agents.posteriors.mixture import mixture_posterior, sample_mixture
 
-from agents.base import TorchAgent
-from agents.gaussian_policy import GaussianHierarchy, GaussianPolicy, TaskUnits, register_hierarchy
-from agents.hier_ts import HierTS
-from agents.posteriors.mixture import mixture_posterior, sample_mixture
 from hbgym.envs.partial_context import PartialContextModel, conditional_prior
 
 __all__ = ["IndTS", "MTTS", "OraclePriorTS", "OneHotUserUnits", "LMMUserUnits"]

@@ -4,7 +4,7 @@ Learning, 2025, Sec. 4-5) on MultiBandit-v0.
 Model (per arm ``k``): ``beta_k ~ N(mu_k, Sigma_q)`` (the env's public hyper-prior),
 ``beta_{s,k} | beta_k ~ N(beta_k, Sigma_k)`` for instances ``s < M``, rewards
 ``y = x^T beta_{s,k} + eps``, ``eps ~ N(0, sigma_k^2)``. This IS the two-level model of
-:class:`~agents.posteriors.gaussian.HierarchicalGaussian` (``psi = beta_k``, units = instances,
+:class:`~hbgym.agents.posteriors.gaussian.HierarchicalGaussian` (``psi = beta_k``, units = instances,
 ``A_u = I``, ``S0_u = Sigma_k``), once per arm: the arms are folded into the batch dimension
 (``B * K`` independent two-level posteriors with ``M`` units each). The paper's estimation steps map
 onto it exactly:
@@ -16,7 +16,7 @@ onto it exactly:
 * Step 3, eq. (4.2): total expectation / variance — ``marginal_posterior``; the predicted reward
   (5.1) is ``x^T mean`` and its uncertainty (5.2) ``sqrt(x^T cov x)``.
 
-Empirical Bayes (Sec. 4.3, :mod:`agents.posteriors.empirical_bayes`): ``Sigma_k`` is the
+Empirical Bayes (Sec. 4.3, :mod:`hbgym.agents.posteriors.empirical_bayes`): ``Sigma_k`` is the
 Bickel-Levina thresholded sample covariance of the per-instance least-squares estimates
 (threshold by their cross-validation rule, PSD-projected), ``sigma_k^2`` the pooled residual
 variance of arm ``k``'s own data, ``bar beta_k`` their mean. Re-estimation schedule: after
@@ -41,11 +41,10 @@ import math
 from typing import Any
 
 import torch
+from hbgym.agents.multi_bandit import MultiBanditAgent
+from hbgym.agents.posteriors.empirical_bayes import THRESHOLD_RULES, EBPrior, estimate_prior
+from hbgym.agents.posteriors.gaussian import HierarchicalGaussian
 from torch import Tensor
-
-from agents.multi_bandit import MultiBanditAgent
-from agents.posteriors.empirical_bayes import THRESHOLD_RULES, EBPrior, estimate_prior
-from agents.posteriors.gaussian import HierarchicalGaussian
 
 __all__ = ["EbmTS", "EbmUCB"]
 
@@ -73,14 +72,14 @@ class _Ebm(MultiBanditAgent):
         estimate_noise: estimate ``sigma_k`` (False: use the model's ``noise_std``).
         threshold: ``"cv"`` (Bickel & Levina's cross-validation), ``"universal"``, a number, or None.
         num_splits, num_grid, universal_c, debias, min_eig: see
-            :func:`~agents.posteriors.empirical_bayes.estimate_prior`.
+            :func:`~hbgym.agents.posteriors.empirical_bayes.estimate_prior`.
         min_obs: observations for an instance to enter the ``Sigma_k`` estimate (default ``2 d``).
         min_units: instances needed before ``Sigma_k`` is estimated (default 3).
         min_dof: residual degrees of freedom needed before ``sigma_k`` is estimated (default ``2 d``).
         refit_start, refit_every: the re-estimation schedule (defaults 10 and 50 rounds).
         prior_std: initial ``Sigma_k = prior_std^2 I`` before warm-up ends (default 1).
         noise_std_init: initial ``sigma_k`` before warm-up ends (default 1).
-        plus :class:`~agents.base.TorchAgent` kwargs (num_envs, device, dtype, seed).
+        plus :class:`~hbgym.agents.base.TorchAgent` kwargs (num_envs, device, dtype, seed).
     """
 
     def __init__(

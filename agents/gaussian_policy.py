@@ -1,6 +1,6 @@
 """Policies over the two-level Gaussian posterior: the shared layer under HierTS, meTS and friends.
 
-Three pieces connect an env's public model to :class:`~agents.posteriors.gaussian.HierarchicalGaussian`:
+Three pieces connect an env's public model to :class:`~hbgym.agents.posteriors.gaussian.HierarchicalGaussian`:
 
 * a :class:`GaussianHierarchy` — the prior an agent assumes (hyper mean/cov, unit covariance,
   mixing matrices ``A_u``, noise variance), derived from the model by a registered builder;
@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from hbgym.agents.base import TorchAgent
+from hbgym.agents.posteriors.gaussian import DiagonalHierarchicalGaussian, HierarchicalGaussian
 
-from agents.base import TorchAgent
-from agents.posteriors.gaussian import DiagonalHierarchicalGaussian, HierarchicalGaussian
 from hbgym.models import HierGaussianModel, MixedEffectModel
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Logistic-reward agents for MixedEffectLogistic-v0 (meTS poster, "GLM case" and Fig. 1 right).
 
-All three keep per-action Laplace approximations (:mod:`agents.posteriors.laplace`) and differ in
+All three keep per-action Laplace approximations (:mod:`hbgym.agents.posteriors.laplace`) and differ in
 what they do with them:
 
 * :class:`MeTSGLM` (meTS-GLM) — plugs the Laplace statistics into the mixed-effect hierarchy and
@@ -11,7 +11,7 @@ what they do with them:
   ``theta_hat`` the per-action maximum likelihood estimate and ``V = lambda I + sum x x^T``
   (a ridge ``lambda`` instead of the paper's initial random exploration phase).
 
-The linear agents of :mod:`agents.mets` also run on the logistic env (meTS-Lin: linear-Gaussian
+The linear agents of :mod:`hbgym.agents.mets` also run on the logistic env (meTS-Lin: linear-Gaussian
 model with noise variance 1/4). Scores are linear in theta: the sigmoid is monotone, so the argmax
 over actions is unchanged.
 """
@@ -22,11 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from agents.gaussian_policy import GaussianPolicy
-from agents.hier_ts import FlatTS, _RidgePolicy
-from agents.mets import MeTS
-from agents.posteriors.laplace import LaplaceLogistic
+from hbgym.agents.gaussian_policy import GaussianPolicy
+from hbgym.agents.hier_ts import FlatTS, _RidgePolicy
+from hbgym.agents.mets import MeTS
+from hbgym.agents.posteriors.laplace import LaplaceLogistic
 
 __all__ = ["MeTSGLM", "GLMTS", "UCBGLM"]
 

@@ -15,7 +15,7 @@ LinUCB        ridge prior N(0, sigma^2 / lambda I) per unit   mean + alpha * sig
 
 They run on any model with a registered Gaussian hierarchy: HierGaussian-v0 / HierGaussianMAB-v0
 (units = tasks; the K-armed preset uses the diagonal fast path) and MixedEffect-v0 (units =
-actions; HierTS there is the meTS paper's single-effect baseline, see :mod:`agents.mets`).
+actions; HierTS there is the meTS paper's single-effect baseline, see :mod:`hbgym.agents.mets`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from hbgym.agents.gaussian_policy import GaussianHierarchy, GaussianPolicy
 
-from agents.gaussian_policy import GaussianHierarchy, GaussianPolicy
 from hbgym.models import MixedEffectModel
 
 __all__ = ["HierTS", "OracleTS", "FlatTS", "HierUCB", "LinTS", "LinUCB"]

@@ -13,8 +13,8 @@ HierTS eq. (5) with these ``A_i``; action posteriors are eq. (6) with prior mean
   variational inference for a Gaussian). Sampling costs ``L_e`` factorisations of ``d x d`` blocks
   instead of one of ``L_e d x L_e d``; it ignores cross-effect correlation (under-dispersed).
 
-The baselines of the poster's Fig. 1 are :class:`agents.hier_ts.HierTS` (single shared effect),
-:class:`agents.hier_ts.LinTS` and :class:`agents.hier_ts.LinUCB` on the same env.
+The baselines of the poster's Fig. 1 are :class:`hbgym.agents.hier_ts.HierTS` (single shared effect),
+:class:`hbgym.agents.hier_ts.LinTS` and :class:`hbgym.agents.hier_ts.LinUCB` on the same env.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from hbgym.agents.gaussian_policy import GaussianPolicy
+from hbgym.agents.posteriors.linalg import robust_cholesky, sample_precision_normal
 
-from agents.gaussian_policy import GaussianPolicy
-from agents.posteriors.linalg import robust_cholesky, sample_precision_normal
 from hbgym.models import MixedEffectModel
 
 __all__ = ["MeTS", "MeTSFactored"]

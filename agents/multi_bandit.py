@@ -3,7 +3,7 @@
 Every such agent sees ``obs["task"]`` ``(B, 1)`` (the arriving instance ``s_t``) and
 ``obs["context"]`` ``(B, 1, d)`` (``x_t``), pulls one of ``K`` arms, and keeps per-(arm, instance)
 statistics. :class:`MultiBanditAgent` validates the public model, unpacks observations, and holds the
-raw sufficient statistics (:class:`~agents.posteriors.empirical_bayes.UnitStatistics`) that the
+raw sufficient statistics (:class:`~hbgym.agents.posteriors.empirical_bayes.UnitStatistics`) that the
 empirical-Bayes step and the frequentist baselines all read.
 """
 
@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from hbgym.agents.base import TorchAgent
+from hbgym.agents.posteriors.empirical_bayes import UnitStatistics
 from torch import Tensor
-
-from agents.base import TorchAgent
-from agents.posteriors.empirical_bayes import UnitStatistics
 
 __all__ = ["MultiBanditAgent", "check_model", "forced_arm"]
 

@@ -3,7 +3,7 @@
 * :class:`DisjointLinTS` / :class:`DisjointLinUCB` — LinTS (Agrawal & Goyal 2013) and LinUCB with
   disjoint linear models (Li et al. 2010), one independent Bayesian linear regression per
   (instance, arm): the paper's "LinTS" and "LinUCB" baselines. The posterior is the shared
-  :class:`~agents.posteriors.gaussian.HierarchicalGaussian` with ``learn_hyper=False`` (arms folded
+  :class:`~hbgym.agents.posteriors.gaussian.HierarchicalGaussian` with ``learn_hyper=False`` (arms folded
   into the batch, instances as units, the hyper-parameter fixed at the prior mean 0).
 * :class:`OLSBandit` — Goldenshluger & Zeevi (2013), in the K-arm form of Bastani & Bayati (2020,
   Alg. 1 with OLS): forced sampling on a doubling schedule, a forced-sample estimator to screen
@@ -14,7 +14,7 @@
 
 All agents are batched over ``B`` replicates in torch and read only ``obs["task"]`` and
 ``obs["context"]``; statistics are the shared per-(arm, instance) sufficient statistics of
-:class:`~agents.multi_bandit.MultiBanditAgent`.
+:class:`~hbgym.agents.multi_bandit.MultiBanditAgent`.
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ import math
 from typing import Any
 
 import torch
+from hbgym.agents.multi_bandit import MultiBanditAgent, forced_arm
+from hbgym.agents.posteriors.empirical_bayes import UnitStatistics, least_squares, pooled_noise_variance
+from hbgym.agents.posteriors.gaussian import HierarchicalGaussian
 from torch import Tensor
-
-from agents.multi_bandit import MultiBanditAgent, forced_arm
-from agents.posteriors.empirical_bayes import UnitStatistics, least_squares, pooled_noise_variance
-from agents.posteriors.gaussian import HierarchicalGaussian
 
 __all__ = [
     "DisjointLinTS",
@@ -130,7 +129,7 @@ class _ForcedSamplingBandit(MultiBanditAgent):
     """Forced sampling + forced-sample screening + all-sample choice (Bastani & Bayati 2020, Alg. 1).
 
     At the instance-local time ``tau`` (this instance's arrival count), arm ``k`` is pulled if
-    ``tau`` is in its forced set ``T_k`` (:func:`~agents.multi_bandit.forced_arm`). Otherwise
+    ``tau`` is in its forced set ``T_k`` (:func:`~hbgym.agents.multi_bandit.forced_arm`). Otherwise
     ``K_hat = {k : x^T beta_F_k >= max_j x^T beta_F_j - h / 2}`` with the forced-sample estimates
     ``beta_F``, and the agent pulls ``argmax_{k in K_hat} x^T beta_A_k`` with the all-sample
     estimates ``beta_A``. Subclasses supply the estimator (:meth:`_estimates`).

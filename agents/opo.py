@@ -10,7 +10,7 @@ posterior ``N(theta_hat_s, Sigma_hat_s)`` per task and acts on the lower confide
     pi_hat_s(x) = argmax_a L_s(x, a);
 
 they differ only in the posterior, all three being the one two-level Gaussian posterior of
-:mod:`agents.gaussian_policy` (the prior/posterior layer under HierTS):
+:mod:`hbgym.agents.gaussian_policy` (the prior/posterior layer under HierTS):
 
 * **HierOPO**, eq. (8): the marginal posterior of theta_s given all data, integrating the unknown
   mu* out: ``theta_hat_s = S~_s (Sigma_0^{-1} mu_bar + B_s)``,
@@ -24,7 +24,7 @@ they differ only in the posterior, all three being the one two-level Gaussian po
 ``G_s = sigma^{-2} sum_{t: S_t = s} phi_t phi_t^T`` and ``B_s = sigma^{-2} sum phi_t Y_t`` with
 ``phi_t = phi(X_t, A_t)`` the logged action's features; the logging policy need not be known.
 
-A fitted learner **is** the per-task policy: a :class:`~agents.base.TorchAgent` whose ``act`` maps
+A fitted learner **is** the per-task policy: a :class:`~hbgym.agents.base.TorchAgent` whose ``act`` maps
 observations (``"task"`` ``(L,)``, ``"features"`` ``(L, K, d)``) to LCB-greedy actions and whose
 ``update`` does nothing, so the online runner can play it (on the instance it was fitted on).
 Before ``fit`` it acts on the prior (no data); ``reset`` keeps the fit.
@@ -41,8 +41,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from hbgym.agents.gaussian_policy import GaussianHierarchy, GaussianPolicy
 
-from agents.gaussian_policy import GaussianHierarchy, GaussianPolicy
 from hbgym.models import take_slot
 from hbgym.offline import LoggedDataset, instance_fingerprint
 
@@ -56,7 +56,7 @@ class OfflinePolicy(GaussianPolicy):
         model: the env's public model (any model with a registered Gaussian hierarchy).
         alpha: width of the confidence interval (eq. (2)); the paper uses 0.1 (Sec. 7). 0 gives
             the greedy posterior-mean policy.
-        hierarchy, num_envs, device, dtype, seed: as :class:`~agents.gaussian_policy.GaussianPolicy`;
+        hierarchy, num_envs, device, dtype, seed: as :class:`~hbgym.agents.gaussian_policy.GaussianPolicy`;
             ``fit`` takes one dataset per replicate.
 
     Attributes (after ``fit``; before it, the prior):

@@ -39,8 +39,7 @@ TITLES = {"mixture": "(a) mixture of Gaussians", "partial_linear": "(b) partiall
 def run_cell(scenario: str, agent: str, seeds: int, dtype: str, cache: Path) -> dict:
     """Per-round regret ``(seeds, rounds)`` of one agent on one scenario, ``seeds`` replicates batched."""
     import torch
-
-    from agents import AGENTS
+    from hbgym.agents import AGENTS
 
     path = cache / f"{scenario}_{agent}_{seeds}_{dtype}.npz"
     if path.exists():

@@ -23,7 +23,7 @@ from benchmarks.common import RESULTS, markdown_table, timed_episode
 
 def time_agent(agent: str, num_envs: int, dtype: str, device: str = "cpu", seed: int = 0) -> dict:
     """One episode of ``num_envs`` seeds in lockstep; act/update wall time and SMC counters."""
-    from agents import AGENTS
+    from hbgym.agents import AGENTS
 
     vec = gym.make_vec("PartialContext-v0", num_envs=num_envs, scenario="mixture")
     policy = AGENTS[agent].from_env(vec, seed=seed, dtype=dtype, device=device)

@@ -35,13 +35,12 @@ class Run:
 def run_agent(
     env_id: str, agent: str, seeds: int, seed: int = 0, agent_kwargs: dict | None = None, **env_kwargs: Any
 ) -> Run:
-    """Run ``agent`` (a name in ``agents.AGENTS``) on ``seeds`` episodes of a native vector env.
+    """Run ``agent`` (a name in ``hbgym.agents.AGENTS``) on ``seeds`` episodes of a native vector env.
 
     Every agent run with the same ``seed`` sees the same instances and reward noise (paired).
     """
     import torch
-
-    from agents import AGENTS
+    from hbgym.agents import AGENTS
 
     torch.set_num_threads(1)
     vec = gym.make_vec(env_id, num_envs=seeds, **env_kwargs)

@@ -30,10 +30,10 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from hbgym.agents import AGENTS  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 
 import hbgym  # noqa: E402, F401
-from agents import AGENTS  # noqa: E402
 from benchmarks.common import Run, markdown_table, plot_curves, run_agent, write_report  # noqa: E402
 
 QUICK_HORIZON = {"MovieLensMulti-v0": 10, "MovieLensEffects-v0": 200, "MNISTMulti-v0": 20}

@@ -78,9 +78,9 @@ def run_cell(setting: Setting, agent_name: str, seeds: int, checkpoints: int = 1
     """Run one agent on one setting for ``seeds`` batched replicates (env seeds 0..seeds-1)."""
     import gymnasium as gym
     import torch
+    from hbgym.agents import AGENTS
 
     import hbgym  # noqa: F401
-    from agents import AGENTS
 
     torch.set_num_threads(1)
     vec = gym.make_vec(setting.env_id, num_envs=seeds, **setting.env_kwargs)

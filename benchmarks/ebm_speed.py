@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     import torch
-
-    from agents import DisjointLinTS, DisjointLinUCB, EbmTS, EbmUCB
+    from hbgym.agents import DisjointLinTS, DisjointLinUCB, EbmTS, EbmUCB
 
     torch.set_num_threads(args.threads)
     agents = (DisjointLinTS, EbmTS, DisjointLinUCB, EbmUCB)

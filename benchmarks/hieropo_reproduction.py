@@ -33,8 +33,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+from hbgym.agents import FlatOPO, HierOPO, OracleOPO  # noqa: E402
+
 import hbgym  # noqa: E402
-from agents import FlatOPO, HierOPO, OracleOPO  # noqa: E402
 from hbgym import offline  # noqa: E402
 
 LEARNERS = (OracleOPO, HierOPO, FlatOPO)

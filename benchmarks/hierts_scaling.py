@@ -17,9 +17,9 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
+from hbgym.agents import HierTS
 
 import hbgym  # noqa: F401
-from agents import HierTS
 
 
 def seconds_per_decision(num_tasks: int, rounds: int) -> float:

@@ -24,11 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from hbgym.leaderboards.report import build_report, console_table
+from hbgym.leaderboards.runner import execute, plan
+from hbgym.leaderboards.store import ResultStore
+from hbgym.leaderboards.suites import SUITES, Suite
+
 from benchmarks.common import RESULTS, markdown_table
-from leaderboards.report import build_report, console_table
-from leaderboards.runner import execute, plan
-from leaderboards.store import ResultStore
-from leaderboards.suites import SUITES, Suite
 
 ZOO_I = ("HierTS", "OracleTS", "FlatTS", "HierUCB", "LinTS", "LinUCB", "meTS")
 RAW = Path("results") / "leaderboard_standard"
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
             "",
             f"## Full `standard` suite, every zoo agent, `--jobs 2`: {seconds / 60:.1f} min ({cells} cells)",
             "",
-            "Command: `python -m leaderboards run --suite standard --jobs 2 "
+            "Command: `python -m hbgym.leaderboards run --suite standard --jobs 2 "
             "--out results/leaderboard_standard` (same code path). Leaderboard: "
             "[leaderboard_standard/LEADERBOARD.md](leaderboard_standard/LEADERBOARD.md).",
             "",

@@ -1,7 +1,7 @@
 """RL baselines vs Bayesian agents on HierGaussianMAB-v0 (one task per round, m=5, n=20, K=10).
 
 Evaluates Uniform, HierTS, OracleTS and the four committed SB3 models (PPO, A2C, DQN, RecurrentPPO,
-trained by ``python -m leaderboards.rl --algo all`` on seeds >= 10**6) on the same evaluation seeds
+trained by ``python -m hbgym.leaderboards.rl --algo all`` on seeds >= 10**6) on the same evaluation seeds
 ``0 .. seeds-1`` (paired: every agent sees the same instances and reward noise per seed). Writes
 ``benchmarks/results/rl_baselines.md`` (final cumulative regret, mean +- standard error, and the
 paired difference to HierTS) and ``rl_baselines.png`` (regret curves).
@@ -19,10 +19,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from hbgym.leaderboards.rl import ALGOS, BASELINE_DIR, BASELINE_ENV_ID, BASELINE_ENV_KWARGS, load_sb3_agent
 
 from benchmarks.common import Run, markdown_table, plot_curves, write_report
 from hbgym.wrappers import SufficientStats
-from leaderboards.rl import ALGOS, BASELINE_DIR, BASELINE_ENV_ID, BASELINE_ENV_KWARGS, load_sb3_agent
 
 REFERENCE_AGENTS = ("Uniform", "HierTS", "OracleTS")
 
@@ -44,8 +44,7 @@ def play(vec: Any, policy: Any, name: str, seed: int) -> Run:
 
 def evaluate(seeds: int, models: Path) -> list[Run]:
     import torch
-
-    from agents import AGENTS
+    from hbgym.agents import AGENTS
 
     torch.set_num_threads(1)
     vec = gym.make_vec(BASELINE_ENV_ID, num_envs=seeds, **BASELINE_ENV_KWARGS)
@@ -115,7 +114,7 @@ def report(runs: list[Run], seeds: int, models: Path) -> None:
         f"`{json.dumps(BASELINE_ENV_KWARGS)}` (K=10 arms, 100 rounds), evaluation seeds 0..{seeds - 1} "
         "(paired; training used seeds >= 10**6). SB3 models see SufficientStatsObservation vectors and "
         "act on the policy's mode (`PPO`) or sample from it (`PPO (sampled)`); models from "
-        "`python -m leaderboards.rl --algo all`. `Greedy on pooled stats` is a hand-written policy on "
+        "`python -m hbgym.leaderboards.rl --algo all`. `Greedy on pooled stats` is a hand-written policy on "
         "the same vectors (each arm once, then the best pooled mean).\n\n"
         f"{table}"
     )

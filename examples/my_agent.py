@@ -1,7 +1,7 @@
 """A third-party agent in plain NumPy: UCB1 per (task, action). Copy it and change `act`.
 
-    python -m leaderboards run --agent examples/my_agent.py:make_agent --suite quick
-    python -m leaderboards submit --agent examples/my_agent.py:make_agent --suite quick
+    python -m hbgym.leaderboards run --agent examples/my_agent.py:make_agent --suite quick
+    python -m hbgym.leaderboards submit --agent examples/my_agent.py:make_agent --suite quick
 """
 
 import numpy as np

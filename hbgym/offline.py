@@ -973,7 +973,7 @@ def evaluate_learner(
 
     Args:
         learner_factory: ``callable(env, dataset) -> policy`` (an object with ``act(obs)``), or a
-            class with ``from_env(env)`` and ``fit(dataset)`` (e.g. ``agents.HierOPO``), used as
+            class with ``from_env(env)`` and ``fit(dataset)`` (e.g. ``hbgym.agents.HierOPO``), used as
             ``cls.from_env(env).fit(dataset)``. Oracle learners read ``env.unwrapped.instance``,
             which is the dataset's instance.
         seed: one seed for the instance, the data and the evaluation contexts, so that learners

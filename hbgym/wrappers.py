@@ -6,10 +6,10 @@
 * :class:`DiscreteAction` exposes ``MultiDiscrete([K])`` (``L == 1``) as ``Discrete(K)`` (DQN).
 
 The statistics live in the pure, batched class :class:`SufficientStats` (numpy only) so that an
-agent adapter (``leaderboards.rl.SB3Agent``) reproduces exactly the wrapper's observation stream
+agent adapter (``hbgym.leaderboards.rl.SB3Agent``) reproduces exactly the wrapper's observation stream
 from the runner's ``act``/``update`` calls, without the wrapper.
 
-Example (``python -m leaderboards.rl --help`` trains on this stack)::
+Example (``python -m hbgym.leaderboards.rl --help`` trains on this stack)::
 
     env = DiscreteAction(SufficientStatsObservation(
         gym.make("HierGaussianMAB-v0", schedule="sequential", num_tasks=5, horizon=20)))

@@ -1,7 +1,7 @@
-"""``python -m leaderboards`` = ``hbgym-leaderboard``."""
+"""``python -m hbgym.leaderboards`` = ``hbgym-leaderboard``."""
 
 import sys
 
-from leaderboards.cli import main
+from hbgym.leaderboards.cli import main
 
 sys.exit(main())

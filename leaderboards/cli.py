@@ -1,10 +1,10 @@
-"""Command line: ``hbgym-leaderboard`` / ``python -m leaderboards``.
+"""Command line: ``hbgym-leaderboard`` / ``python -m hbgym.leaderboards``.
 
-python -m leaderboards run --suite quick                     # the zoo on the quick suite, table + plots
-python -m leaderboards run --agent HierTS --agent my.py:make_agent --suite standard --jobs 2
-python -m leaderboards report results/quick
-python -m leaderboards submit --agent examples/my_agent.py:make_agent --suite quick
-python -m leaderboards list
+python -m hbgym.leaderboards run --suite quick                     # the zoo on the quick suite, table + plots
+python -m hbgym.leaderboards run --agent HierTS --agent my.py:make_agent --suite standard --jobs 2
+python -m hbgym.leaderboards report results/quick
+python -m hbgym.leaderboards submit --agent examples/my_agent.py:make_agent --suite quick
+python -m hbgym.leaderboards list
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from leaderboards.suites import SUITES, get_suite
+from hbgym.leaderboards.suites import SUITES, get_suite
 
 __all__ = ["main", "build_parser"]
 
@@ -28,7 +28,7 @@ SPEC_HELP = (
 
 
 def _expand(specs: list[str] | None, suite_agents: tuple[str, ...]) -> list[str]:
-    from leaderboards.suites import expand_agents
+    from hbgym.leaderboards.suites import expand_agents
 
     out: list[str] = []
     for spec in specs or ["all"]:
@@ -122,11 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list suites, settings and zoo agents", description="List suites and agents.")
 
     try:
-        from leaderboards.rl import add_train_arguments
+        from hbgym.leaderboards.rl import add_train_arguments
     except ImportError:
         add_train_arguments = None
     if add_train_arguments is not None:
-        tr = sub.add_parser("train-rl", help="train an SB3 baseline on training seeds (see leaderboards.rl)")
+        tr = sub.add_parser("train-rl",
+                            help="train an SB3 baseline on training seeds (see hbgym.leaderboards.rl)")
         add_train_arguments(tr)
     return parser
 
@@ -137,7 +138,7 @@ def _print(msg: str) -> None:
 
 def _suite(args: argparse.Namespace):
     if getattr(args, "device", "cpu") != "cpu":
-        from agents.base import resolve_device
+        from hbgym.agents.base import resolve_device
 
         resolve_device(args.device)  # a clear error now rather than every cell failing
     if args.seeds is not None and args.seeds < 1:
@@ -157,9 +158,9 @@ def _report_skipped(skipped: list[tuple[str, str, str]], verbose: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from leaderboards.report import build_report, console_table
-    from leaderboards.runner import execute, plan
-    from leaderboards.store import ResultStore
+    from hbgym.leaderboards.report import build_report, console_table
+    from hbgym.leaderboards.runner import execute, plan
+    from hbgym.leaderboards.store import ResultStore
 
     suite = _suite(args)
     specs = _expand(args.agent, suite.agents)
@@ -190,7 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from leaderboards.report import build_report, console_table
+    from hbgym.leaderboards.report import build_report, console_table
 
     expected = get_suite(args.suite).hash if args.suite else None
     _, ranks = build_report(args.dir, args.out, expected_hash=expected)
@@ -200,13 +201,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from leaderboards.submit import submit
+    from hbgym.leaderboards.submit import submit
 
     return submit(args)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from leaderboards.specs import zoo
+    from hbgym.leaderboards.specs import zoo
 
     for suite in SUITES.values():
         print(
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handlers = {"run": cmd_run, "report": cmd_report, "submit": cmd_submit, "list": cmd_list}
     if args.command == "train-rl":
-        from leaderboards.rl import train_from_args
+        from hbgym.leaderboards.rl import train_from_args
 
         train_from_args(args)
         return 0

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from leaderboards.scoring import ScoreTable, iqm, iqm_ci, probability_of_improvement, score_rows
-from leaderboards.store import ResultStore
-from leaderboards.suites import Suite
+from hbgym.leaderboards.scoring import ScoreTable, iqm, iqm_ci, probability_of_improvement, score_rows
+from hbgym.leaderboards.store import ResultStore
+from hbgym.leaderboards.suites import Suite
 
 __all__ = ["build_report", "ranking", "setting_dicts"]
 

@@ -11,10 +11,10 @@ Seeds: training env ``i`` (of ``n_envs``) is seeded with ``TRAIN_SEED_OFFSET + 1
 stream; evaluation suites use seeds below ``10**6``, so training and evaluation instances never
 share a seed.
 
-Command line (also ``python -m leaderboards train-rl``)::
+Command line (also ``python -m hbgym.leaderboards train-rl``)::
 
-    python -m leaderboards.rl --algo all            # the four committed baselines (defaults below)
-    python -m leaderboards.rl --algo PPO --timesteps 300000 --out my_ppo.zip \\
+    python -m hbgym.leaderboards.rl --algo all            # the four committed baselines (defaults below)
+    python -m hbgym.leaderboards.rl --algo PPO --timesteps 300000 --out my_ppo.zip \\
         --env-id HierGaussianMAB-v0 --env-kwargs '{"schedule": "sequential", "horizon": 20}'
 
 stable-baselines3 and sb3-contrib (RecurrentPPO) are optional dependencies (``pip install
@@ -190,7 +190,8 @@ def load_sb3_agent(algo: str, path: str | Path, env: Any, num_envs: int = 1, dev
     if not file.is_file() and file.suffix != ".zip" and Path(f"{file}.zip").is_file():
         file = Path(f"{file}.zip")
     if not file.is_file():
-        raise ValueError(f"no {algo} model file at {str(path)!r}; train one with `python -m leaderboards.rl`")
+        raise ValueError(f"no {algo} model file at {str(path)!r}; "
+                         "train one with `python -m hbgym.leaderboards.rl`")
     unwrapped = getattr(env, "unwrapped", env)
     space = getattr(unwrapped, "single_observation_space", None) or unwrapped.observation_space
     stats = SufficientStats(unwrapped.model, space)
@@ -282,7 +283,7 @@ def _versions(sb3: str, torch_version: str) -> dict[str, str]:
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``train-rl`` (``python -m leaderboards train-rl`` and ``python -m leaderboards.rl``)."""
+    """Arguments of ``train-rl`` (also ``python -m hbgym.leaderboards.rl``)."""
     parser.add_argument("--algo", required=True, choices=[*ALGOS, "all"],
                         help="SB3 algorithm; 'all' trains the four baselines into leaderboards/baselines/")
     parser.add_argument("--env-id", default=BASELINE_ENV_ID, help=f"env id (default {BASELINE_ENV_ID})")
@@ -317,7 +318,7 @@ def train_from_args(args: argparse.Namespace) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m leaderboards.rl",
+        prog="python -m hbgym.leaderboards.rl",
         description="Train stable-baselines3 baselines on hbgym envs (SufficientStats observations).")
     train_from_args(add_train_arguments(parser).parse_args(argv))
 

@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from leaderboards.specs import ResolvedAgent, applicable, resolve
-from leaderboards.store import ResultStore
-from leaderboards.suites import Setting, Suite
+from hbgym.leaderboards.specs import ResolvedAgent, applicable, resolve
+from hbgym.leaderboards.store import ResultStore
+from hbgym.leaderboards.suites import Setting, Suite
 
 __all__ = ["Cell", "InvalidAgentOutput", "plan", "run_cell", "execute", "log_steps", "environment_info"]
 

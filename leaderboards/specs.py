@@ -2,7 +2,7 @@
 
 Accepted forms:
 
-* a zoo name (``HierTS``; ``agents.AGENTS``) - batched torch agents built with
+* a zoo name (``HierTS``; ``hbgym.agents.AGENTS``) - batched torch agents built with
   ``Cls.from_env(vec_env, num_envs=B, device=, dtype=, seed=)``;
 * ``package.module:factory`` or ``path/to/file.py:factory`` - a third-party factory called as
   ``factory(env)`` on a single env (one per seed); it returns an object with ``reset(seed)``,
@@ -10,7 +10,7 @@ Accepted forms:
   ``batched = True`` is instead called as ``factory(vec_env, num_envs=B, seed=s)`` and must act on
   batched observations ``(B, L)``. Offline learners are factories ``factory(env, dataset) -> policy``
   marked ``offline = True``;
-* ``sb3:ALGO:path/to/model.zip`` - a stable-baselines3 model through :mod:`leaderboards.rl`.
+* ``sb3:ALGO:path/to/model.zip`` - a stable-baselines3 model through :mod:`hbgym.leaderboards.rl`.
 
 Specs are plain strings so that they travel to worker processes; :func:`resolve` runs there.
 """
@@ -28,7 +28,7 @@ __all__ = ["ResolvedAgent", "resolve", "zoo", "applicable", "spec_name"]
 
 
 def zoo() -> dict[str, type]:
-    from agents import AGENTS
+    from hbgym.agents import AGENTS
 
     return dict(AGENTS)
 
@@ -61,7 +61,7 @@ class ResolvedAgent:
         if self.kind == "zoo":
             return self.target.from_env(env, num_envs=num_envs, device=device, dtype=dtype, seed=seed)
         if self.kind == "sb3":
-            from leaderboards.rl import load_sb3_agent
+            from hbgym.leaderboards.rl import load_sb3_agent
 
             algo, path = self.target
             return load_sb3_agent(algo, path, env, num_envs, device)
@@ -132,10 +132,10 @@ def resolve(spec: str) -> ResolvedAgent:
         if len(parts) != 3 or not parts[1] or not parts[2]:
             raise ValueError(f"sb3 spec must be 'sb3:ALGO:path/to/model.zip', got {spec!r}")
         try:
-            importlib.import_module("leaderboards.rl")
+            importlib.import_module("hbgym.leaderboards.rl")
         except ImportError as err:
             raise ValueError(
-                f"{spec!r}: SB3 agents need leaderboards.rl and stable-baselines3 "
+                f"{spec!r}: SB3 agents need hbgym.leaderboards.rl and stable-baselines3 "
                 f"(pip install -e '.[rl]'): {err}"
             ) from err
         path = _sb3_file(parts[2])

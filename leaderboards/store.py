@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from leaderboards.suites import Suite, canonical_json
+from hbgym.leaderboards.suites import Suite, canonical_json
 
 __all__ = ["ResultStore", "TamperedResultsError", "atomic_write"]
 

@@ -1,7 +1,7 @@
 """``submit``: score an untrusted agent, each cell in a separate, limited process.
 
 The parent never imports the submitted code. For every cell it starts
-``python -m leaderboards.submit _cell IN OUT`` with an address-space limit (``RLIMIT_AS``, set in the
+``python -m hbgym.leaderboards.submit _cell IN OUT`` with an address-space limit (``RLIMIT_AS``, set in the
 child before anything is imported) and kills its process group after a wall-time limit. The child runs
 the cell with the ordinary runner (actions checked: shape, integer, range, NaN) and writes the record.
 The parent validates the record (schema, cell id, suite hash, one finite row per seed); anything else
@@ -28,9 +28,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from leaderboards.runner import Cell, execute, plan
-from leaderboards.specs import spec_name, zoo
-from leaderboards.store import ResultStore
+from hbgym.leaderboards.runner import Cell, execute, plan
+from hbgym.leaderboards.specs import spec_name, zoo
+from hbgym.leaderboards.store import ResultStore
 
 __all__ = ["run_sandboxed", "submit", "validate_record"]
 
@@ -85,7 +85,7 @@ def run_sandboxed(cell: Cell, timeout: float = 600.0, memory_gib: float = 8.0) -
         path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
         env = {**os.environ, "PYTHONPATH": path}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "leaderboards.submit", "_cell", str(src), str(dst)],
+            [sys.executable, "-m", "hbgym.leaderboards.submit", "_cell", str(src), str(dst)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
             preexec_fn=partial(_limit_memory, int(memory_gib * 2**30)),
         )
@@ -117,8 +117,8 @@ def run_sandboxed(cell: Cell, timeout: float = 600.0, memory_gib: float = 8.0) -
 
 def submit(args: argparse.Namespace) -> int:
     """The ``submit`` command (see ``hbgym-leaderboard submit --help``)."""
-    from leaderboards.cli import _expand, _print, _suite
-    from leaderboards.report import build_report, console_table
+    from hbgym.leaderboards.cli import _expand, _print, _suite
+    from hbgym.leaderboards.report import build_report, console_table
 
     suite = _suite(args)
     specs = _expand(args.agent, suite.agents)
@@ -157,8 +157,8 @@ def submit(args: argparse.Namespace) -> int:
 
 
 def _child(src: str, dst: str) -> None:
-    from leaderboards.runner import run_cell
-    from leaderboards.store import atomic_write
+    from hbgym.leaderboards.runner import run_cell
+    from hbgym.leaderboards.store import atomic_write
 
     cell = Cell(**json.loads(Path(src).read_text()))
     record = run_cell(cell, catch=True)
@@ -169,4 +169,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "_cell":
         _child(sys.argv[2], sys.argv[3])
     else:
-        sys.exit("usage: python -m leaderboards.submit _cell IN.json OUT.json (internal; use `submit`)")
+        sys.exit("usage: python -m hbgym.leaderboards.submit _cell IN.json OUT.json (internal; use `submit`)")

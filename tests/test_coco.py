@@ -8,10 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
-from agents.coco import GIDS, NPMTS
-from agents.posteriors.gp_density import KroneckerKL
-from agents.posteriors.smc import (
+from hbgym.agents.coco import GIDS, NPMTS
+from hbgym.agents.posteriors.gp_density import KroneckerKL
+from hbgym.agents.posteriors.smc import (
     GPDensitySMC,
     arm_log_likelihood,
     effective_sample_size,
@@ -19,6 +18,7 @@ from agents.posteriors.smc import (
     log_evidence,
     systematic_resample,
 )
+
 from tests.conftest import requires_cuda
 
 SIGMA = 0.1
@@ -324,7 +324,7 @@ def test_npmts_learns_a_user_with_its_history():
 
 
 def test_registered():
-    from agents import AGENTS
+    from hbgym.agents import AGENTS
 
     assert AGENTS["NPM-TS"] is NPMTS and AGENTS["GIDS"] is GIDS
 
@@ -333,8 +333,9 @@ def test_registered():
 @pytest.mark.parametrize("cls", [NPMTS, GIDS])
 def test_beats_ind_ts_on_mixture_at_small_size(cls):
     gym = pytest.importorskip("gymnasium")
+    from hbgym.agents import IndTS
+
     import hbgym  # noqa: F401
-    from agents import IndTS
 
     kwargs = {"scenario": "mixture", "num_batches": 6}
     small = {"num_particles": 48, "num_components": 40, "mu_grid_size": 14, "context_grid_size": 6}

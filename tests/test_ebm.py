@@ -6,13 +6,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-
-import hbgym  # noqa: F401  (registers the ids)
-from agents import AGENTS, DisjointLinTS, DisjointLinUCB, EbmTS, EbmUCB, OLSBandit, RMBandit
-from agents.base import UniformAgent
-from agents.multi_bandit import forced_arm
-from agents.multi_bandit_baselines import robust_multitask_estimates, weighted_median
-from agents.posteriors.empirical_bayes import (
+from hbgym.agents import AGENTS, DisjointLinTS, DisjointLinUCB, EbmTS, EbmUCB, OLSBandit, RMBandit
+from hbgym.agents.base import UniformAgent
+from hbgym.agents.multi_bandit import forced_arm
+from hbgym.agents.multi_bandit_baselines import robust_multitask_estimates, weighted_median
+from hbgym.agents.posteriors.empirical_bayes import (
     UnitStatistics,
     bickel_levina_cv,
     estimate_prior,
@@ -21,7 +19,9 @@ from agents.posteriors.empirical_bayes import (
     mean_and_covariance,
     project_psd,
 )
-from agents.posteriors.gaussian import HierarchicalGaussian
+from hbgym.agents.posteriors.gaussian import HierarchicalGaussian
+
+import hbgym  # noqa: F401  (registers the ids)
 from tests.conftest import requires_cuda
 
 F64 = torch.float64

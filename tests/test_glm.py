@@ -6,11 +6,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from hbgym.agents import AGENTS, GLMTS, UCBGLM, MeTSGLM
+from hbgym.agents.posteriors.laplace import LaplaceLogistic
 from scipy.optimize import minimize
 
 import hbgym  # noqa: F401
-from agents import AGENTS, GLMTS, UCBGLM, MeTSGLM
-from agents.posteriors.laplace import LaplaceLogistic
 from tests.test_agents_hier import run_batched
 
 
@@ -93,7 +93,7 @@ def test_mets_glm_posterior_is_the_hierarchy_with_laplace_statistics():
     ids = torch.arange(6).expand(2, -1)
     agent.posterior.set_statistics(ids, gram, moment)
     h = agent.hierarchy
-    from agents.posteriors.gaussian import HierarchicalGaussian
+    from hbgym.agents.posteriors.gaussian import HierarchicalGaussian
 
     fresh = HierarchicalGaussian(2, 6, h.hyper_mean, h.hyper_cov, h.unit_cov, mixing=h.mixing)
     fresh.set_statistics(ids, gram, moment)

@@ -9,13 +9,12 @@ import sys
 
 import numpy as np
 import pytest
-
-from leaderboards import cli
-from leaderboards.report import build_report
-from leaderboards.runner import check_actions, execute, log_steps, plan, run_cell
-from leaderboards.scoring import iqm, iqm_ci, normalized_score, probability_of_improvement, score_rows
-from leaderboards.store import ResultStore, TamperedResultsError
-from leaderboards.suites import SUITES, Setting, Suite
+from hbgym.leaderboards import cli
+from hbgym.leaderboards.report import build_report
+from hbgym.leaderboards.runner import check_actions, execute, log_steps, plan, run_cell
+from hbgym.leaderboards.scoring import iqm, iqm_ci, normalized_score, probability_of_improvement, score_rows
+from hbgym.leaderboards.store import ResultStore, TamperedResultsError
+from hbgym.leaderboards.suites import SUITES, Setting, Suite
 
 TINY = Suite(
     name="tiny",
@@ -394,7 +393,7 @@ def test_report_lists_incomplete_cells(tmp_path):
 
 def test_sb3_baseline_through_the_runner(tmp_path):
     pytest.importorskip("stable_baselines3")
-    from leaderboards.suites import SB3_BASELINES
+    from hbgym.leaderboards.suites import SB3_BASELINES
 
     rl_setting = next(s for s in SUITES["quick"].settings if "rl" in s.tags)
     suite = Suite("tiny-rl", 1, "online", (rl_setting, TINY.settings[0]), num_seeds=2, chunk=2, log_points=4)
@@ -411,8 +410,9 @@ def test_sb3_baseline_through_the_runner(tmp_path):
 
 
 def test_zoo_token_picks_up_every_online_agent_but_the_slow_and_offline_ones(monkeypatch):
-    import agents
-    from leaderboards.suites import ZOO, expand_agents, get_suite
+    from hbgym.leaderboards.suites import ZOO, expand_agents, get_suite
+
+    from hbgym import agents
 
     names = expand_agents((ZOO, "HierTS", "sb3:PPO:x.zip"))
     assert "HierTS" in names and "MTTS" in names and names.count("HierTS") == 1

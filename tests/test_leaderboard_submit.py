@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-
-from leaderboards import cli
-from leaderboards.store import ResultStore
-from leaderboards.suites import SUITES, Setting, Suite
+from hbgym.leaderboards import cli
+from hbgym.leaderboards.store import ResultStore
+from hbgym.leaderboards.suites import SUITES, Setting, Suite
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "my_agent.py"
 

@@ -146,7 +146,7 @@ def test_logging_agent_acts_on_env_shaped_observations_and_can_learn():
 
 
 def test_torch_agent_as_logging_policy():
-    from agents.base import UniformAgent
+    from hbgym.agents.base import UniformAgent
 
     env = gym.make("HierGaussian-v0", **SYNTH)
     ds = offline.collect(env, 40, logging_policy=UniformAgent.from_env(env), seed=0)

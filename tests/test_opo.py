@@ -8,10 +8,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from hbgym.agents import AGENTS, Agent, FlatOPO, HierOPO, OracleOPO
+from hbgym.agents.gaussian_policy import hierarchy_for
 
 import hbgym  # noqa: F401
-from agents import AGENTS, Agent, FlatOPO, HierOPO, OracleOPO
-from agents.gaussian_policy import hierarchy_for
 from hbgym import offline
 
 KW = {"num_tasks": 4, "num_actions": 5, "dim": 3, "sigma_q": 1.0, "sigma_0": 0.5, "sigma": 0.5,

@@ -200,10 +200,10 @@ def test_lmm_oracle_prior_needs_nothing_else_and_marginal_without_instance():
 # --------------------------------------------------------------------------- baselines
 
 torch = pytest.importorskip("torch")
+from hbgym.agents import AGENTS, MTTS, FlatTS, IndTS, OraclePriorTS  # noqa: E402
+from hbgym.agents.posteriors.mixture import mixture_posterior  # noqa: E402
 from scipy.stats import multivariate_normal  # noqa: E402
 
-from agents import AGENTS, MTTS, FlatTS, IndTS, OraclePriorTS  # noqa: E402
-from agents.posteriors.mixture import mixture_posterior  # noqa: E402
 from tests.conftest import requires_cuda  # noqa: E402
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hbgym.agents.posteriors.gaussian import DiagonalHierarchicalGaussian, HierarchicalGaussian
+from hbgym.agents.posteriors.linalg import NotPSDError, robust_cholesky
 
-from agents.posteriors.gaussian import DiagonalHierarchicalGaussian, HierarchicalGaussian
-from agents.posteriors.linalg import NotPSDError, robust_cholesky
 from tests.conftest import requires_cuda
 
 

@@ -1,4 +1,4 @@
-"""leaderboards.rl: tiny SB3 models trained in the test, loaded and played through the adapter."""
+"""hbgym.leaderboards.rl: tiny SB3 models trained in the test, loaded and played through the adapter."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import pytest
 pytest.importorskip("stable_baselines3")
 pytest.importorskip("sb3_contrib")
 
-from agents.base import Agent  # noqa: E402
+from hbgym.agents.base import Agent  # noqa: E402
+from hbgym.leaderboards import rl  # noqa: E402
+
 from hbgym.wrappers import SufficientStatsObservation  # noqa: E402
-from leaderboards import rl  # noqa: E402
 
 ENV_ID = "HierGaussianMAB-v0"
 ENV_KWARGS = {"schedule": "sequential", "num_tasks": 2, "horizon": 5, "num_actions": 4}
@@ -140,5 +141,6 @@ def test_train_from_args_and_standalone_help(tmp_path, capsys):
                               "--env-kwargs", json.dumps(ENV_KWARGS), "--hyperparams", '{"n_envs": 1}'])
     [path] = rl.train_from_args(args)
     assert path.is_file() and "A2C: 32 steps" in capsys.readouterr().out
-    done = subprocess.run([sys.executable, "-m", "leaderboards.rl", "--help"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "hbgym.leaderboards.rl", "--help"],
+                          capture_output=True, text=True)
     assert done.returncode == 0 and "--algo" in done.stdout and "--hyperparams" in done.stdout

@@ -46,9 +46,8 @@ import math
 from dataclasses import dataclass
 
 import torch
+from hbgym.agents.posteriors.linalg import robust_cholesky
 from torch import Tensor
-
-from agents.posteriors.linalg import robust_cholesky
 
 __all__ = [
     "EBPrior",

@@ -39,8 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from agents.posteriors.linalg import robust_cholesky, sample_precision_normal, symmetrize
+from hbgym.agents.posteriors.linalg import robust_cholesky, sample_precision_normal, symmetrize
 
 __all__ = ["HierarchicalGaussian", "DiagonalHierarchicalGaussian"]
 

@@ -8,7 +8,7 @@ eq. (2.115) per component):
 * per component, with ``S_c = L L^T`` (any square-root factor, so singular covariances work) and
   the always SPD ``C = I + L^T G L``: covariance ``S~_c = L C^{-1} L^T``, mean
   ``m~_c = m_c + S~_c (b - G m_c)`` — the same Woodbury forms as
-  :mod:`agents.posteriors.gaussian` (no inverse of ``S_c`` or ``G``);
+  :mod:`hbgym.agents.posteriors.gaussian` (no inverse of ``S_c`` or ``G``);
 * weights ``w~_c ∝ w_c p(y | c)`` with the marginal likelihood, up to a term common to all
   components, ``log p(y | c) = -1/2 log det C - 1/2 [m^T G m - 2 b^T m - r^T S~ r]``,
   ``r = b - G m`` (matrix determinant lemma and Woodbury on ``noise_var I + X S X^T``).
@@ -17,9 +17,8 @@ eq. (2.115) per component):
 from __future__ import annotations
 
 import torch
-
-from agents.posteriors.gaussian import _psd_factor
-from agents.posteriors.linalg import robust_cholesky, symmetrize
+from hbgym.agents.posteriors.gaussian import _psd_factor
+from hbgym.agents.posteriors.linalg import robust_cholesky, symmetrize
 
 __all__ = ["mixture_posterior", "sample_mixture"]
 

@@ -2,7 +2,7 @@
 (Mukherjee et al., CoCo bandits, Sec. 3.2, App. B.7, B.8 and Alg. 2), batched over ``B`` replicates.
 
 State per replicate: ``N`` particles ``theta (B, N, M)`` (standard-normal KL coefficients of
-:class:`~agents.posteriors.gp_density.KroneckerKL`), log-weights ``(B, N)``, and per-user
+:class:`~hbgym.agents.posteriors.gp_density.KroneckerKL`), log-weights ``(B, N)``, and per-user
 sufficient statistics (count, sum and sum of squares of the rewards of each arm) plus the user's
 observed context.
 
@@ -42,8 +42,7 @@ from __future__ import annotations
 import math
 
 import torch
-
-from agents.posteriors.gp_density import KroneckerKL
+from hbgym.agents.posteriors.gp_density import KroneckerKL
 
 __all__ = [
     "GPDensitySMC",
