@@ -345,4 +345,5 @@ def execute(
             bar.update(1)
     finally:
         bar.close()
+        store.close()
     return new

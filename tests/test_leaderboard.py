@@ -236,7 +236,7 @@ def test_resume_after_kill_no_loss_no_duplicates(tmp_path):
     with pytest.raises(_Killed):
         execute(cells, store, progress=False, worker=dying)
     assert len(store.completed()) == 3
-    with pytest.raises(TamperedResultsError, match="not in the manifest"):
+    with pytest.raises(TamperedResultsError, match="not in the index"):
         store.verify()
     execute(cells, store, progress=False)
     assert store.completed() == {c.id for c in cells}
