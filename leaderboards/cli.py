@@ -2,7 +2,9 @@
 
 python -m hbgym.leaderboards run --suite quick                     # the zoo on the quick suite, table + plots
 python -m hbgym.leaderboards run --agent HierTS --agent my.py:make_agent --suite standard --jobs 2
-python -m hbgym.leaderboards report results/quick
+python -m hbgym.leaderboards run --suite quick --backend ray --address 10.0.0.1:6379   # attach to a cluster
+python -m hbgym.leaderboards report results/quick --export results.parquet
+python -m hbgym.leaderboards repair results/quick                  # move damaged files aside, then rerun
 python -m hbgym.leaderboards submit --agent examples/my_agent.py:make_agent --suite quick
 python -m hbgym.leaderboards list
 """
@@ -61,6 +63,24 @@ def _add_common(p: argparse.ArgumentParser, agent_required: bool) -> None:
                    help="list every (agent, setting) pair skipped because the agent does not fit the env")
 
 
+def _add_backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        default="local",
+        choices=("local", "ray", "dask"),
+        help="local: joblib loky processes; ray / dask: run cells on a Ray / Dask cluster (with --address, "
+        "or RAY_ADDRESS / DASK_SCHEDULER_ADDRESS, attach to a running one; else start a local one "
+        "of --jobs workers); results stream back to this process",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="cluster to attach to: a Ray address (127.0.0.1:6379, ray://host:10001) or a Dask scheduler "
+        "(tcp://host:8786); default: RAY_ADDRESS / DASK_SCHEDULER_ADDRESS",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hbgym-leaderboard",
@@ -86,13 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"parallel workers (default: min(4, CPUs) = {DEFAULT_JOBS})",
     )
-    run.add_argument(
-        "--backend",
-        default="local",
-        choices=("local", "ray", "dask"),
-        help="local: joblib loky processes; ray / dask: joblib's Ray / Dask backends (a running "
-        "ray.init(address=...) or Dask client is used, else a local one is started)",
-    )
+    _add_backend(run)
     run.add_argument("--no-report", action="store_true", help="only run; do not write the report")
 
     rep = sub.add_parser(
@@ -104,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("dir", metavar="DIR", help="results directory written by `run` or `submit`")
     rep.add_argument("--out", default=None, metavar="OUT", help="where to write the report (default: DIR)")
     rep.add_argument("--suite", default=None, help="also require that DIR was produced for this suite's hash")
+    rep.add_argument("--export", default=None, metavar="FILE",
+                     help="also write every row to FILE: .csv (standard library) or .parquet (needs pyarrow)")
+
+    rp = sub.add_parser(
+        "repair",
+        help="move damaged files of a results directory aside so that `run` redoes those cells",
+        description="Check DIR in one pass and move every damaged file (edited, truncated, unlisted, "
+        "another suite's rows) and the entries of missing files out of the index into "
+        "DIR/quarantine/<time>/ (nothing is deleted); rerunning the same `run` command then "
+        "redoes exactly those cells.",
+    )
+    rp.add_argument("dir", metavar="DIR", help="results directory written by `run` or `submit`")
 
     sm = sub.add_parser(
         "submit",
@@ -118,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument(
         "--memory", type=float, default=8.0, metavar="GiB", help="address-space limit per cell (GiB)"
     )
+    _add_backend(sm)
 
     sub.add_parser("list", help="list suites, settings and zoo agents", description="List suites and agents.")
 
@@ -175,7 +202,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"suite {suite.name} v{suite.version} ({suite.hash[:12]}): {len(cells)} cells, "
         f"{sum(c.id in done for c in cells)} already done, results in {out}"
     )
-    new = execute(cells, store, jobs=args.jobs, backend=args.backend, progress=not args.quiet)
+    new = execute(cells, store, jobs=args.jobs, backend=args.backend, progress=not args.quiet,
+                  address=args.address)
     failed = [r for r in new if r["status"] != "ok"]
     for r in failed:
         _print(f"FAILED {r['cell']['id']}: {r['reason'][:300]}")
@@ -194,9 +222,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     from hbgym.leaderboards.report import build_report, console_table
 
     expected = get_suite(args.suite).hash if args.suite else None
+    if args.export and Path(args.export).suffix.lower() not in (".csv", ".parquet"):
+        raise ValueError(f"--export {args.export!r}: use a .csv or .parquet file name")
     _, ranks = build_report(args.dir, args.out, expected_hash=expected)
     print(console_table(ranks))
     print(f"\n{Path(args.out or args.dir) / 'LEADERBOARD.md'} written")
+    if args.export:
+        from hbgym.leaderboards.store import ResultStore
+
+        n = ResultStore(args.dir).export(args.export)
+        print(f"{n} rows written to {args.export}")
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from hbgym.leaderboards.store import ResultStore
+
+    qdir, damage = ResultStore(args.dir).repair()
+    if qdir is None:
+        print(f"{args.dir}: no damaged files; nothing to repair")
+        return 0
+    for d in damage:
+        print(f"moved aside: {d}")
+    print(f"{len(damage)} damaged file(s) moved into {qdir} (with the previous index and REASONS.txt); "
+          "rerun the same `run` command to redo those cells")
     return 0
 
 
@@ -233,7 +282,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"run": cmd_run, "report": cmd_report, "submit": cmd_submit, "list": cmd_list}
+    handlers = {"run": cmd_run, "report": cmd_report, "repair": cmd_repair, "submit": cmd_submit,
+                "list": cmd_list}
     if args.command == "train-rl":
         from hbgym.leaderboards.rl import train_from_args
 

@@ -144,7 +144,8 @@ def submit(args: argparse.Namespace) -> int:
                                      seed_start=start, num_seeds=n, role="agent"))
     execute(ref_cells, store, jobs=1, progress=not args.quiet)
     worker = partial(run_sandboxed, timeout=args.timeout, memory_gib=args.memory)
-    new = execute(cells, store, jobs=1, progress=not args.quiet, worker=worker)
+    new = execute(cells, store, jobs=1, progress=not args.quiet, worker=worker,
+                  backend=getattr(args, "backend", "local"), address=getattr(args, "address", None))
     for r in new:
         if r["status"] != "ok":
             _print(f"FAILED {r['cell']['id']}: {r['reason'][:300]}")
