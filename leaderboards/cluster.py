@@ -130,7 +130,10 @@ def _ray(cells: list[Any], task: Worker, jobs: int, address: str | None) -> Iter
     started = False
     if not ray.is_initialized():
         if address:  # attach: the cluster's own resources, nothing local
-            ray.init(address=address, log_to_driver=False)
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except (ConnectionError, TimeoutError) as err:
+                raise ValueError(f"cannot attach to the Ray cluster at {address!r}: {err}") from err
         else:  # a fresh cluster of our own, never a stale one from the temp dir
             ray.init(address="local", num_cpus=jobs, include_dashboard=False, log_to_driver=False)
         started = True
@@ -161,7 +164,10 @@ def _dask(cells: list[Any], task: Worker, jobs: int, address: str | None) -> Ite
         raise ValueError('backend "dask" needs dask.distributed: pip install -e ".[distributed]"') from err
     with contextlib.ExitStack() as stack:
         if address:
-            client = stack.enter_context(Client(address))
+            try:
+                client = stack.enter_context(Client(address))
+            except (OSError, TimeoutError) as err:
+                raise ValueError(f"cannot reach the Dask scheduler at {address!r}: {err}") from err
         else:
             try:
                 client = default_client()

@@ -92,6 +92,36 @@ def _kill_tagged(tag: str) -> None:
                 os.kill(int(entry.name), signal.SIGKILL)
 
 
+def _run_killing_one_worker(cells, root: Path, backend: str, address: str,
+                           candidates: set[int] | None = None) -> tuple[ResultStore, int]:
+    """Run ``cells`` on the cluster, SIGKILL the first worker process that starts a cell (mid-cell: it
+    sleeps first), and check that every cell is stored exactly once; returns the store and the killed pid."""
+    store = ResultStore(root)
+    store.open(SUITE)
+    markers = tempfile.mkdtemp(dir=root.parent)
+    killed: list[int] = []
+
+    def kill_first_busy_worker():
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not killed:
+            busy = [pid for pid in map(int, os.listdir(markers)) if candidates is None or pid in candidates]
+            if busy:
+                os.kill(busy[0], signal.SIGKILL)
+                killed.append(busy[0])
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_first_busy_worker)
+    killer.start()
+    new = execute(cells, store, backend=backend, address=address, progress=False,
+                  worker=partial(_marked_cell, markers))
+    killer.join()
+    assert killed, "no worker was killed"
+    ids = [json.loads(line)["id"] for line in store.index_path.read_text().splitlines()]
+    assert sorted(ids) == sorted(c.id for c in cells) and len(new) == len(cells)  # each cell exactly once
+    store.verify(SUITE.hash)
+    return store, killed[0]
+
+
 def test_resolve_address(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://10.0.0.2:8786")
@@ -106,6 +136,19 @@ def test_resolve_address(monkeypatch):
 
 
 # --------------------------------------------------------------------------- Dask
+
+
+def test_unreachable_dask_scheduler_is_one_clear_error(cells, tmp_path):
+    pytest.importorskip("distributed")
+    import dask
+
+    store = ResultStore(tmp_path / "none")
+    store.open(SUITE)
+    address = f"tcp://127.0.0.1:{_free_port()}"  # nothing listens there
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
+            pytest.raises(ValueError, match=f"cannot reach the Dask scheduler at '{address}'"):
+        execute(cells, store, backend="dask", address=address, progress=False)
+    assert store.completed() == set()
 
 
 @pytest.fixture(scope="module")
@@ -149,34 +192,12 @@ def test_dask_address_from_the_environment_through_the_cli(dask_cluster, local_r
 def test_dask_attach_by_address_and_worker_loss(dask_cluster, cells, local_rows, tmp_path):
     address, workers = dask_cluster
     worker_pids = {w.pid for w in workers}
-    store = ResultStore(tmp_path / "dask")
-    store.open(SUITE)
-    markers = tempfile.mkdtemp(dir=tmp_path)
-    killed: list[int] = []
-
-    def kill_first_busy_worker():
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not killed:
-            busy = [int(p.name) for p in Path(markers).iterdir() if int(p.name) in worker_pids]
-            if busy:
-                os.kill(busy[0], signal.SIGKILL)  # mid-cell: it sleeps before playing
-                killed.append(busy[0])
-            time.sleep(0.05)
-
-    killer = threading.Thread(target=kill_first_busy_worker)
-    killer.start()
-    new = execute(cells, store, backend="dask", address=address, progress=False,
-                  worker=partial(_marked_cell, markers))
-    killer.join()
-    assert killed, "no worker was killed"
-    ids = [json.loads(line)["id"] for line in store.index_path.read_text().splitlines()]
-    assert sorted(ids) == sorted(c.id for c in cells) and len(new) == len(cells)  # each cell exactly once
+    store, killed = _run_killing_one_worker(cells, tmp_path / "dask", "dask", address, worker_pids)
     assert _rows(store) == local_rows
     rows = store.rows()
     assert {r["host"] for r in rows} == {platform.node()}
-    assert {r["pid"] for r in rows} <= worker_pids - set(killed)  # ran on the surviving worker only
+    assert {r["pid"] for r in rows} <= worker_pids - {killed}  # ran on the surviving worker only
     assert os.getpid() not in {r["pid"] for r in rows}
-    store.verify(SUITE.hash)
 
 
 # --------------------------------------------------------------------------- Ray
@@ -226,31 +247,11 @@ def test_ray_attach_by_address_worker_loss_and_rows(ray_cluster, cells, local_ro
         assert ray.cluster_resources().get("CPU", 0) == 1  # the head has none: cells run on the worker
     finally:
         ray.shutdown()
-    store = ResultStore(tmp_path / "ray")
-    store.open(SUITE)
-    markers = tempfile.mkdtemp(dir=tmp_path)
-    killed: list[int] = []
-
-    def kill_first_worker_process():
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not killed:
-            busy = [int(p.name) for p in Path(markers).iterdir()]
-            if busy:
-                os.kill(busy[0], signal.SIGKILL)  # the Ray worker process running a cell
-                killed.append(busy[0])
-            time.sleep(0.05)
-
-    killer = threading.Thread(target=kill_first_worker_process)
-    killer.start()
-    new = execute(cells, store, backend="ray", address=address, progress=False,
-                  worker=partial(_marked_cell, markers))
-    killer.join()
-    assert killed and not ray.is_initialized()
-    ids = [json.loads(line)["id"] for line in store.index_path.read_text().splitlines()]
-    assert sorted(ids) == sorted(c.id for c in cells) and len(new) == len(cells)  # retried, exactly once
+    store, killed = _run_killing_one_worker(cells, tmp_path / "ray", "ray", address)  # Ray retries the cell
+    assert not ray.is_initialized()
     assert _rows(store) == local_rows
     pids = {r["pid"] for r in store.rows()}
-    assert os.getpid() not in pids and killed[0] not in pids
+    assert os.getpid() not in pids and killed not in pids
 
 
 def test_local_ray_starts_its_own_cluster_despite_a_stale_one(cells, local_rows, tmp_path, monkeypatch):

@@ -290,16 +290,8 @@ def test_distributed_backends_give_the_same_rows(tmp_path, backend):
     execute(cells, local, progress=False)
     remote = ResultStore(tmp_path / backend)
     remote.open(TINY)
-    if backend == "ray":
-        import ray
-
-        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-        try:
-            execute(cells, remote, jobs=1, backend="ray", progress=False)
-        finally:
-            ray.shutdown()
-    else:
-        execute(cells, remote, jobs=2, backend="dask", progress=False)
+    # no address: each backend starts (and stops) its own local cluster, never a stale one
+    execute(cells, remote, jobs=1 if backend == "ray" else 2, backend=backend, progress=False)
 
     def strip(rows):
         drop = {"cell_wall_time", "seconds", "host", "pid"}

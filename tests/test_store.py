@@ -98,14 +98,17 @@ def test_unlisted_files_alone_point_to_resuming(tmp_path):
     store.open(SUITE)  # `run` accepts them: the resumed run rewrites the cells it plans
 
 
-def test_repair_moves_damage_aside_and_run_redoes_exactly_those_cells(tmp_path):
-    cells, _ = plan(SUITE, ["HierTS"])
-    reference = ResultStore(tmp_path / "ref")
-    reference.open(SUITE)
-    execute(cells, reference, progress=False)
-    store = ResultStore(tmp_path / "run")
+def _executed(root, cells) -> ResultStore:
+    store = ResultStore(root)
     store.open(SUITE)
     execute(cells, store, progress=False)
+    return store
+
+
+def test_repair_moves_damage_aside_and_run_redoes_exactly_those_cells(tmp_path):
+    cells, _ = plan(SUITE, ["HierTS"])
+    reference = _executed(tmp_path / "ref", cells)
+    store = _executed(tmp_path / "run", cells)
     victims = [cells[0].id, cells[-1].id]
     edited = store.cells_dir / f"{victims[0]}.json"
     original = edited.read_bytes()
