@@ -303,16 +303,18 @@ def test_distributed_backends_give_the_same_rows(tmp_path, backend):
 # --------------------------------------------------------------------------- CLI
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["submit"], ["list"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["repair"], ["submit"], ["list"]])
 def test_cli_help_is_complete(command, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main([*command, "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
     words = {
-        (): ["run", "report", "submit", "list"],
-        ("run",): ["--agent", "--suite", "--seeds", "--out", "--jobs", "--backend", "--device", "sb3:ALGO"],
-        ("report",): ["DIR"],
+        (): ["run", "report", "repair", "submit", "list"],
+        ("run",): ["--agent", "--suite", "--seeds", "--out", "--jobs", "--backend", "--address", "--device",
+                   "sb3:ALGO"],
+        ("report",): ["DIR", "--export"],
+        ("repair",): ["DIR", "quarantine"],
         ("submit",): ["--timeout", "--memory"],
         ("list",): [],
     }[tuple(command)]
