@@ -79,11 +79,9 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     Raises:
         TamperedResultsError: if the directory fails :meth:`ResultStore.verify`.
     """
-    store = ResultStore(results_dir)
-    suite = store.verify(expected_hash)
+    suite, records = ResultStore(results_dir).verified_records(expected_hash)  # one pass over the files
     out = Path(out_dir or results_dir)
     out.mkdir(parents=True, exist_ok=True)
-    records = store.records()
     rows = [r for rec in records for r in rec["rows"]]
     table = score_rows(rows, setting_dicts(suite))
     families = list(dict.fromkeys(s.family for s in suite.settings))

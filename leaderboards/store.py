@@ -296,9 +296,17 @@ class ResultStore:
             TamperedResultsError: the manifest itself is missing, invalid or for another suite (nothing
                 in the directory can be trusted then).
         """
+        suite, damage, _ = self._scan(expected_hash, keep=False)
+        return suite, damage
+
+    def _scan(self, expected_hash: str | None,
+              keep: bool) -> tuple[Suite, list[Damage], list[dict[str, Any]]]:
+        """:meth:`check`, also returning the parsed records of the intact cells when ``keep``."""
         suite = self._suite(self.read_manifest(), expected_hash)
         damage: list[Damage] = []
         listed: set[str] = set()
+        kept: list[dict[str, Any]] = []
+        want = {suite.hash}  # (a property that hashes the spec: computed once)
         for lineno, entry, _ in self._entries():
             if entry is None:
                 damage.append(Damage(f"index.jsonl line {lineno}", "does not match its checksum (edited or "
@@ -328,15 +336,17 @@ class ResultStore:
             if not ok:
                 other = record["cell"]["id"]
                 damage.append(Damage(rel, f"holds cell {other!r}, listed as {cell_id!r}", cell_id))
-            elif hashes - {suite.hash}:
-                bad = sorted(map(str, hashes - {suite.hash}))
+            elif hashes - want:
+                bad = sorted(map(str, hashes - want))
                 damage.append(Damage(rel, f"cell {cell_id}: a row carries suite hash {bad[0]!r}", cell_id))
+            elif keep:
+                kept.append(record)
         if self.cells_dir.is_dir():
             names = {f"{i}.json" for i in listed}
             for p in sorted(self.cells_dir.iterdir()):
                 if p.name not in names and not p.name.startswith("."):
                     damage.append(Damage(f"cells/{p.name}", "not in the index", p.stem, unlisted=True))
-        return suite, damage
+        return suite, damage, kept
 
     def _damage_message(self, damage: list[Damage]) -> str:
         shown = "; ".join(str(d) for d in damage[:5]) + (f"; and {len(damage) - 5} more" if len(damage) > 5
@@ -354,10 +364,19 @@ class ResultStore:
         Raises:
             TamperedResultsError: naming every damaged file (up to 5) and how to repair the directory.
         """
-        suite, damage = self.check(expected_hash)
+        return self.verified_records(expected_hash, keep=False)[0]
+
+    def verified_records(self, expected_hash: str | None = None,
+                         keep: bool = True) -> tuple[Suite, list[dict[str, Any]]]:
+        """:meth:`verify` and :meth:`records` in one pass over the files: ``(suite, records)``.
+
+        Raises:
+            TamperedResultsError: as :meth:`verify`.
+        """
+        suite, damage, records = self._scan(expected_hash, keep)
         if damage:
             raise TamperedResultsError(self._damage_message(damage))
-        return suite
+        return suite, records
 
     def repair(self) -> tuple[Path | None, list[Damage]]:
         """Move every damaged file aside into ``quarantine/<UTC time>/`` and drop its index entry.
