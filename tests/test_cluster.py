@@ -269,3 +269,32 @@ def test_local_ray_starts_its_own_cluster_despite_a_stale_one(cells, local_rows,
     finally:
         _kill_tagged(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_driver_killed_with_sigkill_resumes_every_cell_once(cells, local_rows, tmp_path):
+    """A real ``run`` process killed with -9 mid-run, then the same command again: nothing lost or doubled."""
+    out = tmp_path / "killed"
+    script = ("import sys; from hbgym.leaderboards import cli; from hbgym.leaderboards.suites import SUITES; "
+              "from tests.test_cluster import SUITE; SUITES[SUITE.name] = SUITE; "
+              f"sys.exit(cli.main(['run', '--suite', SUITE.name, '--agent', 'HierTS', '--jobs', '2', "
+              f"'--out', {str(out)!r}, '--quiet', '--no-report']))")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    driver = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, start_new_session=True,
+                              stderr=subprocess.DEVNULL)
+    index = out / "index.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and driver.poll() is None:
+        if index.exists() and len(index.read_bytes().splitlines()) >= 2:
+            break
+        time.sleep(0.02)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and its loky workers
+    driver.wait()
+    done = len(index.read_bytes().splitlines())
+    assert 2 <= done < len(cells), "the driver was not killed mid-run"
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True, stderr=subprocess.DEVNULL,
+                   timeout=300)
+    store = ResultStore(out)
+    ids = [json.loads(line)["id"] for line in index.read_text().splitlines()]
+    assert sorted(ids) == sorted(c.id for c in cells)
+    assert _rows(store) == local_rows
+    store.verify(SUITE.hash)
