@@ -20,6 +20,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from hbgym import rng
+from hbgym.envs.limits import check_episode_memory
 from hbgym.envs.render import RENDER_MODES, EpisodeRecorder, check_render_mode
 from hbgym.models import BanditModel, take_slot
 
@@ -249,6 +250,12 @@ class MultiTaskBanditVectorEnv(VectorEnv):
         if kwargs.pop("render_mode", None) is not None:
             raise ValueError("the native vector env does not render: use gym.make(id, render_mode=...)")
         template = self.env_class(**kwargs)
+        check_episode_memory(
+            f"{type(template).__name__} x num_envs={num_envs}",
+            {"episodes": getattr(template, "episode_bytes", 0.0)},
+            kwargs.get("max_memory_gib"),
+            copies=int(num_envs),
+        )
         self.simulator = template.simulator
         self.num_envs = int(num_envs)
         self.single_observation_space = template.observation_space
