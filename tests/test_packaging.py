@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -80,9 +81,11 @@ def _run_or_skip(command: list[str]) -> None:
 def test_env_only_install_in_a_fresh_venv_has_no_torch(tmp_path):
     """Build the wheel, install it with its base dependencies (from PyPI) in a venv without system
     site-packages, then make, reset, step and render every synthetic id."""
-    dist, venv = tmp_path / "dist", tmp_path / "venv"
+    dist, venv, source = tmp_path / "dist", tmp_path / "venv", tmp_path / "source"
+    skip = shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", "benchmarks", "docs", "tests")
+    shutil.copytree(ROOT, source, ignore=skip)  # the build writes build/ and egg-info into its source
     pip = ["-m", "pip", "--disable-pip-version-check"]
-    _run_or_skip([sys.executable, *pip, "wheel", "--quiet", "--no-deps", "-w", str(dist), str(ROOT)])
+    _run_or_skip([sys.executable, *pip, "wheel", "--quiet", "--no-deps", "-w", str(dist), str(source)])
     (wheel,) = dist.glob("hbgym-*.whl")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=60)
     python = venv / "bin" / "python"
