@@ -13,8 +13,8 @@ from gymnasium import spaces
 
 from hbgym import rng
 from hbgym.datasets.factorization import single_threaded_blas
-from hbgym.envs.core import MultiTaskBanditEnv, MultiTaskBanditVectorEnv
-from hbgym.envs.hier_gaussian import HierGaussianSimulator, bernoulli_rewards, make_hier_gaussian_model
+from hbgym.envs.core import MultiTaskBanditEnv, MultiTaskBanditVectorEnv, bernoulli_rewards
+from hbgym.envs.hier_gaussian import HierGaussianSimulator, make_hier_gaussian_model
 from hbgym.models import HierGaussianInstance, HierGaussianModel, check_positive
 
 _DIGIT, _POOLS = 201, 202  # stream words of this family (above 100, see hbgym.rng)

@@ -10,8 +10,7 @@ import numpy as np
 from gymnasium import spaces
 
 from hbgym import rng
-from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv
-from hbgym.envs.hier_gaussian import gaussian_rewards
+from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv, gaussian_rewards
 from hbgym.models import BanditModel, check_positive
 
 __all__ = [
