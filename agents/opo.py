@@ -44,7 +44,7 @@ import torch
 from hbgym.agents.gaussian_policy import GaussianHierarchy, GaussianPolicy
 
 from hbgym.models import take_slot
-from hbgym.offline import LoggedDataset, instance_fingerprint
+from hbgym.offline.dataset import LoggedDataset, instance_fingerprint
 
 __all__ = ["OfflinePolicy", "HierOPO", "OracleOPO", "FlatOPO"]
 
