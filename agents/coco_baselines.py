@@ -23,7 +23,7 @@ OraclePrior-TS     the true P*(mu | x_obs) (a Gaussian mixture; oracle)         
   Alg. 1 with the exact Gaussian posterior). It is :class:`~hbgym.agents.hier_ts.HierTS` on this
   hierarchy; :class:`~hbgym.agents.hier_ts.OracleTS` on it knows theta (lmm scenarios).
 * **OraclePrior-TS** (Sec. 2.3, eq. (2): the reference of the multi-task regret): TS per user with
-  the exact posterior under the true conditional prior :func:`hbgym.envs.partial_context.
+  the exact posterior under the true conditional prior :func:`hbgym.models.
   conditional_prior` (mixture scenarios: the true 2-component mixture; partial_linear: its two
   rank-one components; lmm scenarios: ``N(Phi theta*, Sigma_delta)`` with the instance's theta*),
   conditioned on the user's own rewards only (:mod:`hbgym.agents.posteriors.mixture`). A draw samples a
@@ -44,7 +44,7 @@ from hbgym.agents.gaussian_policy import GaussianHierarchy, GaussianPolicy, Task
 from hbgym.agents.hier_ts import HierTS
 from hbgym.agents.posteriors.mixture import mixture_posterior, sample_mixture
 
-from hbgym.envs.partial_context import PartialContextModel, conditional_prior
+from hbgym.models import PartialContextModel, conditional_prior
 
 __all__ = ["IndTS", "MTTS", "OraclePriorTS", "OneHotUserUnits", "LMMUserUnits"]
 
