@@ -330,10 +330,10 @@ def test_factorization_is_fitted_once_and_cached(monkeypatch, fresh_cache):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(movielens, "als", counting)
-    ratings = synthetic.synthetic_ratings()
+    ratings = movielens.synthetic_ratings()
     fit = movielens.fit_factorization(ratings, rank=3)
     store.clear_memory_cache()
-    again = movielens.fit_factorization(synthetic.synthetic_ratings(), rank=3)
+    again = movielens.fit_factorization(movielens.synthetic_ratings(), rank=3)
     assert len(calls) == 1
     np.testing.assert_array_equal(fit.user_factors, again.user_factors)
     assert again.key == fit.key and again.source["fit"]["rank"] == 3

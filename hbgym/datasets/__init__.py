@@ -46,10 +46,10 @@ _EXPORTS = {
     "als": "factorization",
     "gaussian_mixture": "factorization",
     "Mixture": "factorization",
-    "synthetic_ratings": "synthetic",
+    "synthetic_ratings": "movielens",
     "planted_ratings": "synthetic",
     "write_synthetic_ratings": "synthetic",
-    "synthetic_digits": "synthetic",
+    "synthetic_digits": "images",
     "synthetic_images": "synthetic",
     "write_synthetic_images": "synthetic",
 }
