@@ -271,25 +271,6 @@ def test_md5_only_rows_are_verified(tmp_path):
         DataFile("f", "f.zip", None)
 
 
-def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
-    dest = tmp_path / "out.bin"
-    store.atomic_write(dest, lambda s: s.write(b"old"))
-
-    def failing(stream):
-        stream.write(b"half of the new con")
-        raise RuntimeError("killed")
-
-    with pytest.raises(RuntimeError, match="killed"):
-        store.atomic_write(dest, failing)
-    assert dest.read_bytes() == b"old"
-    with pytest.raises(ChecksumError):
-        store.atomic_write(dest, lambda s: s.write(b"new"), check=lambda p: (_ for _ in ()).throw(
-            ChecksumError("rejected")))
-    assert dest.read_bytes() == b"old" and no_temp_files(tmp_path)
-    store.atomic_write(dest, lambda s: s.write(b"new"))
-    assert dest.read_bytes() == b"new"
-
-
 # --------------------------------------------------------------------------- derived-array cache
 
 

@@ -33,7 +33,6 @@ _EXPORTS = {
     "locate": "store",
     "cached_arrays": "store",
     "download_file": "store",
-    "atomic_write": "store",
     "MOVIELENS": "movielens",
     "Ratings": "movielens",
     "Factorization": "movielens",

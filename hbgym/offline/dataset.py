@@ -13,13 +13,14 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from hbgym.fileio import atomic_write_stream
 
 __all__ = ["SCHEMA_VERSION", "LoggedDataset", "instance_fingerprint", "jsonable", "load"]
 
@@ -334,7 +335,7 @@ class LoggedDataset:
     # ------------------------------------------------------------------ save / load
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the dataset to one ``.npz`` file (atomically: temp file, then rename)."""
+        """Write the dataset to one ``.npz`` file (atomically: :func:`hbgym.fileio.atomic_write_stream`)."""
         arrays: dict[str, np.ndarray] = {
             "tasks": self.tasks,
             "actions": self.actions,
@@ -348,17 +349,7 @@ class LoggedDataset:
             arrays["propensities"] = self.propensities
         if self.provenance is not None:
             arrays["provenance"] = self.provenance
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".hbgym-", suffix=".npz.tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write_stream(path, lambda stream: np.savez_compressed(stream, **arrays))
 
 
 _REQUIRED = ("tasks", "actions", "rewards", "sizes", "metadata")
