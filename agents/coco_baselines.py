@@ -40,56 +40,19 @@ from typing import Any
 import numpy as np
 import torch
 from hbgym.agents.base import TorchAgent
-from hbgym.agents.gaussian_policy import GaussianHierarchy, GaussianPolicy, TaskUnits, register_hierarchy
+from hbgym.agents.gaussian_policy import GaussianPolicy
 from hbgym.agents.hier_ts import HierTS
+from hbgym.agents.hierarchies import GaussianHierarchy, OneHotUserUnits
 from hbgym.agents.posteriors.mixture import mixture_posterior, sample_mixture
 
 from hbgym.models import PartialContextModel, conditional_prior
 
-__all__ = ["IndTS", "MTTS", "OraclePriorTS", "OneHotUserUnits", "LMMUserUnits"]
+__all__ = ["IndTS", "MTTS", "OraclePriorTS"]
 
 
 def _require_partial_context(model: Any, name: str) -> None:
     if not isinstance(model, PartialContextModel):
         raise ValueError(f"{name} needs a PartialContext-v0 env, got a {type(model).__name__}")
-
-
-class OneHotUserUnits(TaskUnits):
-    """Units are users; arm ``a`` of a user is read through the one-hot feature ``e_a`` ``(B, L, K, K)``."""
-
-    def __init__(self, num_actions: int) -> None:
-        self.num_actions = num_actions
-
-    def features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        task = obs["task"]
-        eye = torch.eye(self.num_actions, dtype=obs["features"].dtype, device=task.device)
-        return eye.expand(*task.shape, self.num_actions, self.num_actions)
-
-
-class LMMUserUnits(OneHotUserUnits):
-    """As :class:`OneHotUserUnits`, and the observation reveals ``A_u = Phi_u`` ``(B, L, K, 2)``."""
-
-    def mixing(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return obs["features"]
-
-
-@register_hierarchy(PartialContextModel)
-def _partial_context(model: PartialContextModel, **options: Any) -> GaussianHierarchy:
-    """MTTS's Gaussian LMM (see the module docstring); ``A_u`` placeholders are filled online."""
-    if options:
-        raise ValueError(f"unknown options for PartialContext models: {sorted(options)}")
-    prior, K = model.mtts_prior, model.num_actions
-    return GaussianHierarchy(
-        num_units=model.num_tasks,
-        hyper_mean=prior.mu_theta,
-        hyper_cov=prior.Sigma_theta,
-        unit_cov=prior.Sigma_delta,
-        mixing=np.zeros((model.num_tasks, K, model.feature_dim)),
-        noise_var=model.sigma**2,
-        layout=LMMUserUnits(K),
-        truth=lambda instance: instance.theta,
-        online_mixing=True,
-    )
 
 
 class MTTS(HierTS):
