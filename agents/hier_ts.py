@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from hbgym.agents.gaussian_policy import GaussianHierarchy, GaussianPolicy
+from hbgym.agents.gaussian_policy import GaussianPolicy
+from hbgym.agents.hierarchies import GaussianHierarchy
 
 from hbgym.models import MixedEffectModel
 
