@@ -209,6 +209,7 @@ class MixedEffectEnv(MultiTaskBanditEnv):
             num_actions=num_actions,
             tasks_per_round=1,
             num_rounds=horizon,
+            horizon=horizon,
             dim=dim,
             num_effects=num_effects,
             effect_mean=np.zeros((num_effects, dim)),

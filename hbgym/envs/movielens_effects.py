@@ -200,6 +200,7 @@ class MovieLensEffectsEnv(MultiTaskBanditEnv):
             num_actions=num_actions,
             tasks_per_round=1,
             num_rounds=horizon,
+            horizon=horizon,
             dim=rank,
             num_effects=num_effects,
             effect_mean=mixture.means.copy(),
