@@ -15,6 +15,8 @@ HUGE = [
     ("HierGaussian-v0", {"dim": 10**5}, "covariances"),
     ("MixedEffect-v0", {"dim": 10**5}, "covariances"),
     ("MultiBandit-v0", {"dim": 10**5}, "covariances"),
+    ("MovieLensMulti-v0", {"horizon": 10**9}, "schedule"),  # checked before any data is loaded
+    ("MNISTMulti-v0", {"horizon": 10**9}, "schedule"),
 ]
 
 
