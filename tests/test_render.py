@@ -138,3 +138,15 @@ def test_record_video(env_id, tmp_path):
         assert not np.array_equal(frames[0], frames[-1])
     finally:
         clip.close()
+
+
+@pytest.mark.parametrize("render_mode", ["rgb_array", "ansi"])
+@pytest.mark.parametrize("env_id", FAMILIES)
+def test_check_env_with_render_mode(env_id, render_mode):
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make(env_id, render_mode=render_mode, **FAST[env_id])
+    check_env(env.unwrapped)  # includes Gymnasium's render checks for this mode
+    env.reset(seed=0)
+    out = env.render()
+    assert isinstance(out, str if render_mode == "ansi" else np.ndarray)
