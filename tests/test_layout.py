@@ -285,12 +285,14 @@ def test_wheel_has_only_hbgym_and_coexists_with_openai_agents(tmp_path):
     top = {name.split("/")[0] for name in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"hbgym"}, sorted(top)
     assert all(t.startswith("hbgym-") for t in top if t.endswith(".dist-info")), sorted(top)
-    for folder in ("agents", "leaderboards"):
-        expected = {p.relative_to(REPO / folder).as_posix() for p in (REPO / folder).rglob("*")
+    # every source file of the three folders (and the packaged baselines) is inside, under hbgym/
+    for folder, inside in [("hbgym", "hbgym"), ("agents", "hbgym/agents"),
+                           ("leaderboards", "hbgym/leaderboards")]:
+        expected = {f"{inside}/{p.relative_to(REPO / folder).as_posix()}" for p in (REPO / folder).rglob("*")
                     if p.suffix in (".py", ".zip", ".json") and "__pycache__" not in p.parts
                     and (p.suffix == ".py" or p.parent.name == "baselines")}
-        packed = {n.removeprefix(f"hbgym/{folder}/") for n in names if n.startswith(f"hbgym/{folder}/")}
-        assert expected and expected <= packed, f"missing from the wheel: {sorted(expected - packed)}"
+        assert expected and expected <= set(names), f"missing from the wheel: {sorted(expected - set(names))}"
+    assert "hbgym/offline/dataset.py" in names and "hbgym/agents/hierarchies.py" in names
 
     venv = tmp_path / "venv"
     made = _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], timeout=60)
