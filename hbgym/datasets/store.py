@@ -11,9 +11,9 @@ Lookup order for one data file (:func:`locate`), each step recorded in the error
    file whose size or checksum does not match the table (partial or corrupted) is deleted and
    fetched again; it is never used.
 3. **Download** from the table's URL (unless ``download=False`` or ``HBGYM_OFFLINE=1``): streamed to
-   a temporary file next to its destination, verified, then renamed into place (``os.replace``,
-   atomic), so a killed download never leaves a file that looks complete. A URL that failed is not
-   retried within the same process.
+   a temporary file next to its destination, verified, then renamed into place
+   (:func:`hbgym.fileio.atomic_write_stream`), so a killed download never leaves a file that looks
+   complete. A URL that failed is not retried within the same process.
 4. **An offline copy inside an installed package** (e.g. the MovieLens-100K ratings shipped in the
    ``recbole`` 1.2.1 wheel), found through ``importlib.metadata`` without importing the package, and
    verified against its own checksum.
