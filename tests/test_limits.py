@@ -17,6 +17,7 @@ HUGE = [
     ("MultiBandit-v0", {"dim": 10**5}, "covariances"),
     ("MovieLensMulti-v0", {"horizon": 10**9}, "schedule"),  # checked before any data is loaded
     ("MNISTMulti-v0", {"horizon": 10**9}, "schedule"),
+    ("MovieLensEffects-v0", {"rank": 10**5}, "covariances"),
 ]
 
 

@@ -80,6 +80,17 @@ class MixedEffectSimulator(BanditSimulator):
         return bernoulli_rewards(keys, t, actions, means)
 
 
+def episode_parts(num_actions: Any, num_effects: Any, dim: Any) -> dict[str, float]:
+    """Estimated bytes of one mixed-effect episode by part (see :mod:`hbgym.envs.limits`)."""
+    k, le, d = (size_or_none(v) or 1 for v in (num_actions, num_effects, dim))
+    return {
+        "covariances": 3 * (le + 1) * d * d * F64,
+        "mixing weights": 2 * k * le * F64,
+        "instance": (le * d + 2 * k * d) * F64,
+        "round": 4 * k * d * F64,
+    }
+
+
 class MixedEffectEnv(MultiTaskBanditEnv):
     """Mixed-effect bandit: many actions whose parameters mix a few shared effects (Aouali, Kveton,
     Katariya. Mixed-Effect Thompson Sampling. AISTATS 2023; poster "Model" and "Experiments").
@@ -162,15 +173,9 @@ class MixedEffectEnv(MultiTaskBanditEnv):
         render_mode: str | None = None,
         max_memory_gib: float | None = None,
     ) -> None:
-        k, le, d = (size_or_none(v) or 1 for v in (num_actions, num_effects, dim))
         self.episode_bytes = check_episode_memory(
             f"MixedEffect (num_actions={num_actions}, num_effects={num_effects}, dim={dim})",
-            {
-                "covariances": 3 * (le + 1) * d * d * F64,
-                "mixing weights": 2 * k * le * F64,
-                "instance": (le * d + 2 * k * d) * F64,
-                "round": 4 * k * d * F64,
-            },
+            episode_parts(num_actions, num_effects, dim),
             max_memory_gib,
         )
         if reward not in REWARDS:
