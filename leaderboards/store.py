@@ -36,7 +36,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from hbgym.leaderboards.suites import Suite, canonical_json
+
+from hbgym.fileio import atomic_write
 
 __all__ = ["Damage", "ResultStore", "TamperedResultsError", "atomic_write"]
 
@@ -76,26 +77,6 @@ class Damage:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
-
-
-def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory + rename).
-
-    With ``fsync=False`` the data is not forced to the disk (it survives a killed process, not a power loss).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if fsync:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _sha256(data: bytes) -> str:
