@@ -56,6 +56,23 @@ def _marked_cell(marker_dir: str, cell):
     return run_cell(cell)
 
 
+class _Broken:
+    """A third-party agent whose ``act`` raises: its cells must come back ``failed``, the run go on."""
+
+    def reset(self, seed=None):
+        pass
+
+    def act(self, obs):
+        raise RuntimeError("broken agent on purpose")
+
+    def update(self, obs, action, reward):
+        pass
+
+
+def make_broken(env):
+    return _Broken()
+
+
 @pytest.fixture(scope="module")
 def cells():
     return plan(SUITE, ["HierTS"])[0]
@@ -187,6 +204,18 @@ def test_dask_address_from_the_environment_through_the_cli(dask_cluster, local_r
     store = ResultStore(out)
     assert _rows(store) == local_rows
     assert {r["pid"] for r in store.rows()} <= {w.pid for w in workers}
+
+
+def test_agent_failure_on_a_worker_stays_that_cells_failed_record(dask_cluster, tmp_path):
+    address, workers = dask_cluster
+    broken, _ = plan(SUITE, ["tests.test_cluster:make_broken"], with_references=False)
+    store = ResultStore(tmp_path / "broken")
+    store.open(SUITE)
+    new = execute(broken, store, backend="dask", address=address, progress=False)
+    assert len(new) == len(broken) and {r["status"] for r in new} == {"failed"}
+    assert all("RuntimeError: broken agent on purpose" in r["reason"] for r in new)
+    assert {r["pid"] for r in new} <= {w.pid for w in workers}
+    store.verify(SUITE.hash)
 
 
 def test_dask_attach_by_address_and_worker_loss(dask_cluster, cells, local_rows, tmp_path):
