@@ -243,7 +243,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
         print(f"{args.dir}: no damaged files; nothing to repair")
         return 0
     for d in damage:
-        print(f"moved aside: {d}")
+        print(f"{'moved aside' if (qdir / d.path).exists() else 'dropped from the index'}: {d}")
     print(f"{len(damage)} damaged file(s) moved into {qdir} (with the previous index and REASONS.txt); "
           "rerun the same `run` command to redo those cells")
     return 0
