@@ -51,7 +51,9 @@ def _free_port() -> int:
 
 def _marked_cell(marker_dir: str, cell):
     """``run_cell`` that first leaves its process id in ``marker_dir`` and takes a moment (to be killed)."""
-    Path(marker_dir, str(os.getpid())).touch()
+    proc = Path("/proc/self")
+    Path(marker_dir, str(os.getpid())).write_bytes((proc / "cmdline").read_bytes() + b"\n"
+                                                   + (proc / "environ").read_bytes())
     time.sleep(0.5)
     return run_cell(cell)
 
@@ -110,9 +112,14 @@ def _kill_tagged(tag: str) -> None:
 
 
 def _run_killing_one_worker(cells, root: Path, backend: str, address: str,
-                           candidates: set[int] | None = None) -> tuple[ResultStore, int]:
+                           candidates: set[int] | None = None) -> tuple[ResultStore, int, Path]:
     """Run ``cells`` on the cluster, SIGKILL the first worker process that starts a cell (mid-cell: it
-    sleeps first), and check that every cell is stored exactly once; returns the store and the killed pid."""
+    sleeps first), and check that every cell is stored exactly once.
+
+    Returns:
+        the store, the killed pid and the folder where each worker process left its command line and
+        environment.
+    """
     store = ResultStore(root)
     store.open(SUITE)
     markers = tempfile.mkdtemp(dir=root.parent)
@@ -136,7 +143,7 @@ def _run_killing_one_worker(cells, root: Path, backend: str, address: str,
     ids = [json.loads(line)["id"] for line in store.index_path.read_text().splitlines()]
     assert sorted(ids) == sorted(c.id for c in cells) and len(new) == len(cells)  # each cell exactly once
     store.verify(SUITE.hash)
-    return store, killed[0]
+    return store, killed[0], Path(markers)
 
 
 def test_resolve_address(monkeypatch):
@@ -221,7 +228,7 @@ def test_agent_failure_on_a_worker_stays_that_cells_failed_record(dask_cluster, 
 def test_dask_attach_by_address_and_worker_loss(dask_cluster, cells, local_rows, tmp_path):
     address, workers = dask_cluster
     worker_pids = {w.pid for w in workers}
-    store, killed = _run_killing_one_worker(cells, tmp_path / "dask", "dask", address, worker_pids)
+    store, killed, _ = _run_killing_one_worker(cells, tmp_path / "dask", "dask", address, worker_pids)
     assert _rows(store) == local_rows
     rows = store.rows()
     assert {r["host"] for r in rows} == {platform.node()}
@@ -276,11 +283,14 @@ def test_ray_attach_by_address_worker_loss_and_rows(ray_cluster, cells, local_ro
         assert ray.cluster_resources().get("CPU", 0) == 1  # the head has none: cells run on the worker
     finally:
         ray.shutdown()
-    store, killed = _run_killing_one_worker(cells, tmp_path / "ray", "ray", address)  # Ray retries the cell
+    store, killed, markers = _run_killing_one_worker(cells, tmp_path / "ray", "ray", address)  # retried
     assert not ray.is_initialized()
     assert _rows(store) == local_rows
     pids = {r["pid"] for r in store.rows()}
     assert os.getpid() not in pids and killed not in pids
+    for pid in pids:  # Ray worker processes (title ray::<task>) of the cluster this test started
+        marker = (markers / str(pid)).read_bytes()
+        assert marker.startswith(b"ray::") and f"RAY_TMPDIR={tmp}\0".encode() in marker
 
 
 def test_local_ray_starts_its_own_cluster_despite_a_stale_one(cells, local_rows, tmp_path, monkeypatch):
