@@ -19,7 +19,9 @@ Backends (``backend=``):
 Faults: a worker that dies mid-cell (killed, node lost) has its cell re-run elsewhere by the scheduler
 (Ray task retries; Dask reschedules a lost worker's tasks), and the driver keeps only the first record
 per cell id, so every cell is stored exactly once. An agent's exception never reaches the scheduler:
-the worker function turns it into the cell's ``failed`` record. Every record and row carries the
+the worker function turns it into the cell's ``failed`` record; a cell whose worker dies every time it
+runs it (an agent that crashes its process) becomes a ``failed`` record through ``lost``. Every record
+and row carries the
 ``host`` and ``pid`` of the worker process that ran the cell.
 """
 
@@ -71,7 +73,8 @@ def tag_worker(worker: Worker, cell: Any) -> Record:
 
 
 def run_cells(cells: Sequence[Any], worker: Worker, jobs: int = 1, backend: str = "local",
-              address: str | None = None) -> Iterator[Record]:
+              address: str | None = None,
+              lost: Callable[[Any, str], Record] | None = None) -> Iterator[Record]:
     """Yield one record per cell, in completion order, each cell exactly once.
 
     Args:
@@ -82,6 +85,9 @@ def run_cells(cells: Sequence[Any], worker: Worker, jobs: int = 1, backend: str 
         backend: ``local``, ``ray`` or ``dask``.
         address: cluster to attach to (``ray``/``dask``); default ``RAY_ADDRESS`` /
             ``DASK_SCHEDULER_ADDRESS``.
+        lost: ``(cell, reason) -> record`` for a cell whose worker died every time it ran it (Ray: after
+            :data:`WORKER_RETRIES` retries; Dask: after the scheduler's ``allowed-failures``), e.g. an
+            agent that crashes its process; without it the run stops with the scheduler's error.
 
     Raises:
         ValueError: bad ``jobs``/``backend``/``address``, or the backend's package is not installed.
@@ -95,7 +101,7 @@ def run_cells(cells: Sequence[Any], worker: Worker, jobs: int = 1, backend: str 
     if not cells:
         return
     task = partial(tag_worker, worker)
-    stream = {"local": _local, "ray": _ray, "dask": _dask}[backend](list(cells), task, jobs, address)
+    stream = {"local": _local, "ray": _ray, "dask": _dask}[backend](list(cells), task, jobs, address, lost)
     seen: set[str] = set()
     for record in stream:
         cell_id = record["cell"]["id"]
@@ -108,7 +114,7 @@ def run_cells(cells: Sequence[Any], worker: Worker, jobs: int = 1, backend: str 
 # --------------------------------------------------------------------------- local
 
 
-def _local(cells: list[Any], task: Worker, jobs: int, address: str | None) -> Iterator[Record]:
+def _local(cells: list[Any], task: Worker, jobs: int, address: str | None, lost: Any) -> Iterator[Record]:
     if jobs == 1:
         for cell in cells:
             yield task(cell)
@@ -122,7 +128,7 @@ def _local(cells: list[Any], task: Worker, jobs: int, address: str | None) -> It
 # --------------------------------------------------------------------------- ray
 
 
-def _ray(cells: list[Any], task: Worker, jobs: int, address: str | None) -> Iterator[Record]:
+def _ray(cells: list[Any], task: Worker, jobs: int, address: str | None, lost: Any) -> Iterator[Record]:
     try:
         import ray
     except ImportError as err:
@@ -139,11 +145,20 @@ def _ray(cells: list[Any], task: Worker, jobs: int, address: str | None) -> Iter
         started = True
     try:
         remote = ray.remote(num_cpus=1, max_retries=WORKER_RETRIES, retry_exceptions=False)(_call)
-        pending = [remote.remote(task, c) for c in cells]
+        errors = ray.exceptions
+        died = (errors.WorkerCrashedError, errors.NodeDiedError, errors.OutOfMemoryError)
+        cell_of = {remote.remote(task, c): c for c in cells}
+        pending = list(cell_of)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
-                yield ray.get(ref)
+                try:
+                    yield ray.get(ref)
+                except died as err:
+                    if lost is None:
+                        raise
+                    yield lost(cell_of[ref], f"worker process died {WORKER_RETRIES + 1} times running this "
+                                             f"cell ({type(err).__name__}: {str(err)[:300]})")
     finally:
         if started:
             ray.shutdown()
@@ -157,9 +172,9 @@ def _call(task: Worker, cell: Any) -> Record:
 # --------------------------------------------------------------------------- dask
 
 
-def _dask(cells: list[Any], task: Worker, jobs: int, address: str | None) -> Iterator[Record]:
+def _dask(cells: list[Any], task: Worker, jobs: int, address: str | None, lost: Any) -> Iterator[Record]:
     try:
-        from distributed import Client, LocalCluster, as_completed, default_client
+        from distributed import Client, KilledWorker, LocalCluster, as_completed, default_client
     except ImportError as err:
         raise ValueError('backend "dask" needs dask.distributed: pip install -e ".[distributed]"') from err
     with contextlib.ExitStack() as stack:
@@ -177,9 +192,15 @@ def _dask(cells: list[Any], task: Worker, jobs: int, address: str | None) -> Ite
                 client = stack.enter_context(Client(cluster))
         run = uuid.uuid4().hex[:12]  # task keys unique to this run
         futures = [client.submit(_call, task, c, key=f"hbgym-{run}-{c.id}", pure=False) for c in cells]
+        cell_of = dict(zip(futures, cells))
         try:
             for future in as_completed(futures):
-                yield future.result()
+                try:
+                    yield future.result()
+                except KilledWorker as err:
+                    if lost is None:
+                        raise
+                    yield lost(cell_of[future], f"every worker that ran this cell died ({str(err)[:300]})")
         finally:
             for future in futures:
                 future.cancel()

@@ -34,8 +34,8 @@ from hbgym.leaderboards.specs import ResolvedAgent, applicable, resolve
 from hbgym.leaderboards.store import ResultStore
 from hbgym.leaderboards.suites import Setting, Suite
 
-__all__ = ["BACKENDS", "Cell", "InvalidAgentOutput", "plan", "run_cell", "execute", "log_steps",
-           "environment_info"]
+__all__ = ["BACKENDS", "Cell", "InvalidAgentOutput", "plan", "run_cell", "lost_record", "execute",
+           "log_steps", "environment_info"]
 
 
 class InvalidAgentOutput(ValueError):
@@ -301,12 +301,29 @@ def run_cell(cell: Cell, catch: bool = True) -> dict[str, Any]:
             raise
         status, reason = "failed", f"{type(err).__name__}: {err}"[:2000]
         seed_rows = [{"seed": cell.seed_start + i} for i in range(cell.num_seeds)]
-    wall = time.perf_counter() - start
+    return _record(cell, oracle, status, reason, seed_rows, time.perf_counter() - start, env_info)
+
+
+def _record(cell: Cell, oracle: bool, status: str, reason: str | None, seed_rows: list[dict[str, Any]],
+            wall: float, env_info: dict[str, Any]) -> dict[str, Any]:
     base = _base_row(cell, cell.agent_name, oracle)
     rows = [{**base, **r, "status": status, "reason": reason, "cell_wall_time": wall,
              "git_commit": env_info["git_commit"], "versions": env_info["versions"]} for r in seed_rows]
     return {"cell": {**asdict(cell), "id": cell.id}, "status": status, "reason": reason, "rows": rows,
             "wall_time": wall, "host": env_info["host"], "pid": os.getpid()}
+
+
+def lost_record(cell: Cell, reason: str) -> dict[str, Any]:
+    """The ``failed`` record of a cell whose worker process died each time it ran it (retries used up).
+
+    Built on the driver: no worker returned anything, so its rows carry ``host``/``pid`` ``None``.
+    """
+    seeds = [{"seed": cell.seed_start + i} for i in range(cell.num_seeds)]
+    record = _record(cell, False, "failed", reason, seeds, 0.0, environment_info())
+    record["host"] = record["pid"] = None
+    for row in record["rows"]:
+        row["host"] = row["pid"] = None
+    return record
 
 
 # --------------------------------------------------------------------------- scheduling
@@ -339,7 +356,8 @@ def execute(
         return new
     bar = tqdm(total=len(pending), desc=f"{cells[0].suite_name}", unit="cell", disable=not progress)
     try:
-        for record in run_cells(pending, worker, jobs=jobs, backend=backend, address=address):
+        stream = run_cells(pending, worker, jobs=jobs, backend=backend, address=address, lost=lost_record)
+        for record in stream:
             store.add(record)
             new.append(record)
             bar.update(1)

@@ -75,6 +75,17 @@ def make_broken(env):
     return _Broken()
 
 
+class _Crasher(_Broken):
+    """An agent that takes its whole worker process down."""
+
+    def act(self, obs):
+        os._exit(3)
+
+
+def make_crasher(env):
+    return _Crasher()
+
+
 @pytest.fixture(scope="module")
 def cells():
     return plan(SUITE, ["HierTS"])[0]
@@ -294,17 +305,28 @@ def test_ray_attach_by_address_worker_loss_and_rows(ray_cluster, cells, local_ro
 
 
 def test_local_ray_starts_its_own_cluster_despite_a_stale_one(cells, local_rows, tmp_path, monkeypatch):
+    """Also: an agent that kills its worker process every time becomes that cell's failed record."""
     pytest.importorskip("ray")
+    from hbgym.leaderboards import cluster
+
     tmp = tempfile.mkdtemp(prefix="hbs", dir="/tmp")
     try:
         (Path(tmp) / "ray").mkdir()
         (Path(tmp) / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{_free_port()}")  # long gone
         monkeypatch.setenv("RAY_TMPDIR", tmp)
         monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        monkeypatch.setattr(cluster, "WORKER_RETRIES", 1)
+        crash = plan(SUITE, ["tests.test_cluster:make_crasher"], with_references=False)[0][:1]
         store = ResultStore(tmp_path / "ray-local")
         store.open(SUITE)
-        execute(cells[:3], store, jobs=1, backend="ray", progress=False)
-        assert set(_rows(store)) <= set(local_rows) and len(_rows(store)) == 6
+        execute([*cells[:3], *crash], store, jobs=1, backend="ray", progress=False)
+        good = [r for r in store.rows() if r["agent"] != crash[0].agent_name]
+        assert {json.dumps({k: v for k, v in r.items() if k not in VOLATILE}, sort_keys=True)
+                for r in good} <= set(local_rows) and len(good) == 6
+        lost = [r for r in store.rows() if r["agent"] == crash[0].agent_name]
+        assert len(lost) == 2 and all(r["status"] == "failed" and r["pid"] is None for r in lost)
+        assert "worker process died 2 times running this cell (WorkerCrashedError" in lost[0]["reason"]
+        store.verify(SUITE.hash)
     finally:
         _kill_tagged(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
