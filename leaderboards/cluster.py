@@ -21,8 +21,7 @@ Faults: a worker that dies mid-cell (killed, node lost) has its cell re-run else
 per cell id, so every cell is stored exactly once. An agent's exception never reaches the scheduler:
 the worker function turns it into the cell's ``failed`` record; a cell whose worker dies every time it
 runs it (an agent that crashes its process) becomes a ``failed`` record through ``lost``. Every record
-and row carries the
-``host`` and ``pid`` of the worker process that ran the cell.
+and row carries the ``host`` and ``pid`` of the worker process that ran the cell.
 """
 
 from __future__ import annotations
