@@ -215,12 +215,13 @@ def _play_cell(agent: ResolvedAgent | None, cell: Cell, setting: Setting,
 
             view = public_view(vec, setting.env_id, setting.env_kwargs, batched=spec_kind(cell.agent_spec)
                                in ("zoo", "sb3") or _declares_batched(cell.agent_spec))
-            with SandboxedAgent(cell.agent_spec, view, cell.num_seeds, cell.seed_start, limits or Limits(),
-                                cell.device, cell.dtype) as remote:
-                try:
+            remote = SandboxedAgent(cell.agent_spec, view, cell.num_seeds, cell.seed_start, limits or Limits(),
+                                    cell.device, cell.dtype)
+            try:
+                with remote:
                     return play(remote, vec, cell.seed_start), {"sandbox": remote.describe()}
-                except Exception as err:
-                    raise SandboxFailure(remote.failure_reason(err)) from err
+            except Exception as err:
+                raise SandboxFailure(remote.failure_reason(err)) from err
         if agent.kind in ("zoo", "sb3"):  # ours: built from the env itself, trusted
             policy = agent.build(vec, cell.num_seeds, cell.device, cell.dtype, seed=cell.seed_start)
         elif agent.batched:

@@ -83,9 +83,7 @@ class OutputTail:
     def text(self, timeout: float = 2.0) -> str:
         """The tail as text (after waiting up to ``timeout`` s for the pipe to close)."""
         self._thread.join(timeout)
-        text = self._tail.decode("utf-8", errors="replace").strip()
-        cut = f"[{self.total - len(self._tail)} earlier bytes dropped] " if self.total > len(self._tail) else ""
-        return cut + text
+        return self._tail.decode("utf-8", errors="replace").strip()
 
 
 def _preload(spec: str) -> list[str]:
@@ -170,8 +168,12 @@ class SandboxedAgent:
         init = {"spec": spec, "view": self.view, "num_envs": self.num_envs, "seed": self.seed,
                 "device": self.device, "dtype": self.dtype, "preload": _preload(self.spec),
                 "uid": uid, "gid": uid}
-        self._send(init)
-        self._expect("ready")
+        try:
+            self._send(init)
+            self._expect("ready")
+        except BaseException:
+            self.close()  # __exit__ does not run when __enter__ raises
+            raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -181,6 +183,11 @@ class SandboxedAgent:
         """Kill the child's process group (and with it its PID namespace); close pipes; remove the temp dir."""
         proc = getattr(self, "proc", None)
         if proc is not None:
+            with contextlib.suppress(protocol.ProtocolError):
+                protocol.write_message(self._w, None, time.monotonic() + 0.2)  # "done": exit on your own
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.5)
+            self.exit_status = proc.poll()
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -199,23 +206,23 @@ class SandboxedAgent:
         return {**self.applied, "memory_gib": self.limits.memory_gib, "timeout_s": self.limits.timeout}
 
     def failure_reason(self, err: BaseException) -> str:
-        """One line: what went wrong, the exit status and the tail of the child's stderr/stdout."""
-        proc = getattr(self, "proc", None)
-        status = ""
-        if proc is not None:
-            code = proc.poll()
-            if code is not None:
-                status = f" (agent process exited with code {code})"
-        tails = [f"{name}: ...{t.text(timeout=0.5)[-600:]}" for name, t in
-                 (("stderr", getattr(self, "stderr", None)), ("stdout", getattr(self, "stdout", None)))
+        """One line: what went wrong, the exit status and the tails of the child's stderr/stdout."""
+        code = getattr(self, "exit_status", None)
+        status = f" (agent process exited with code {code})" if code is not None else ""
+        tails = [f"{name} ({t.total} bytes, last {min(t.total, 400)}): ...{t.text(timeout=1.0)[-400:]}"
+                 for name, t in (("stderr", getattr(self, "stderr", None)), ("stdout", getattr(self, "stdout", None)))
                  if t is not None and t.total]
         if isinstance(err, protocol.AgentTimeout):
             what = f"timeout: no answer within the wall-time limit of {self.limits.timeout:g} s"
+        elif isinstance(err, AgentError):
+            first, _, trace = str(err).partition("\n")
+            where = [line.strip() for line in trace.strip().splitlines() if line.strip().startswith("File ")]
+            what = first[:500] + (f" (raised at {where[-1][:200]})" if where else "")
         else:
-            what = f"{type(err).__name__}: {err}"
+            what = f"{type(err).__name__}: {err}"[:500]
         if "MemoryError" in what or any("MemoryError" in t for t in tails):
             what = f"memory limit of {self.limits.memory_gib:g} GiB exceeded? {what}"
-        return " | ".join([what + status, *tails])
+        return " | ".join([what + status, *(t.replace("\n", " / ") for t in tails)])
 
     # ------------------------------------------------------------------ messages
 
