@@ -56,10 +56,8 @@ def main(read_fd: int, write_fd: int) -> int:
     try:
         init = protocol.read_message(read_fd)
         for name in init.get("preload", ()):
-            try:
+            with contextlib.suppress(ImportError):  # the agent's own import fails with the reason
                 importlib.import_module(name)
-            except ImportError:
-                pass  # the agent's own import will fail with the reason, after the drop
         _drop_privileges(init.get("uid"), init.get("gid"))
         policy = _build(init)
         policy.reset(seed=init["seed"])

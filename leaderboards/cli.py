@@ -181,7 +181,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(console_table(ranks))
     print(f"\n{Path(args.out or args.dir) / 'LEADERBOARD.md'} written")
     if "## Incomplete" in text:
-        say(f"warning: {args.dir} is incomplete (some agents lack seeds; see '## Incomplete' in LEADERBOARD.md); "
+        say(f"warning: {args.dir} is incomplete (some agents lack seeds; see '## Incomplete' in "
+            "LEADERBOARD.md); "
             "rerun the same `run` command to complete it")
     failed = sum(e["failed"] for e in ranks)
     if failed:

@@ -54,7 +54,8 @@ def encode_frame(kind: int, array: np.ndarray | None = None, text: str = "") -> 
     if kind == ACTIONS:
         arr = np.ascontiguousarray(array)
         if arr.dtype not in DTYPES:
-            raise TypeError(f"actions of dtype {arr.dtype} cannot be sent; use one of {[str(d) for d in DTYPES]}")
+            allowed = [str(d) for d in DTYPES]
+            raise TypeError(f"actions of dtype {arr.dtype} cannot be sent; use one of {allowed}")
         if arr.ndim > 4:
             raise TypeError(f"actions with {arr.ndim} dimensions cannot be sent (at most 4)")
         shape = [*arr.shape, *([0] * (4 - arr.ndim))]
@@ -92,7 +93,8 @@ def read_frame(fd: int, deadline: float, max_bytes: int) -> tuple[str, np.ndarra
     """Read and check one frame; returns ``("ready", None)``, ``("actions", array)`` or ``("error", text)``.
 
     Raises:
-        ProtocolError: bad magic, kind, dtype code, ndim, size or a closed pipe; AgentTimeout past ``deadline``.
+        ProtocolError: bad magic, kind, dtype code, ndim, size or a closed pipe.
+        AgentTimeout: nothing (complete) arrived before ``deadline``.
     """
     head = _read_exact(fd, HEADER.size, deadline)
     magic, kind, code, ndim, d0, d1, d2, d3, nbytes = HEADER.unpack(head)

@@ -39,7 +39,8 @@ def make_record(cell: Any, status: str, reason: str | None, seed_rows: list[dict
     """
     base = base_row(cell, oracle)
     rows = [{**base, **r, "status": status, "reason": reason, "cell_wall_time": wall,
-             "git_commit": env_info.get("git_commit"), "versions": env_info.get("versions")} for r in seed_rows]
+             "git_commit": env_info.get("git_commit"), "versions": env_info.get("versions")}
+            for r in seed_rows]
     return {"cell": {**asdict(cell), "id": cell.id}, "status": status, "reason": reason, "rows": rows,
             "wall_time": wall, "host": env_info.get("host"), "pid": pid, **extra}
 

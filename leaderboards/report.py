@@ -25,14 +25,15 @@ def _fmt(x: float, digits: int = 2) -> str:
 
 
 def labelled_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows with ``agent`` set to the name it is ranked under (:func:`~hbgym.leaderboards.records.agent_label`:
+    """Rows with ``agent`` set to the name it is ranked under (``records.agent_label``:
     trusted third-party results marked, several code versions of one name kept apart); ``name`` keeps
     the stored name."""
     versions: dict[tuple[str, str], set[str]] = defaultdict(set)
     for r in rows:
         versions[(r["agent"], r.get("mode", "trusted"))].add(str(r.get("agent_code_hash")))
     return [{**r, "name": r["agent"],
-             "agent": agent_label(r, len(versions[(r["agent"], r.get("mode", "trusted"))]) > 1)} for r in rows]
+             "agent": agent_label(r, len(versions[(r["agent"], r.get("mode", "trusted"))]) > 1)}
+            for r in rows]
 
 
 def rank_rows(rows: list[dict[str, Any]], suite: Suite) -> list[dict[str, Any]]:

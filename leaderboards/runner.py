@@ -215,8 +215,8 @@ def _play_cell(agent: ResolvedAgent | None, cell: Cell, setting: Setting,
 
             view = public_view(vec, setting.env_id, setting.env_kwargs, batched=spec_kind(cell.agent_spec)
                                in ("zoo", "sb3") or _declares_batched(cell.agent_spec))
-            remote = SandboxedAgent(cell.agent_spec, view, cell.num_seeds, cell.seed_start, limits or Limits(),
-                                    cell.device, cell.dtype)
+            remote = SandboxedAgent(cell.agent_spec, view, cell.num_seeds, cell.seed_start,
+                                    limits or Limits(), cell.device, cell.dtype)
             try:
                 with remote:
                     return play(remote, vec, cell.seed_start), {"sandbox": remote.describe()}
@@ -228,8 +228,8 @@ def _play_cell(agent: ResolvedAgent | None, cell: Cell, setting: Setting,
             view = public_view(vec, setting.env_id, setting.env_kwargs, batched=True)
             policy = agent.build(view, cell.num_seeds, cell.device, cell.dtype, seed=cell.seed_start)
         else:
-            policy = build_slot_agents(agent.target, public_view(vec, setting.env_id, setting.env_kwargs, False),
-                                       cell.num_seeds)
+            view = public_view(vec, setting.env_id, setting.env_kwargs, batched=False)
+            policy = build_slot_agents(agent.target, view, cell.num_seeds)
         return play(policy, vec, cell.seed_start), {}
     finally:
         vec.close()

@@ -180,7 +180,7 @@ class SandboxedAgent:
         self.close()
 
     def close(self) -> None:
-        """Kill the child's process group (and with it its PID namespace); close pipes; remove the temp dir."""
+        """Kill the child's process group (with it its PID namespace); close pipes; remove the temp dir."""
         proc = getattr(self, "proc", None)
         if proc is not None:
             with contextlib.suppress(protocol.ProtocolError):
@@ -210,7 +210,8 @@ class SandboxedAgent:
         code = getattr(self, "exit_status", None)
         status = f" (agent process exited with code {code})" if code is not None else ""
         tails = [f"{name} ({t.total} bytes, last {min(t.total, 400)}): ...{t.text(timeout=1.0)[-400:]}"
-                 for name, t in (("stderr", getattr(self, "stderr", None)), ("stdout", getattr(self, "stdout", None)))
+                 for name, t in (("stderr", getattr(self, "stderr", None)),
+                                 ("stdout", getattr(self, "stdout", None)))
                  if t is not None and t.total]
         if isinstance(err, protocol.AgentTimeout):
             what = f"timeout: no answer within the wall-time limit of {self.limits.timeout:g} s"

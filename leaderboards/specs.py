@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResolvedAgent", "resolve", "zoo", "applicable", "spec_name", "spec_kind", "code_hash", "source_files"]
+__all__ = ["ResolvedAgent", "resolve", "zoo", "applicable", "spec_name", "spec_kind", "code_hash",
+           "source_files"]
 
 
 def zoo() -> dict[str, type]:

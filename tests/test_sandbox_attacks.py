@@ -32,7 +32,8 @@ import hbgym  # noqa: F401
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "my_agent.py"
 ISOLATED = all(isolation().values())
-needs_root = pytest.mark.skipif(not ISOLATED, reason="needs root and util-linux unshare (PID namespace, uid drop)")
+needs_root = pytest.mark.skipif(not ISOLATED,
+                                reason="needs root and util-linux unshare (PID namespace, uid drop)")
 
 ATTACK = Suite(
     name="attack",
@@ -94,7 +95,8 @@ def forger(env):  # patch the runner and write its own record
 
     runner.play = play.play = lambda *a, **k: np.zeros((4, 40))
     runner.run_cell = lambda cell, *a, **k: {{"cell": {{"id": cell.id}}, "status": "ok", "rows": []}}
-    forged = {{"cell": {{"id": "forged"}}, "status": "ok", "rows": [{{"agent": "forger", "final_regret": 0.0}}]}}
+    forged = {{"cell": {{"id": "forged"}}, "status": "ok",
+              "rows": [{{"agent": "forger", "final_regret": 0.0}}]}}
     for path in (os.path.join(RESULTS, "cells", "forged.json"), os.path.join(RESULTS, "manifest.json")):
         try:
             with open(path, "w") as fh:
@@ -165,12 +167,17 @@ class _Raw(Uniform):
         time.sleep(30)
 
 
+def _frame(dtype_code, nbytes):  # header: magic, kind=actions, dtype, ndim=2, shape (2, 2), nbytes
+    shape = (2).to_bytes(4, "little") * 2 + bytes(8)
+    return b"HBGF" + bytes([2, dtype_code, 2, 0]) + shape + nbytes.to_bytes(8, "little")
+
+
 class _BadSize(_Raw):
-    frame = b"HBGF" + bytes([2, 0, 2, 0]) + (2).to_bytes(4, "little") * 2 + bytes(8) + (24).to_bytes(8, "little")
+    frame = _frame(0, 24)  # int64 (2, 2) needs 32 bytes
 
 
 class _BadDtype(_Raw):
-    frame = b"HBGF" + bytes([2, 99, 2, 0]) + (2).to_bytes(4, "little") * 2 + bytes(8) + (32).to_bytes(8, "little")
+    frame = _frame(99, 32)
 
 
 def wrong_frame_size(env):
@@ -317,7 +324,8 @@ def _attack(tmp_path: Path, monkeypatch, name: str, *extra: str) -> tuple[int, d
     os.chmod(tmp_path, 0o755)
     os.chmod(agents, 0o644)
     code = _submit(tmp_path / "res", f"{agents}:{name}", extra=("--jobs", "1", *extra))
-    rec = next(r for r in ResultStore(tmp_path / "res").records() if r["cell"]["agent_name"] == f"hostile.{name}")
+    records = ResultStore(tmp_path / "res").records()
+    rec = next(r for r in records if r["cell"]["agent_name"] == f"hostile.{name}")
     return code, rec
 
 
@@ -325,7 +333,8 @@ def test_stderr_flood_is_bounded_and_keeps_the_tail(tmp_path, monkeypatch):
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
     code, rec = _attack(tmp_path, monkeypatch, "stderr_flood")
     assert code == 1 and rec["status"] == "failed"
-    assert "flooded" in rec["reason"] and "FLOOD-END" in rec["reason"] and "stderr (209715211 bytes" in rec["reason"]
+    reason = rec["reason"]
+    assert "flooded" in reason and "FLOOD-END" in reason and "stderr (209715211 bytes" in reason
     grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
     assert grew < 100 * 1024  # 200 MB went through; the parent kept a bounded tail
 
