@@ -1,12 +1,13 @@
 """The sandboxed agent process: ``python -m hbgym.leaderboards.agent_host READ_FD WRITE_FD``.
 
 Started by :mod:`hbgym.leaderboards.sandbox` (never by hand). It reads an init message (the agent
-spec, a :class:`~hbgym.leaderboards.play.PublicEnv` view, ``num_envs``, the seed, the modules to
-preload, the uid/gid to drop to), imports what the agent needs, drops privileges, and only then
-imports the submitted code and builds the agent (one instance per slot for a per-env factory). Then,
-per round, it receives ``(action, rewards, obs)`` — the previous round's checked actions and the
-rewards of those actions, and this round's observations — calls ``update`` and ``act`` and answers one
-ACTIONS frame. Any exception is answered with one ERROR frame (bounded text) and exit code 1.
+spec, the batched and per-slot :class:`~hbgym.leaderboards.play.PublicEnv` views, ``num_envs``,
+the seed, the modules to preload, the uid/gid to drop to), imports what the agent needs, drops
+privileges, and only then imports the submitted code and builds the agent (one instance per slot
+for a per-env factory). Then, per round, it receives ``(action, rewards, obs)`` — the previous
+round's checked actions and the rewards of those actions, and this round's observations — calls
+``update`` and ``act`` and answers one ACTIONS frame. Any exception is answered with one ERROR
+frame (bounded text) and exit code 1.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ def _build(init: dict[str, Any]) -> Any:
     from hbgym.leaderboards.specs import resolve
 
     agent = resolve(init["spec"])
-    view, num_envs = init["view"], init["num_envs"]
+    num_envs = init["num_envs"]
     if agent.offline:
         raise ValueError(f"{init['spec']!r} is an offline learner; submit runs online suites only")
     if agent.batched:
-        return agent.build(view, num_envs, init["device"], init["dtype"], seed=init["seed"])
-    return build_slot_agents(agent.target, view, num_envs)
+        return agent.build(init["views"][True], num_envs, init["device"], init["dtype"], seed=init["seed"])
+    return build_slot_agents(agent.target, init["views"][False], num_envs)
 
 
 def main(read_fd: int, write_fd: int) -> int:

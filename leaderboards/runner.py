@@ -213,9 +213,9 @@ def _play_cell(agent: ResolvedAgent | None, cell: Cell, setting: Setting,
         if cell.mode == "sandboxed":
             from hbgym.leaderboards.sandbox import Limits, SandboxedAgent
 
-            view = public_view(vec, setting.env_id, setting.env_kwargs, batched=spec_kind(cell.agent_spec)
-                               in ("zoo", "sb3") or _declares_batched(cell.agent_spec))
-            remote = SandboxedAgent(cell.agent_spec, view, cell.num_seeds, cell.seed_start,
+            views = {b: public_view(vec, setting.env_id, setting.env_kwargs, batched=b)
+                     for b in (True, False)}
+            remote = SandboxedAgent(cell.agent_spec, views, cell.num_seeds, cell.seed_start,
                                     limits or Limits(), cell.device, cell.dtype)
             try:
                 with remote:
@@ -237,26 +237,6 @@ def _play_cell(agent: ResolvedAgent | None, cell: Cell, setting: Setting,
 
 class SandboxFailure(RuntimeError):
     """A sandboxed cell failed; the message is the full reason (what, exit status, output tail)."""
-
-
-def _declares_batched(spec: str) -> bool:
-    """A file agent declares ``batched = True`` on its factory (read from the source, never imported)."""
-    if spec_kind(spec) != "file":
-        return False
-    import ast
-
-    where, _, attr = spec.rpartition(":")
-    try:
-        tree = ast.parse(Path(where).read_bytes())
-    except (OSError, SyntaxError, ValueError):
-        return False
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and node.value.value is True:
-            for t in node.targets:
-                if (isinstance(t, ast.Attribute) and t.attr == "batched" and isinstance(t.value, ast.Name)
-                        and t.value.id == attr):
-                    return True
-    return False
 
 
 def _offline_rows(agent: ResolvedAgent, cell: Cell, setting: Setting) -> list[dict[str, Any]]:

@@ -115,13 +115,16 @@ def _limit(memory: int, fsize: int) -> None:  # in the child between fork and ex
 class SandboxedAgent:
     """The agent of one cell, running in a child process; acts on ``(B, L)`` like a batched agent.
 
+    ``views``: the batched (``True``) and single-slot (``False``) :class:`PublicEnv`; the child picks
+    the one its agent's kind needs (a batched factory, or one instance per slot).
+
     Use as a context manager: ``__enter__`` starts the child, ``__exit__`` kills it and everything it
     started. :attr:`applied` says which isolation measures were applied.
     """
 
-    def __init__(self, spec: str, view: PublicEnv, num_envs: int, seed: int, limits: Limits,
+    def __init__(self, spec: str, views: dict[bool, PublicEnv], num_envs: int, seed: int, limits: Limits,
                  device: str = "cpu", dtype: str | None = None) -> None:
-        self.spec, self.view, self.num_envs, self.seed, self.limits = spec, view, num_envs, seed, limits
+        self.spec, self.views, self.num_envs, self.seed, self.limits = spec, views, num_envs, seed, limits
         self.device, self.dtype = device, dtype
         self.deadline = time.monotonic() + limits.timeout
         self.applied = isolation()
@@ -165,7 +168,7 @@ class SandboxedAgent:
             os.close(c2p_w)
         self._w, self._r = p2c_w, c2p_r
         self.stdout, self.stderr = OutputTail(self.proc.stdout), OutputTail(self.proc.stderr)
-        init = {"spec": spec, "view": self.view, "num_envs": self.num_envs, "seed": self.seed,
+        init = {"spec": spec, "views": self.views, "num_envs": self.num_envs, "seed": self.seed,
                 "device": self.device, "dtype": self.dtype, "preload": _preload(self.spec),
                 "uid": uid, "gid": uid}
         try:
