@@ -392,6 +392,16 @@ def test_report_lists_incomplete_cells(tmp_path):
     assert "## Incomplete" in text and f"{cells[-1].agent_name} on {cells[-1].setting_key}: 2/4 seeds" in text
 
 
+def test_cli_report_warns_on_an_incomplete_directory(tmp_path, capsys):
+    cells, _ = plan(TINY, [])
+    store = ResultStore(tmp_path)
+    store.open(TINY)
+    execute(cells[:1], store, progress=False)
+    assert cli.main(["report", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "is incomplete" in err
+
+
 def test_sb3_baseline_through_the_runner(tmp_path):
     pytest.importorskip("stable_baselines3")
     from hbgym.leaderboards.suites import SB3_BASELINES

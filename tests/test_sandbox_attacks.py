@@ -259,6 +259,7 @@ def test_cheater_cannot_read_the_instance(board):
     assert rec["status"] == "failed" and "AttributeError" in rec["reason"] and "instance" in rec["reason"]
     ranks = _ranks(board["out"])
     assert not ranks["hostile.cheater"]["ranked"]  # a fully failed agent gets no rank
+    assert ranks["hostile.cheater"]["failed"] == len(ATTACK.chunks)  # cells, not seed rows
 
 
 @needs_root
