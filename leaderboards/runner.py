@@ -221,7 +221,7 @@ def _play_cell(agent: ResolvedAgent | None, cell: Cell, setting: Setting,
                 with remote:
                     return play(remote, vec, cell.seed_start), {"sandbox": remote.describe()}
             except Exception as err:
-                raise SandboxFailure(remote.failure_reason(err)) from err
+                raise SandboxFailure(remote.failure_reason(err), remote.describe()) from err
         if agent.kind in ("zoo", "sb3"):  # ours: built from the env itself, trusted
             policy = agent.build(vec, cell.num_seeds, cell.device, cell.dtype, seed=cell.seed_start)
         elif agent.batched:
@@ -237,6 +237,10 @@ def _play_cell(agent: ResolvedAgent | None, cell: Cell, setting: Setting,
 
 class SandboxFailure(RuntimeError):
     """A sandboxed cell failed; the message is the full reason (what, exit status, output tail)."""
+
+    def __init__(self, reason: str, sandbox: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.sandbox = sandbox
 
 
 def _offline_rows(agent: ResolvedAgent, cell: Cell, setting: Setting) -> list[dict[str, Any]]:
@@ -295,6 +299,7 @@ def run_cell(cell: Cell, catch: bool = True, limits: Any = None) -> dict[str, An
         if not catch:
             raise
         reason = str(err) if isinstance(err, SandboxFailure) else f"{type(err).__name__}: {err}"
+        extra = {"sandbox": err.sandbox} if isinstance(err, SandboxFailure) else extra
         status, reason = "failed", reason[:2000]
         seed_rows = [{"seed": cell.seed_start + i} for i in range(cell.num_seeds)]
     return make_record(cell, status, reason, seed_rows, time.perf_counter() - start, oracle, env_info,

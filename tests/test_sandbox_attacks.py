@@ -257,6 +257,7 @@ def _ranks(out: Path) -> dict[str, dict]:
 def test_cheater_cannot_read_the_instance(board):
     rec = board["records"]["hostile.cheater"]
     assert rec["status"] == "failed" and "AttributeError" in rec["reason"] and "instance" in rec["reason"]
+    assert rec["sandbox"]["drop_privileges"] and rec["sandbox"]["pid_namespace"]
     ranks = _ranks(board["out"])
     assert not ranks["hostile.cheater"]["ranked"]  # a fully failed agent gets no rank
     assert ranks["hostile.cheater"]["failed"] == len(ATTACK.chunks)  # cells, not seed rows
@@ -459,3 +460,29 @@ def test_sandboxed_rows_equal_trusted_rows(tmp_path):
     a, b = run_cell(cells[0], catch=False), run_cell(boxed[0], catch=False)
     assert [r["final_regret"] for r in a["rows"]] == [r["final_regret"] for r in b["rows"]]
     assert json.dumps(b["sandbox"]) and b["rows"][0]["mode"] == "sandboxed"
+
+
+def test_failed_cells_score_zero_in_every_aggregate():
+    """Failing on purpose never pays: an agent that fails its weak setting ranks below playing it."""
+    from hbgym.leaderboards.report import ranking
+    from hbgym.leaderboards.scoring import score_rows
+
+    settings = [{"key": k, "tags": [k], "oracle": "optimal", "uniform": "Uniform"} for k in ("a", "b")]
+
+    def row(agent, key, seed, regret, status="ok"):
+        extra = {"final_regret": regret} if status == "ok" else {"reason": "raised on purpose"}
+        return {"agent": agent, "setting": key, "seed": seed, "status": status, "cell": f"{agent}-{key}",
+                **extra}
+
+    rows = [row("Uniform", k, s, 10.0) for k in "ab" for s in range(4)]
+    rows += [row("Honest", "a", s, 1.0) for s in range(4)] + [row("Honest", "b", s, 9.0) for s in range(4)]
+    rows += [row("Quitter", "a", s, 1.0) for s in range(4)]
+    rows += [row("Quitter", "b", s, None, "failed") for s in range(4)]
+    rows += [row("Broken", k, s, None, "failed") for k in "ab" for s in range(4)]
+    table = score_rows(rows, settings)
+    np.testing.assert_allclose(table.scores["Quitter"][:, 1], 0.0)
+    ranks = {e["agent"]: e for e in ranking(table, ["a", "b"])}
+    assert ranks["Quitter"]["iqm"] < ranks["Honest"]["iqm"]  # 0 on b is worse than Honest's 0.1
+    assert ranks["Quitter"]["families"]["b"] == 0.0 and ranks["Quitter"]["failed"] == 1
+    broken = ranks["Broken"]
+    assert not broken["ranked"] and np.isnan(broken["iqm"]) and broken["failed"] == 2
