@@ -149,6 +149,8 @@ class SandboxedAgent:
         p2c_r, p2c_w = os.pipe()
         c2p_r, c2p_w = os.pipe()
         root = str(Path(__file__).resolve().parents[1])
+        if spec_kind(spec) == "module":  # `pkg.mod:factory` is found as from the runner's directory
+            root = os.pathsep.join([root, os.getcwd()])
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": self._tmp, "LANG": "C.UTF-8",
                "PYTHONPATH": root, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
                "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
