@@ -5,14 +5,17 @@ Accepted forms:
 * a zoo name (``HierTS``; ``hbgym.agents.AGENTS``) - batched torch agents built with
   ``Cls.from_env(vec_env, num_envs=B, device=, dtype=, seed=)``;
 * ``package.module:factory`` or ``path/to/file.py:factory`` - a third-party factory called as
-  ``factory(env)`` on a single env (one per seed); it returns an object with ``reset(seed)``,
-  ``act(obs)`` and ``update(obs, action, reward)`` (DESIGN.md sec. 4). A factory with the attribute
-  ``batched = True`` is instead called as ``factory(vec_env, num_envs=B, seed=s)`` and must act on
-  batched observations ``(B, L)``. Offline learners are factories ``factory(env, dataset) -> policy``
-  marked ``offline = True``;
+  ``factory(view)`` once per seed slot, where ``view`` is a
+  :class:`~hbgym.leaderboards.play.PublicEnv` of one slot (public model copy, spaces, spec; never
+  the env); it returns an object with ``reset(seed)``, ``act(obs)`` and
+  ``update(obs, action, reward)`` (DESIGN.md sec. 4). A factory with the attribute
+  ``batched = True`` is instead called as ``factory(view, num_envs=B, seed=s)`` with the batched
+  view and must act on batched observations ``(B, L)``. Offline learners are factories
+  ``factory(env, dataset) -> policy`` marked ``offline = True``;
 * ``sb3:ALGO:path/to/model.zip`` - a stable-baselines3 model through :mod:`hbgym.leaderboards.rl`.
 
-Specs are plain strings so that they travel to worker processes; :func:`resolve` runs there.
+Specs are plain strings so that they travel to worker processes; :func:`resolve` runs there (for
+``submit``: in the sandboxed child only). :func:`code_hash` ties results to the source unimported.
 """
 
 from __future__ import annotations
