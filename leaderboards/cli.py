@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run an untrusted agent sandboxed (separate least-privileged process, limits)",
         description="Run an untrusted agent on a suite: the runner keeps the env and writes the results; "
         "the agent runs in a separate process (empty temp dir, minimal environment, uid nobody and "
-        "its own PID namespace when run as root, wall-time and memory limits) that sees only the "
+        "its own PID and network namespaces when run as root, wall-time and memory limits) that sees "
+        "only the "
         "public model, the spaces, its observations and its own rewards. A crash, hang, invalid "
         "action/NaN, malformed message or limit marks that cell failed with the reason and the run "
         "continues. The results directory is verified first (a tampered one is rejected).",

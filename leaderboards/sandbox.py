@@ -8,8 +8,9 @@ child
 * starts in an empty temporary directory with a minimal environment (``PATH``, ``HOME`` = that
   directory, ``LANG``, one thread), ``RLIMIT_AS`` (``--memory``), ``RLIMIT_FSIZE`` and a wall-time
   limit for the whole cell (``--timeout``);
-* when the runner is root: runs in its own PID namespace (``unshare --pid --fork --kill-child``), so
-  every process it starts — also with a new session — dies with the cell, and drops to uid/gid
+* when the runner is root: runs in its own PID and network namespaces (``unshare --pid --net --fork
+  --kill-child``), so every process it starts — also with a new session — dies with the cell and
+  nothing it starts reaches the network (not even the runner's localhost), and drops to uid/gid
   ``nobody`` (65534) before it imports the submitted code (a copy of a file agent in its temporary
   directory; modules the agent file imports are preloaded first). As ``nobody`` it can write neither
   the results directory nor anything else of the runner's. Where this is impossible (not root, no
@@ -57,9 +58,11 @@ class Limits:
 
 
 def isolation() -> dict[str, bool]:
-    """What this machine allows: ``pid_namespace`` (root + ``unshare``) and ``drop_privileges`` (root)."""
+    """What this machine allows: ``pid_namespace`` and ``no_network`` (root + util-linux ``unshare``:
+    own PID and network namespaces) and ``drop_privileges`` (root)."""
     root = hasattr(os, "geteuid") and os.geteuid() == 0
-    return {"pid_namespace": root and shutil.which("unshare") is not None, "drop_privileges": root}
+    unshare = root and shutil.which("unshare") is not None
+    return {"pid_namespace": unshare, "no_network": unshare, "drop_privileges": root}
 
 
 class OutputTail:
@@ -88,7 +91,7 @@ class OutputTail:
 
 def _preload(spec: str) -> list[str]:
     """Modules to import before dropping privileges: numpy, hbgym, and what the agent file imports."""
-    names = ["numpy", "gymnasium", "hbgym", "hbgym.leaderboards.specs"]
+    names = ["numpy", "gymnasium", "hbgym", "hbgym.leaderboards.specs", "encodings.idna"]
     kind = spec_kind(spec)
     if kind in ("zoo", "sb3"):
         names += ["torch", "hbgym.agents", *(["hbgym.leaderboards.rl"] if kind == "sb3" else [])]
@@ -156,7 +159,7 @@ class SandboxedAgent:
                "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
         cmd = [sys.executable, "-m", "hbgym.leaderboards.agent_host", str(p2c_r), str(c2p_w)]
         if self.applied["pid_namespace"]:
-            cmd = ["unshare", "--pid", "--fork", "--kill-child", *cmd]
+            cmd = ["unshare", "--pid", "--net", "--fork", "--kill-child", *cmd]
         mem = int(self.limits.memory_gib * 2**30)
         fsize = int(self.limits.file_mib * 2**20)
         try:

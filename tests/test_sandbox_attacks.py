@@ -207,6 +207,17 @@ def sleeper(env):
     return _Sleeper(env)
 
 
+def networker(env):  # phone home: the runner's localhost
+    import socket
+
+    port = int(open(os.path.join(MARKERS, "port")).read())
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError as err:
+        raise RuntimeError(f"no network: {{err}}")
+    return Uniform(env)
+
+
 def honest_uniform(env):
     return Uniform(env)
 '''
@@ -319,10 +330,11 @@ def test_provenance_in_records_and_report(board):
     assert all(len(r["agent_code_hash"]) == 64 for r in rows)
 
 
-def _attack(tmp_path: Path, monkeypatch, name: str, *extra: str) -> tuple[int, dict]:
+def _attack(tmp_path: Path, monkeypatch, name: str, *extra: str,
+            markers: Path | None = None) -> tuple[int, dict]:
     monkeypatch.setitem(SUITES, "attack", ATTACK)
     agents = tmp_path / "hostile.py"
-    agents.write_text(HOSTILE.format(results=str(tmp_path / "res"), markers=str(tmp_path)))
+    agents.write_text(HOSTILE.format(results=str(tmp_path / "res"), markers=str(markers or tmp_path)))
     os.chmod(tmp_path, 0o755)
     os.chmod(agents, 0o644)
     code = _submit(tmp_path / "res", f"{agents}:{name}", extra=("--jobs", "1", *extra))
@@ -339,6 +351,22 @@ def test_stderr_flood_is_bounded_and_keeps_the_tail(tmp_path, monkeypatch):
     assert "flooded" in reason and "FLOOD-END" in reason and "stderr (209715211 bytes" in reason
     grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
     assert grew < 100 * 1024  # 200 MB went through; the parent kept a bounded tail
+
+
+@needs_root
+def test_networker_reaches_nothing(tmp_path, monkeypatch):
+    import socket
+
+    markers = Path(tempfile.mkdtemp(prefix="hbgym-markers-"))
+    os.chmod(markers, 0o755)  # readable by the agent: it learns the port
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        (markers / "port").write_text(str(server.getsockname()[1]))
+        os.chmod(markers / "port", 0o644)
+        code, rec = _attack(tmp_path, monkeypatch, "networker", markers=markers)
+    shutil.rmtree(markers, ignore_errors=True)
+    assert code == 1 and "no network" in rec["reason"] and rec["sandbox"]["no_network"]
 
 
 def test_stdout_flood_does_not_stop_the_cell(tmp_path, monkeypatch):
