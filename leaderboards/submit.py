@@ -45,8 +45,8 @@ def submit(args: argparse.Namespace) -> int:
     store = ResultStore(out)
     if store.exists():
         store.verify(suite.hash)  # a tampered / other-suite directory is rejected before anything runs
+    cells, _ = plan(suite, specs, device=args.device, mode="sandboxed", names=names)  # before any mkdir
     store.open(suite)
-    cells, _ = plan(suite, specs, device=args.device, mode="sandboxed", names=names)
     missing = [k for k, on in isolation().items() if not on]
     if missing:
         say(f"note: sandbox without {', '.join(missing)} on this machine (run as root with util-linux "
