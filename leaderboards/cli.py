@@ -4,6 +4,10 @@ python -m hbgym.leaderboards run --suite quick                     # the zoo on 
 python -m hbgym.leaderboards run --agent HierTS --agent my.py:make_agent --suite standard --jobs 2
 python -m hbgym.leaderboards report results/quick
 python -m hbgym.leaderboards submit --agent examples/my_agent.py:make_agent --suite quick
+python -m hbgym.leaderboards submit --agent my.py:make_agent --suite quick --bundle my.tar.gz
+python -m hbgym.leaderboards verify my.tar.gz --cells 5                # re-run 5 random cells in the sandbox
+python -m hbgym.leaderboards publish my.tar.gz --board board/          # verify, then merge into a board
+python -m hbgym.leaderboards report results/quick --html site/         # static HTML site (or a board DIR)
 python -m hbgym.leaderboards list
 """
 
@@ -104,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("dir", metavar="DIR", help="results directory written by `run` or `submit`")
     rep.add_argument("--out", default=None, metavar="OUT", help="where to write the report (default: DIR)")
     rep.add_argument("--suite", default=None, help="also require that DIR was produced for this suite's hash")
+    rep.add_argument("--html", default=None, metavar="SITE",
+                     help="also write a self-contained static HTML site to SITE (DIR may also be a board "
+                     "written by `publish`)")
 
     sm = sub.add_parser(
         "submit",
@@ -118,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument(
         "--memory", type=float, default=8.0, metavar="GiB", help="address-space limit per cell (GiB)"
     )
+    sm.add_argument("--bundle", default=None, metavar="OUT",
+                    help="also pack the results and the agent's code into a submission bundle "
+                    "(OUT.tar.gz, or a new directory); needs exactly one --agent")
+
+    from hbgym.leaderboards.site import add_bundle_commands  # verify, publish
+
+    add_bundle_commands(sub)
 
     sub.add_parser("list", help="list suites, settings and zoo agents", description="List suites and agents.")
 
@@ -193,10 +207,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from hbgym.leaderboards.report import build_report, console_table
 
+    if args.html and (Path(args.dir) / "history.jsonl").exists():  # a board written by `publish`
+        from hbgym.leaderboards.site import build_board_site
+
+        print(f"{build_board_site(args.dir, args.html) / 'index.html'} written")
+        return 0
     expected = get_suite(args.suite).hash if args.suite else None
     _, ranks = build_report(args.dir, args.out, expected_hash=expected)
     print(console_table(ranks))
     print(f"\n{Path(args.out or args.dir) / 'LEADERBOARD.md'} written")
+    if args.html:
+        from hbgym.leaderboards.site import build_results_site
+
+        print(f"{build_results_site(args.dir, args.html, expected_hash=expected) / 'index.html'} written")
     return 0
 
 
@@ -233,7 +256,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"run": cmd_run, "report": cmd_report, "submit": cmd_submit, "list": cmd_list}
+    from hbgym.leaderboards.site import cmd_publish, cmd_verify
+
+    handlers = {"run": cmd_run, "report": cmd_report, "submit": cmd_submit, "list": cmd_list,
+                "verify": cmd_verify, "publish": cmd_publish}
     if args.command == "train-rl":
         from hbgym.leaderboards.rl import train_from_args
 

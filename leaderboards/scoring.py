@@ -11,13 +11,17 @@
   percentile bootstrap CI from ``scipy.stats.bootstrap`` that resamples seeds (rows) with a fixed
   ``random_state``.
 * Probability of improvement ``P(X > Y)`` on paired seeds: per env the fraction of seeds where X's
-  score beats Y's (ties count 1/2), averaged over the envs both played (Agarwal et al. 2021).
+  score beats Y's (ties count 1/2), averaged over the envs both played (Agarwal et al. 2021), with a
+  bootstrap CI over paired seeds (:func:`probability_of_improvement_ci`).
+* Performance profile (the fraction of (seed, env) scores above each threshold ``tau``) and optimality
+  gap (mean shortfall below a target score, ``mean(max(gamma - score, 0))``), rliable's other
+  recommendations, each with the same seed bootstrap (:func:`performance_profile`, :func:`optimality_gap`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +29,8 @@ import numpy as np
 from scipy import stats
 
 __all__ = [
-    "normalized_score", "iqm", "iqm_ci", "probability_of_improvement", "ScoreTable", "score_rows",
+    "normalized_score", "iqm", "iqm_ci", "seed_bootstrap_ci", "probability_of_improvement",
+    "probability_of_improvement_ci", "performance_profile", "optimality_gap", "ScoreTable", "score_rows",
 ]
 
 
@@ -49,6 +54,39 @@ def iqm(scores: np.ndarray) -> float:
     return float(stats.trim_mean(x, 0.25))
 
 
+def seed_bootstrap_ci(
+    statistic: Callable[..., float], *arrays: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000,
+    random_state: int = 0,
+) -> tuple[float, float, float]:
+    """``statistic(*arrays)`` and its percentile bootstrap CI resampling seeds (rows, shared by all arrays).
+
+    Args:
+        statistic: maps arrays of shape ``(num_seeds x ...)`` to a float (NaN-aware as needed).
+        arrays: equally long along axis 0 (paired seeds).
+
+    Returns:
+        ``(point, low, high)``; ``(point, point, point)`` with fewer than 2 seeds or a non-finite point.
+    """
+    arrays = tuple(np.asarray(a, dtype=float) for a in arrays)
+    if len({a.shape[0] for a in arrays}) != 1:
+        raise ValueError(f"paired arrays need the same number of seeds, got {[a.shape for a in arrays]}")
+    point = float(statistic(*arrays))
+    if arrays[0].shape[0] < 2 or not np.isfinite(point):
+        return point, point, point
+
+    def resampled(index: np.ndarray, axis: int = -1) -> np.ndarray:
+        index = np.asarray(index, dtype=np.int64)
+        if index.ndim == 1:
+            return np.asarray(statistic(*(a[index] for a in arrays)))
+        return np.array([statistic(*(a[i] for a in arrays)) for i in index])
+
+    res = stats.bootstrap(
+        (np.arange(arrays[0].shape[0]),), resampled, n_resamples=n_resamples, confidence_level=confidence,
+        method="percentile", random_state=random_state, vectorized=True,
+    )
+    return point, float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def iqm_ci(
     scores: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, random_state: int = 0
 ) -> tuple[float, float, float]:
@@ -60,21 +98,7 @@ def iqm_ci(
     x = np.asarray(scores, dtype=float)
     if x.ndim == 1:
         x = x[:, None]
-    point = iqm(x)
-    if x.shape[0] < 2 or not np.isfinite(point):
-        return point, point, point
-
-    def statistic(index: np.ndarray, axis: int = -1) -> np.ndarray:
-        index = np.asarray(index, dtype=np.int64)
-        if index.ndim == 1:
-            return np.asarray(iqm(x[index]))
-        return np.array([iqm(x[i]) for i in index])
-
-    res = stats.bootstrap(
-        (np.arange(x.shape[0]),), statistic, n_resamples=n_resamples, confidence_level=confidence,
-        method="percentile", random_state=random_state, vectorized=True,
-    )
-    return point, float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return seed_bootstrap_ci(iqm, x, confidence=confidence, n_resamples=n_resamples, random_state=random_state)
 
 
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
@@ -91,6 +115,46 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
             a, b = x[ok, j], y[ok, j]
             per_env.append(np.mean((a > b) + 0.5 * (a == b)))
     return float(np.mean(per_env)) if per_env else float("nan")
+
+
+def probability_of_improvement_ci(
+    x: np.ndarray, y: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, random_state: int = 0
+) -> tuple[float, float, float]:
+    """:func:`probability_of_improvement` of paired ``(num_seeds x num_envs)`` scores and its seed-bootstrap CI."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"paired scores must have the same shape, got {x.shape} and {y.shape}")
+    return seed_bootstrap_ci(probability_of_improvement, x, y, confidence=confidence,
+                             n_resamples=n_resamples, random_state=random_state)
+
+
+def performance_profile(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """Fraction of finite (seed, env) scores strictly above each threshold.
+
+    Args:
+        scores: any shape, e.g. ``(num_seeds x num_envs)``; NaN entries (not played) are ignored.
+        taus: ``(T,)`` thresholds.
+
+    Returns:
+        ``(T,)`` fractions in [0, 1] (NaN when no score is finite).
+    """
+    x = np.asarray(scores, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    taus = np.asarray(taus, dtype=float)
+    if taus.ndim != 1:
+        raise ValueError(f"taus must be 1-D, got shape {taus.shape}")
+    if x.size == 0:
+        return np.full(taus.shape, np.nan)
+    return (x[None, :] > taus[:, None]).mean(axis=1)
+
+
+def optimality_gap(scores: np.ndarray, gamma: float = 1.0) -> float:
+    """``mean(max(gamma - score, 0))`` over the finite scores: how far below the target (lower is better)."""
+    x = np.asarray(scores, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan")
+    return float(np.mean(np.maximum(gamma - x, 0.0)))
 
 
 @dataclass

@@ -122,6 +122,8 @@ def submit(args: argparse.Namespace) -> int:
 
     suite = _suite(args)
     specs = _expand(args.agent, suite.agents)
+    if getattr(args, "bundle", None) and len(specs) != 1:
+        raise ValueError(f"--bundle packs one agent; got {len(specs)} agent specs: {specs[:5]}")
     out = Path(args.out or f"results/{suite.name}")
     store = ResultStore(out)
     if store.exists():
@@ -153,6 +155,10 @@ def submit(args: argparse.Namespace) -> int:
     failed = sum(r["status"] != "ok" for r in new)
     print(f"\nsubmitted {', '.join(specs)}: {len(new) - failed} cells ok, {failed} failed; "
           f"{out / 'LEADERBOARD.md'} written")
+    if getattr(args, "bundle", None):
+        from hbgym.leaderboards.bundle import make_bundle
+
+        print(f"bundle {make_bundle(out, specs[0], args.bundle)} written")
     return 1 if failed else 0
 
 

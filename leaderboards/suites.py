@@ -120,6 +120,35 @@ class Setting:
     def family(self) -> str:
         return self.tags[0] if self.tags else self.env_id
 
+    @property
+    def label(self) -> str:
+        """Human-readable name for titles and tables (the :attr:`key` stays the identifier; not hashed)."""
+        return setting_label(self.spec(), self.note)
+
+
+def setting_label(spec: Mapping[str, Any], note: str = "") -> str:
+    """A readable name of a setting spec: env id, non-default kwargs and horizon, then the note if any.
+
+    ``setting_label({"env_id": "HierGaussian-v0", "kwargs": {"sigma_q": 1}, "horizon": 200, ...},
+    "HierTS Fig. 1")`` is ``"HierGaussian-v0 sigma_q=1, n=200 (HierTS Fig. 1)"``.
+    """
+    parts = [f"{k}={v}" for k, v in sorted(dict(spec.get("kwargs", {})).items())
+             if not isinstance(v, (dict, list, tuple))]
+    if spec.get("horizon") is not None:
+        parts.append(f"n={spec['horizon']}")
+    text = f"{spec['env_id']} {', '.join(parts)}".strip()
+    return f"{text} ({note})" if note else text
+
+
+def find_setting_label(suite_name: str, spec: Mapping[str, Any]) -> str:
+    """:func:`setting_label` with the note of the registered suite's setting of the same config, if any."""
+    suite = SUITES.get(suite_name)
+    target = _sha(dict(spec))
+    for s in suite.settings if suite is not None else ():
+        if s.config_hash == target:
+            return s.label
+    return setting_label(spec)
+
 
 @dataclass(frozen=True)
 class Suite:
