@@ -85,7 +85,7 @@ def _td(x: float, digits: int = 2) -> str:
 def _page(title: str, body: str, depth: int = 0) -> str:
     home = "../" * depth + "index.html"
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head>'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,"><style>{CSS}</style></head>'
             f'<body><p><a href="{home}">leaderboard</a></p><h1>{_e(title)}</h1>\n{body}\n'
             f'<script>{SORT_JS}</script></body></html>\n')
 
