@@ -57,8 +57,17 @@ from typing import Any
 from hbgym.leaderboards.suites import Suite, canonical_json, get_suite
 
 __all__ = [
-    "BundleError", "Verification", "make_bundle", "open_bundle", "read_bundle", "verify_bundle", "publish",
-    "board_collections", "code_hash", "compare_rows", "TOLERANCE",
+    "BundleError",
+    "Verification",
+    "make_bundle",
+    "open_bundle",
+    "read_bundle",
+    "verify_bundle",
+    "publish",
+    "board_collections",
+    "code_hash",
+    "compare_rows",
+    "TOLERANCE",
 ]
 
 FORMAT = 1
@@ -68,8 +77,20 @@ MAX_SOURCE_BYTES = 16 * 2**20  # agent source (file, package tree or SB3 zip)
 TOLERANCE = {"rtol": 1e-6, "atol": 1e-9}
 REPORT_SUFFIXES = (".md", ".png", ".svg", ".html", ".css", ".js")
 #: Row fields compared by verification (timings, hosts, pids and versions legitimately differ).
-COMPARED = ("agent", "role", "setting", "config_hash", "suite_hash", "seed", "status", "steps", "cum_regret",
-            "final_regret", "score", "uniform_suboptimality")
+COMPARED = (
+    "agent",
+    "role",
+    "setting",
+    "config_hash",
+    "suite_hash",
+    "seed",
+    "status",
+    "steps",
+    "cum_regret",
+    "final_regret",
+    "score",
+    "uniform_suboptimality",
+)
 
 
 class BundleError(ValueError):
@@ -124,7 +145,9 @@ def _files(root: Path) -> Iterator[tuple[str, Path]]:
 
 def code_hash(root: Path) -> str:
     """SHA-256 over the sorted ``(relative path, sha256)`` pairs of the files under ``root`` (a tree hash)."""
-    return hashlib.sha256(canonical_json([[rel, _sha256_file(p)] for rel, p in _files(root)]).encode()).hexdigest()
+    return hashlib.sha256(
+        canonical_json([[rel, _sha256_file(p)] for rel, p in _files(root)]).encode()
+    ).hexdigest()
 
 
 def machine_info() -> dict[str, Any]:
@@ -143,9 +166,15 @@ def machine_info() -> dict[str, Any]:
 
         if torch.cuda.is_available():
             gpu = torch.cuda.get_device_name(0)
-    return {"versions": versions, "machine": {
-        "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(), "gpu": gpu}}
+    return {
+        "versions": versions,
+        "machine": {
+            "platform": platform.platform(),
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "gpu": gpu,
+        },
+    }
 
 
 # --------------------------------------------------------------------------- making a bundle
@@ -211,20 +240,29 @@ def make_bundle(results_dir: str | os.PathLike, agent_spec: str, out: str | os.P
     with tempfile.TemporaryDirectory(prefix="hbgym-bundle-") as tmp:
         root = Path(tmp) / "bundle"
         root.mkdir()
-        shutil.copytree(results_dir, root / "results",
-                        ignore=shutil.ignore_patterns(*(f"*{s}" for s in REPORT_SUFFIXES), ".*.tmp"))
+        shutil.copytree(
+            results_dir,
+            root / "results",
+            ignore=shutil.ignore_patterns(*(f"*{s}" for s in REPORT_SUFFIXES), ".*.tmp"),
+        )
         agent = _agent_source(agent_spec, root / "agent")
         if agent["kind"] != "zoo":
             size = sum(p.stat().st_size for _, p in _files(root / "agent"))
             if size > MAX_SOURCE_BYTES:
-                raise BundleError(f"agent source of {agent_spec!r} is {size} bytes, over the "
-                                  f"{MAX_SOURCE_BYTES} byte cap; bundle only the agent's package")
+                raise BundleError(
+                    f"agent source of {agent_spec!r} is {size} bytes, over the "
+                    f"{MAX_SOURCE_BYTES} byte cap; bundle only the agent's package"
+                )
             agent["code_hash"] = code_hash(root / "agent")
         else:
             agent["code_hash"] = None
-        meta = {"format": FORMAT, "agent": agent,
-                "suite": {"name": suite.name, "version": suite.version, "hash": suite.hash, "spec": suite.spec()},
-                "environment": machine_info(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        meta = {
+            "format": FORMAT,
+            "agent": agent,
+            "suite": {"name": suite.name, "version": suite.version, "hash": suite.hash, "spec": suite.spec()},
+            "environment": machine_info(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         (root / "bundle.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
         _write_checksums(root)
         if out.name.endswith((".tar.gz", ".tgz")):
@@ -252,7 +290,7 @@ def _safe_member(name: str) -> str:
 def _extract(archive: Path, dest: Path) -> None:
     total = 0
     try:
-        tar = tarfile.open(archive, mode="r:gz")
+        tar = tarfile.open(archive, mode="r:gz")  # noqa: SIM115 - closed by the `with tar` below
     except (tarfile.TarError, OSError, EOFError) as err:
         raise BundleError(f"{archive}: not a readable .tar.gz ({err})") from err
     with tar:
@@ -264,7 +302,9 @@ def _extract(archive: Path, dest: Path) -> None:
                 (dest / rel).mkdir(parents=True, exist_ok=True)
                 continue
             if not member.isreg():
-                raise BundleError(f"{archive}: member {member.name!r} is a link or special file (not allowed)")
+                raise BundleError(
+                    f"{archive}: member {member.name!r} is a link or special file (not allowed)"
+                )
             total += member.size
             if total > MAX_BUNDLE_BYTES:
                 raise BundleError(f"{archive}: more than {MAX_BUNDLE_BYTES} bytes uncompressed")
@@ -385,13 +425,14 @@ def _close(a: Any, b: Any, exact: bool) -> bool:
 
 
 def compare_rows(claimed: list[dict[str, Any]], rerun: list[dict[str, Any]], exact: bool) -> str | None:
-    """``None`` if the re-run rows reproduce the claimed ones on :data:`COMPARED` fields, else the first difference."""
+    """``None`` if the re-run rows reproduce the claimed ones on :data:`COMPARED`, else the difference."""
     if len(claimed) != len(rerun):
         return f"{len(claimed)} rows claimed, {len(rerun)} re-run"
     for a, b in zip(claimed, rerun):
         for key in COMPARED:
             if (key in a or key in b) and not _close(a.get(key), b.get(key), exact):
-                return f"seed {a.get('seed')}: {key} claimed {str(a.get(key))[:200]}, re-run gives {str(b.get(key))[:200]}"
+                claimed_v, rerun_v = str(a.get(key))[:200], str(b.get(key))[:200]
+                return f"seed {a.get('seed')}: {key} claimed {claimed_v}, re-run gives {rerun_v}"
     return None
 
 
@@ -449,38 +490,63 @@ def verify_bundle(
     return result
 
 
-def _verify_open(root: Path, meta: dict[str, Any], cells: int | None, seed: int, timeout: float,
-                 suite_lookup: Callable[[str], Suite], log: Callable[[str], None] | None) -> Verification:
+def _verify_open(
+    root: Path,
+    meta: dict[str, Any],
+    cells: int | None,
+    seed: int,
+    timeout: float,
+    suite_lookup: Callable[[str], Suite],
+    log: Callable[[str], None] | None,
+) -> Verification:
     agent, claimed_suite = meta["agent"], meta["suite"]
-    out = Verification(False, "", agent=str(agent.get("name")), code_hash=agent.get("code_hash"),
-                       suite=str(claimed_suite.get("name")), suite_hash=str(claimed_suite.get("hash")))
+    out = Verification(
+        False,
+        "",
+        agent=str(agent.get("name")),
+        code_hash=agent.get("code_hash"),
+        suite=str(claimed_suite.get("name")),
+        suite_hash=str(claimed_suite.get("hash")),
+    )
     try:
         known = suite_lookup(str(claimed_suite.get("name")))
     except ValueError as err:
         raise BundleError(f"suite {claimed_suite.get('name')!r} is not a registered suite ({err})") from err
     suite, records = _load_results(root / "results")
     if suite.hash != claimed_suite.get("hash"):
-        raise BundleError(f"bundle.json says suite hash {str(claimed_suite.get('hash'))[:12]} but the results "
-                          f"were produced for {suite.hash[:12]}")
+        raise BundleError(
+            f"bundle.json says suite hash {str(claimed_suite.get('hash'))[:12]} but the results "
+            f"were produced for {suite.hash[:12]}"
+        )
     registered = known.with_seeds(suite.num_seeds)
     if suite.hash != registered.hash:
-        raise BundleError(f"suite hash {suite.hash[:12]} is not a registered version of suite {known.name!r} "
-                          f"(v{known.version} with {suite.num_seeds} seeds hashes to {registered.hash[:12]})")
+        raise BundleError(
+            f"suite hash {suite.hash[:12]} is not a registered version of suite {known.name!r} "
+            f"(v{known.version} with {suite.num_seeds} seeds hashes to {registered.hash[:12]})"
+        )
     if agent.get("kind") != "zoo":
         if not (root / "agent").is_dir():
             raise BundleError("bundle has no agent/ source")
         actual = code_hash(root / "agent")
         if actual != agent.get("code_hash"):
-            raise BundleError(f"agent source hashes to {actual[:12]}, bundle.json says "
-                              f"{str(agent.get('code_hash'))[:12]} (swapped source?)")
+            raise BundleError(
+                f"agent source hashes to {actual[:12]}, bundle.json says "
+                f"{str(agent.get('code_hash'))[:12]} (swapped source?)"
+            )
     name = agent.get("name")
     for rec in records:
         for row in rec["rows"]:
             row_hash = row.get("agent_code_hash")
-            if row.get("agent") == name and row_hash is not None and agent.get("kind") != "zoo" \
-                    and row_hash != agent.get("code_hash"):
-                raise BundleError(f"cell {rec['cell'].get('id')}: rows carry code hash {str(row_hash)[:12]}, "
-                                  f"the bundled source hashes to {str(agent.get('code_hash'))[:12]}")
+            if (
+                row.get("agent") == name
+                and row_hash is not None
+                and agent.get("kind") != "zoo"
+                and row_hash != agent.get("code_hash")
+            ):
+                raise BundleError(
+                    f"cell {rec['cell'].get('id')}: rows carry code hash {str(row_hash)[:12]}, "
+                    f"the bundled source hashes to {str(agent.get('code_hash'))[:12]}"
+                )
     mine = [r for r in records if r["cell"].get("agent_name") == name]
     if not mine:
         raise BundleError(f"the results hold no cell of the bundle's agent {name!r}")
@@ -499,7 +565,10 @@ def _verify_open(root: Path, meta: dict[str, Any], cells: int | None, seed: int,
             os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, old_path]))
         for rec in chosen:
             cell = rec["cell"]
-            exact = all(env.get(p) == here.get(p) for p in ("numpy", "torch")) and cell.get("device", "cpu") == "cpu"
+            exact = (
+                all(env.get(p) == here.get(p) for p in ("numpy", "torch"))
+                and cell.get("device", "cpu") == "cpu"
+            )
             out.exact = out.exact and exact
             if log is not None:
                 log(f"re-running {cell['id']} ({'bit-identical' if exact else 'within tolerance'} check)")
@@ -523,8 +592,10 @@ def _verify_open(root: Path, meta: dict[str, Any], cells: int | None, seed: int,
     out.escape_probability = _escape_probability(len(pool), k)
     tol = "bit-identical" if out.exact else f"within rtol={TOLERANCE['rtol']:g}, atol={TOLERANCE['atol']:g}"
     out.ok = True
-    out.reason = (f"{k} of {len(pool)} cells re-run and reproduced ({tol}); a single forged cell would have "
-                  f"escaped with probability {out.escape_probability:.2f}")
+    out.reason = (
+        f"{k} of {len(pool)} cells re-run and reproduced ({tol}); a single forged cell would have "
+        f"escaped with probability {out.escape_probability:.2f}"
+    )
     return out
 
 
@@ -554,11 +625,17 @@ def _history(board: Path) -> list[dict[str, Any]]:
 
 
 def _reference_rows(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
-    return {(r["agent"], r["setting"], int(r["seed"])): r for rec in records
-            if rec["cell"].get("role") in ("uniform", "oracle") for r in rec["rows"]}
+    return {
+        (r["agent"], r["setting"], int(r["seed"])): r
+        for rec in records
+        if rec["cell"].get("role") in ("uniform", "oracle")
+        for r in rec["rows"]
+    }
 
 
-def publish(path: str | os.PathLike, board: str | os.PathLike, verification: Verification) -> tuple[Path, bool]:
+def publish(
+    path: str | os.PathLike, board: str | os.PathLike, verification: Verification
+) -> tuple[Path, bool]:
     """Merge a verified bundle into ``board``; returns ``(entry directory, newly added)``.
 
     Raises:
@@ -571,7 +648,10 @@ def publish(path: str | os.PathLike, board: str | os.PathLike, verification: Ver
     with open_bundle(path) as (root, meta):
         agent, suite = meta["agent"], meta["suite"]
         if (agent.get("name"), agent.get("code_hash"), suite.get("hash")) != (
-                verification.agent, verification.code_hash, verification.suite_hash):
+            verification.agent,
+            verification.code_hash,
+            verification.suite_hash,
+        ):
             raise BundleError("the verification result belongs to another bundle")
         digest = _bundle_digest(root)
         suite_dir = board / "entries" / f"{_slug(str(suite['name']))}-{str(suite['hash'])[:12]}"
@@ -581,8 +661,10 @@ def publish(path: str | os.PathLike, board: str | os.PathLike, verification: Ver
         if any(h.get("bundle_sha256") == digest for h in history) and entry.is_dir():
             return entry, False
         if entry.exists():
-            raise BundleError(f"{entry} exists with another bundle of the same agent and code; "
-                              "an agent version is published once")
+            raise BundleError(
+                f"{entry} exists with another bundle of the same agent and code; "
+                "an agent version is published once"
+            )
         _, records = _load_results(root / "results")
         refs = _reference_rows(records)
         for other in sorted(suite_dir.glob("*/results")) if suite_dir.is_dir() else []:
@@ -595,15 +677,22 @@ def publish(path: str | os.PathLike, board: str | os.PathLike, verification: Ver
         try:
             shutil.copytree(root, tmp / "entry")
             (tmp / "entry" / "verification.json").write_text(
-                json.dumps(verification.to_json(), indent=1, sort_keys=True) + "\n")
+                json.dumps(verification.to_json(), indent=1, sort_keys=True) + "\n"
+            )
             entry.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp / "entry", entry)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        line = {"bundle_sha256": digest, "agent": agent["name"], "code_hash": agent.get("code_hash"),
-                "suite": suite["name"], "suite_hash": suite["hash"], "entry": entry.relative_to(board).as_posix(),
-                "published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "verification": verification.reason}
+        line = {
+            "bundle_sha256": digest,
+            "agent": agent["name"],
+            "code_hash": agent.get("code_hash"),
+            "suite": suite["name"],
+            "suite_hash": suite["hash"],
+            "entry": entry.relative_to(board).as_posix(),
+            "published": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "verification": verification.reason,
+        }
         with open(board / "history.jsonl", "a") as fh:
             fh.write(json.dumps(line, sort_keys=True) + "\n")
             fh.flush()
@@ -642,9 +731,18 @@ def board_collections(board: str | os.PathLike) -> list[Collection]:
         ver = json.loads((entry / "verification.json").read_text())
         col = out.setdefault(suite_hash, Collection(suite, [], {}, older.get(suite_hash, [])))
         seen = {(rec["cell"]["id"]) for rec in col.records}
-        col.records += [rec for rec in records if rec["cell"].get("agent_name") == name
-                        or (rec["cell"].get("role") in ("uniform", "oracle") and rec["cell"]["id"] not in seen)]
-        col.agents[name] = {"code_hash": meta["agent"].get("code_hash"), "spec": meta["agent"].get("spec"),
-                            **meta["environment"], "verification": ver.get("reason"),
-                            "verified": bool(ver.get("ok")), "published": h.get("published")}
+        col.records += [
+            rec
+            for rec in records
+            if rec["cell"].get("agent_name") == name
+            or (rec["cell"].get("role") in ("uniform", "oracle") and rec["cell"]["id"] not in seen)
+        ]
+        col.agents[name] = {
+            "code_hash": meta["agent"].get("code_hash"),
+            "spec": meta["agent"].get("spec"),
+            **meta["environment"],
+            "verification": ver.get("reason"),
+            "verified": bool(ver.get("ok")),
+            "published": h.get("published"),
+        }
     return list(out.values())

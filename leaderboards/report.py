@@ -45,7 +45,7 @@ def ranking(table: ScoreTable, families: list[str]) -> list[dict[str, Any]]:
 
 
 def agent_colours(agents: list[str]) -> dict[str, tuple[float, float, float]]:
-    """One fixed colour per agent for every plot of a report (``tab20``'s dark then light shades, then ``hsv``)."""
+    """One fixed colour per agent for all plots of a report (``tab20`` dark, light shades, then ``hsv``)."""
     import matplotlib
 
     tab = list(matplotlib.colormaps["tab20"].colors)
@@ -170,10 +170,11 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     colours = agent_colours(sorted(agents))
     for s in suite.settings:
         png = f"{s.key}.png"
-        lines.append(f"| {find_setting_label(suite.name, s.spec())} | {s.env_id} | `{dict(s.kwargs)}` | {s.horizon} | {', '.join(s.tags)} | "
+        label = find_setting_label(suite.name, s.spec())
+        lines.append(f"| {label} | {s.env_id} | `{dict(s.kwargs)}` | {s.horizon} | {', '.join(s.tags)} | "
                      f"{s.oracle} | [{png}]({png}) |")
         if plots and suite.kind == "online":
-            _plot(records, s.key, out / png, find_setting_label(suite.name, s.spec()), colours)
+            _plot(records, s.key, out / png, label, colours)
     seen_seeds: dict[tuple[str, str], set[int]] = {}
     for r in rows:
         seen_seeds.setdefault((r["agent"], r["setting"]), set()).add(int(r["seed"]))

@@ -98,7 +98,8 @@ def iqm_ci(
     x = np.asarray(scores, dtype=float)
     if x.ndim == 1:
         x = x[:, None]
-    return seed_bootstrap_ci(iqm, x, confidence=confidence, n_resamples=n_resamples, random_state=random_state)
+    return seed_bootstrap_ci(iqm, x, confidence=confidence, n_resamples=n_resamples,
+                             random_state=random_state)
 
 
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
@@ -120,7 +121,7 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
 def probability_of_improvement_ci(
     x: np.ndarray, y: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, random_state: int = 0
 ) -> tuple[float, float, float]:
-    """:func:`probability_of_improvement` of paired ``(num_seeds x num_envs)`` scores and its seed-bootstrap CI."""
+    """:func:`probability_of_improvement` of paired ``(num_seeds x num_envs)`` scores, seed-bootstrap CI."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.shape != y.shape:
         raise ValueError(f"paired scores must have the same shape, got {x.shape} and {y.shape}")

@@ -43,14 +43,22 @@ from hbgym.leaderboards.scoring import (
 )
 from hbgym.leaderboards.suites import find_setting_label
 
-__all__ = ["build_results_site", "build_board_site", "write_site", "coverage_groups", "add_bundle_commands",
-           "cmd_verify", "cmd_publish"]
+__all__ = [
+    "build_results_site",
+    "build_board_site",
+    "write_site",
+    "coverage_groups",
+    "add_bundle_commands",
+    "cmd_verify",
+    "cmd_publish",
+]
 
 MAX_POI_AGENTS = 8
 
 CSS = """body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .5em}
-th{background:#f0f0f0}table.sortable th{cursor:pointer}td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f0f0f0}table.sortable th{cursor:pointer}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
 .sw{display:inline-block;width:.8em;height:.8em;margin-right:.3em;vertical-align:middle}
 img{max-width:100%;border:1px solid #eee}.muted{color:#777}code{background:#f6f6f6;padding:0 .2em}"""
 
@@ -84,10 +92,13 @@ def _td(x: float, digits: int = 2) -> str:
 
 def _page(title: str, body: str, depth: int = 0) -> str:
     home = "../" * depth + "index.html"
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,"><style>{CSS}</style></head>'
-            f'<body><p><a href="{home}">leaderboard</a></p><h1>{_e(title)}</h1>\n{body}\n'
-            f'<script>{SORT_JS}</script></body></html>\n')
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f'<link rel="icon" href="data:,"><style>{CSS}</style></head>'
+        f'<body><p><a href="{home}">leaderboard</a></p><h1>{_e(title)}</h1>\n{body}\n'
+        f"<script>{SORT_JS}</script></body></html>\n"
+    )
 
 
 def _swatch(colour: tuple[float, float, float]) -> str:
@@ -111,31 +122,52 @@ def coverage_groups(table: ScoreTable) -> list[tuple[tuple[str, ...], list[str]]
 
 
 def _agent_link(agent: str, colours: dict[str, Any], depth: int = 0) -> str:
-    return (f'{_swatch(colours[agent])}<a href="{"../" * depth}agents/{_slug(agent)}.html">{_e(agent)}</a>')
+    return f'{_swatch(colours[agent])}<a href="{"../" * depth}agents/{_slug(agent)}.html">{_e(agent)}</a>'
 
 
-def _group_table(table: ScoreTable, agents: list[str], families: list[str], colours: dict[str, Any],
-                 meta: dict[str, dict[str, Any]], index: int) -> tuple[str, list[str]]:
+def _group_table(
+    table: ScoreTable,
+    agents: list[str],
+    families: list[str],
+    colours: dict[str, Any],
+    meta: dict[str, dict[str, Any]],
+    index: int,
+) -> tuple[str, list[str]]:
     entries = []
     for a in agents:
         played = table.columns(a)
         point, lo, hi = iqm_ci(played)
         entries.append((a, point, lo, hi, played))
     entries.sort(key=lambda e: (-np.nan_to_num(e[1], nan=-np.inf), e[0]))
-    head = ["rank", "agent", "IQM score", "CI low", "CI high", *families, "optimality gap", "settings",
-            "failed seeds", "verification"]
+    head = [
+        "rank",
+        "agent",
+        "IQM score",
+        "CI low",
+        "CI high",
+        *families,
+        "optimality gap",
+        "settings",
+        "failed seeds",
+        "verification",
+    ]
     rows = []
     for rank, (a, point, lo, hi, played) in enumerate(entries, 1):
         oracle = " (oracle)" if table.oracle.get(a) else ""
         fam = "".join(_td(iqm(table.columns(a, f))) for f in families)
         status = meta.get(a, {}).get("verification", "")
-        rows.append(f'<tr><td class="n" data-v="{rank}">{rank}</td>'
-                    f'<td data-v="{_e(a)}">{_agent_link(a, colours)}{_e(oracle)}</td>{_td(point)}{_td(lo)}'
-                    f'{_td(hi)}{fam}{_td(optimality_gap(played))}<td class="n">{played.shape[1]}</td>'
-                    f'<td class="n">{len(table.failures.get(a, []))}</td><td>{_e(status)}</td></tr>')
+        rows.append(
+            f'<tr><td class="n" data-v="{rank}">{rank}</td>'
+            f'<td data-v="{_e(a)}">{_agent_link(a, colours)}{_e(oracle)}</td>{_td(point)}{_td(lo)}'
+            f'{_td(hi)}{fam}{_td(optimality_gap(played))}<td class="n">{played.shape[1]}</td>'
+            f'<td class="n">{len(table.failures.get(a, []))}</td><td>{_e(status)}</td></tr>'
+        )
     ths = "".join(f"<th>{_e(h)}</th>" for h in head)
-    html_table = (f'<table class="sortable" id="ranking-{index}"><thead><tr>{ths}</tr></thead><tbody>'
-                  + "".join(rows) + "</tbody></table>")
+    html_table = (
+        f'<table class="sortable" id="ranking-{index}"><thead><tr>{ths}</tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+    )
     return html_table, [e[0] for e in entries]
 
 
@@ -161,8 +193,9 @@ def _profile_plot(table: ScoreTable, agents: list[str], colours: dict[str, Any],
     plt.close(fig)
 
 
-def _setting_plot(records: list[dict[str, Any]], key: str, label: str, colours: dict[str, Any],
-                  path: Path) -> bool:
+def _setting_plot(
+    records: list[dict[str, Any]], key: str, label: str, colours: dict[str, Any], path: Path
+) -> bool:
     from hbgym.leaderboards.report import _plot
 
     if not regret_curves(records, key):
@@ -183,8 +216,11 @@ def _poi_matrix(table: ScoreTable, agents: list[str], colours: dict[str, Any]) -
             p, lo, hi = probability_of_improvement_ci(table.scores[a], table.scores[b])
             cells.append(f'<td class="n">{_num(p)} [{_num(lo)}, {_num(hi)}]</td>')
         rows.append(f"<tr><th>{_agent_link(a, colours)}</th>{''.join(cells)}</tr>")
-    return (f'<table id="poi"><thead><tr><th>P(row &gt; column)</th>{head}</tr></thead><tbody>'
-            + "".join(rows) + "</tbody></table>")
+    return (
+        f'<table id="poi"><thead><tr><th>P(row &gt; column)</th>{head}</tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+    )
 
 
 def write_site(col: Collection, out: str | os.PathLike, title: str | None = None) -> Path:
@@ -199,16 +235,21 @@ def write_site(col: Collection, out: str | os.PathLike, title: str | None = None
     families = list(dict.fromkeys(s.family for s in suite.settings))
     colours = agent_colours(sorted(table.scores))
     labels = {s.key: find_setting_label(suite.name, s.spec()) for s in suite.settings}
-    body = [f"<p>Suite <code>{_e(suite.name)}</code> v{suite.version}, hash <code>{_e(suite.hash[:16])}</code>, "
-            f"{suite.num_seeds} seeds, {len(suite.settings)} settings. Score = normalised regret (uniform 0, "
-            "oracle 1); IQM over (seed, setting) with a 95% bootstrap CI over seeds; optimality gap = mean "
-            "shortfall below score 1 (lower is better). Agents are ranked only among agents that played the "
-            "same settings. Click a column header to sort.</p>"]
+    body = [
+        f"<p>Suite <code>{_e(suite.name)}</code> v{suite.version}, hash <code>{_e(suite.hash[:16])}</code>, "
+        f"{suite.num_seeds} seeds, {len(suite.settings)} settings. Score = normalised regret (uniform 0, "
+        "oracle 1); IQM over (seed, setting) with a 95% bootstrap CI over seeds; optimality gap = mean "
+        "shortfall below score 1 (lower is better). Agents are ranked only among agents that played the "
+        "same settings. Click a column header to sort.</p>"
+    ]
     groups = coverage_groups(table)
     main_order: list[str] = []
     for i, (settings, agents) in enumerate(groups):
-        heading = ("Ranking: all settings" if len(settings) == len(suite.settings)
-                   else f"Partial coverage: {len(settings)} of {len(suite.settings)} settings")
+        heading = (
+            "Ranking: all settings"
+            if len(settings) == len(suite.settings)
+            else f"Partial coverage: {len(settings)} of {len(suite.settings)} settings"
+        )
         body.append(f"<h2>{_e(heading)}</h2>")
         if len(settings) < len(suite.settings):
             body.append("<p class='muted'>settings: " + ", ".join(_e(labels[k]) for k in settings) + "</p>")
@@ -218,31 +259,45 @@ def write_site(col: Collection, out: str | os.PathLike, title: str | None = None
             main_order = order
     contenders = [a for a in main_order if not table.oracle.get(a)][:MAX_POI_AGENTS]
     if len(contenders) > 1:
-        body += ["<h2>Probability of improvement</h2>",
-                 "<p>P(row beats column) on paired seeds, averaged over settings, with a 95% bootstrap CI "
-                 f"over seeds (top {len(contenders)} non-oracle agents of the main ranking).</p>",
-                 _poi_matrix(table, contenders, colours)]
+        body += [
+            "<h2>Probability of improvement</h2>",
+            "<p>P(row beats column) on paired seeds, averaged over settings, with a 95% bootstrap CI "
+            f"over seeds (top {len(contenders)} non-oracle agents of the main ranking).</p>",
+            _poi_matrix(table, contenders, colours),
+        ]
     if main_order:
         _profile_plot(table, main_order, colours, out / "plots" / "performance_profile.png")
-        body += ["<h2>Performance profiles</h2>",
-                 '<img src="plots/performance_profile.png" alt="performance profiles">',
-                 '<p><a href="plots/performance_profile.svg">SVG</a></p>']
-    body.append("<h2>Settings</h2><table class='sortable' id='settings'><thead><tr><th>setting</th>"
-                "<th>env id</th><th>family</th><th>horizon</th></tr></thead><tbody>")
+        body += [
+            "<h2>Performance profiles</h2>",
+            '<img src="plots/performance_profile.png" alt="performance profiles">',
+            '<p><a href="plots/performance_profile.svg">SVG</a></p>',
+        ]
+    body.append(
+        "<h2>Settings</h2><table class='sortable' id='settings'><thead><tr><th>setting</th>"
+        "<th>env id</th><th>family</th><th>horizon</th></tr></thead><tbody>"
+    )
     plotted = {}
     for s in suite.settings:
-        body.append(f'<tr><td><a href="settings/{_slug(s.key)}.html">{_e(labels[s.key])}</a></td>'
-                    f"<td>{_e(s.env_id)}</td><td>{_e(s.family)}</td><td class='n'>{_e(s.horizon)}</td></tr>")
-        plotted[s.key] = _setting_plot(col.records, s.key, labels[s.key], colours,
-                                       out / "plots" / f"{_slug(s.key)}.png")
+        body.append(
+            f'<tr><td><a href="settings/{_slug(s.key)}.html">{_e(labels[s.key])}</a></td>'
+            f"<td>{_e(s.env_id)}</td><td>{_e(s.family)}</td><td class='n'>{_e(s.horizon)}</td></tr>"
+        )
+        plotted[s.key] = _setting_plot(
+            col.records, s.key, labels[s.key], colours, out / "plots" / f"{_slug(s.key)}.png"
+        )
     body.append("</tbody></table>")
     if col.superseded:
         body.append("<h2>Superseded versions (history)</h2><ul>")
-        body += [f"<li>{_e(h.get('agent'))} code <code>{_e(str(h.get('code_hash'))[:12])}</code>, published "
-                 f"{_e(h.get('published'))}</li>" for h in col.superseded]
+        body += [
+            f"<li>{_e(h.get('agent'))} code <code>{_e(str(h.get('code_hash'))[:12])}</code>, published "
+            f"{_e(h.get('published'))}</li>"
+            for h in col.superseded
+        ]
         body.append("</ul>")
     body.append(f"<p class='muted'>generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}</p>")
-    (out / "index.html").write_text(_page(title or f"Leaderboard: {suite.name} v{suite.version}", "\n".join(body)))
+    (out / "index.html").write_text(
+        _page(title or f"Leaderboard: {suite.name} v{suite.version}", "\n".join(body))
+    )
     for a in table.scores:
         _agent_page(a, table, col, labels, plotted, colours, out)
     for j, s in enumerate(suite.settings):
@@ -250,19 +305,34 @@ def write_site(col: Collection, out: str | os.PathLike, title: str | None = None
     return out
 
 
-def _agent_page(agent: str, table: ScoreTable, col: Collection, labels: dict[str, str],
-                plotted: dict[str, bool], colours: dict[str, Any], out: Path) -> None:
+def _agent_page(
+    agent: str,
+    table: ScoreTable,
+    col: Collection,
+    labels: dict[str, str],
+    plotted: dict[str, bool],
+    colours: dict[str, Any],
+    out: Path,
+) -> None:
     meta = col.agents.get(agent, {})
-    info = [("code hash", meta.get("code_hash")), ("spec", meta.get("spec")), ("mode", meta.get("mode")),
-            ("verification", meta.get("verification")), ("published", meta.get("published")),
-            ("versions", json.dumps(meta.get("versions"), sort_keys=True)),
-            ("machine", json.dumps(meta.get("machine"), sort_keys=True)),
-            ("oracle (reads the truth)", table.oracle.get(agent, False))]
-    body = ["<table id='info'>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in info
-                                          if v is not None) + "</table>",
-            "<h2>Per setting</h2><table class='sortable' id='per-setting'><thead><tr><th>setting</th>"
-            "<th>mean score</th><th>IQM</th><th>CI low</th><th>CI high</th><th>mean final regret</th></tr></thead>"
-            "<tbody>"]
+    info = [
+        ("code hash", meta.get("code_hash")),
+        ("spec", meta.get("spec")),
+        ("mode", meta.get("mode")),
+        ("verification", meta.get("verification")),
+        ("published", meta.get("published")),
+        ("versions", json.dumps(meta.get("versions"), sort_keys=True)),
+        ("machine", json.dumps(meta.get("machine"), sort_keys=True)),
+        ("oracle (reads the truth)", table.oracle.get(agent, False)),
+    ]
+    body = [
+        "<table id='info'>"
+        + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in info if v is not None)
+        + "</table>",
+        "<h2>Per setting</h2><table class='sortable' id='per-setting'><thead><tr><th>setting</th>"
+        "<th>mean score</th><th>IQM</th><th>CI low</th><th>CI high</th><th>mean final regret</th></tr>"
+        "</thead><tbody>",
+    ]
     curves = []
     for j, key in enumerate(table.settings):
         s = table.scores[agent][:, j]
@@ -270,43 +340,72 @@ def _agent_page(agent: str, table: ScoreTable, col: Collection, labels: dict[str
             continue
         point, lo, hi = iqm_ci(s)
         final = table.final[agent][:, j]
-        body.append(f'<tr><td><a href="../settings/{_slug(key)}.html">{_e(labels[key])}</a></td>'
-                    f"{_td(float(np.nanmean(s)))}{_td(point)}{_td(lo)}{_td(hi)}{_td(float(np.nanmean(final)), 3)}</tr>")
+        body.append(
+            f'<tr><td><a href="../settings/{_slug(key)}.html">{_e(labels[key])}</a></td>'
+            f"{_td(float(np.nanmean(s)))}{_td(point)}{_td(lo)}{_td(hi)}"
+            f"{_td(float(np.nanmean(final)), 3)}</tr>"
+        )
         if plotted.get(key):
-            curves.append(f"<h3>{_e(labels[key])}</h3><img src='../plots/{_slug(key)}.png' alt='regret curves'>")
+            curves.append(
+                f"<h3>{_e(labels[key])}</h3><img src='../plots/{_slug(key)}.png' alt='regret curves'>"
+            )
     body.append("</tbody></table>")
     fails = table.failures.get(agent, [])
     if fails:
-        body.append("<h2>Failures</h2><ul>" + "".join(f"<li>{_e(f[:300])}</li>" for f in fails[:50]) + "</ul>")
+        body.append(
+            "<h2>Failures</h2><ul>" + "".join(f"<li>{_e(f[:300])}</li>" for f in fails[:50]) + "</ul>"
+        )
     body += ["<h2>Regret curves</h2>", *curves]
     page = _page(agent, "\n".join(body), depth=1)
     (out / "agents" / f"{_slug(agent)}.html").write_text(page)
 
 
-def _setting_page(j: int, s: Any, table: ScoreTable, col: Collection, labels: dict[str, str],
-                  plotted: dict[str, bool], colours: dict[str, Any], out: Path) -> None:
+def _setting_page(
+    j: int,
+    s: Any,
+    table: ScoreTable,
+    col: Collection,
+    labels: dict[str, str],
+    plotted: dict[str, bool],
+    colours: dict[str, Any],
+    out: Path,
+) -> None:
     refs = {}
     for rec in col.records:
         for r in rec["rows"]:
             if r.get("setting") == s.key and rec["cell"].get("role") in ("uniform", "oracle"):
                 refs[r["agent"]] = rec["cell"]["role"]
-    info = [("key (hash)", s.key), ("env id", s.env_id), ("kwargs", json.dumps(dict(s.kwargs), sort_keys=True)),
-            ("horizon", s.horizon), ("tags", ", ".join(s.tags)), ("score-0 reference", s.uniform),
-            ("score-1 reference", s.oracle)]
-    body = ["<table id='info'>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in info)
-            + "</table>", "<table class='sortable' id='agents'><thead><tr><th>agent</th><th>IQM score</th>"
-            "<th>CI low</th><th>CI high</th><th>mean final regret</th></tr></thead><tbody>"]
+    info = [
+        ("key (hash)", s.key),
+        ("env id", s.env_id),
+        ("kwargs", json.dumps(dict(s.kwargs), sort_keys=True)),
+        ("horizon", s.horizon),
+        ("tags", ", ".join(s.tags)),
+        ("score-0 reference", s.uniform),
+        ("score-1 reference", s.oracle),
+    ]
+    body = [
+        "<table id='info'>"
+        + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in info)
+        + "</table>",
+        "<table class='sortable' id='agents'><thead><tr><th>agent</th><th>IQM score</th>"
+        "<th>CI low</th><th>CI high</th><th>mean final regret</th></tr></thead><tbody>",
+    ]
     for a in sorted(table.scores):
         sc = table.scores[a][:, j]
         if not np.isfinite(sc).any():
             continue
         point, lo, hi = iqm_ci(sc)
-        body.append(f"<tr><td data-v='{_e(a)}'>{_agent_link(a, colours, depth=1)}</td>{_td(point)}{_td(lo)}"
-                    f"{_td(hi)}{_td(float(np.nanmean(table.final[a][:, j])), 3)}</tr>")
+        body.append(
+            f"<tr><td data-v='{_e(a)}'>{_agent_link(a, colours, depth=1)}</td>{_td(point)}{_td(lo)}"
+            f"{_td(hi)}{_td(float(np.nanmean(table.final[a][:, j])), 3)}</tr>"
+        )
     body.append("</tbody></table>")
     if plotted.get(s.key):
-        body.append(f"<img src='../plots/{_slug(s.key)}.png' alt='regret curves'>"
-                    f"<p><a href='../plots/{_slug(s.key)}.svg'>SVG</a></p>")
+        body.append(
+            f"<img src='../plots/{_slug(s.key)}.png' alt='regret curves'>"
+            f"<p><a href='../plots/{_slug(s.key)}.svg'>SVG</a></p>"
+        )
     (out / "settings" / f"{_slug(s.key)}.html").write_text(_page(labels[s.key], "\n".join(body), depth=1))
 
 
@@ -320,14 +419,22 @@ def _results_collection(results_dir: str | os.PathLike, expected_hash: str | Non
     agents: dict[str, dict[str, Any]] = {}
     for rec in records:
         for r in rec["rows"][:1]:
-            meta = agents.setdefault(r["agent"], {"spec": r.get("agent_spec"), "versions": r.get("versions"),
-                                                  "code_hash": r.get("agent_code_hash"), "mode": r.get("mode")})
+            meta = agents.setdefault(
+                r["agent"],
+                {
+                    "spec": r.get("agent_spec"),
+                    "versions": r.get("versions"),
+                    "code_hash": r.get("agent_code_hash"),
+                    "mode": r.get("mode"),
+                },
+            )
             meta["verification"] = f"local results ({r.get('mode') or 'unverified'})"
     return Collection(suite, records, agents)
 
 
-def build_results_site(results_dir: str | os.PathLike, out: str | os.PathLike,
-                       expected_hash: str | None = None) -> Path:
+def build_results_site(
+    results_dir: str | os.PathLike, out: str | os.PathLike, expected_hash: str | None = None
+) -> Path:
     """The site of a results directory written by ``run`` / ``submit``."""
     return write_site(_results_collection(results_dir, expected_hash), out)
 
@@ -343,22 +450,30 @@ def build_board_site(board: str | os.PathLike, out: str | os.PathLike) -> Path:
     for col in cols:
         sub = f"{_slug(col.suite.name)}-{col.suite.hash[:12]}"
         write_site(col, out / sub)
-        links.append(f'<li><a href="{sub}/index.html">{_e(col.suite.name)} v{col.suite.version} '
-                     f"({len(col.agents)} agents)</a></li>")
+        links.append(
+            f'<li><a href="{sub}/index.html">{_e(col.suite.name)} v{col.suite.version} '
+            f"({len(col.agents)} agents)</a></li>"
+        )
     (out / "index.html").write_text(_page("Leaderboards", "<ul>" + "".join(links) + "</ul>"))
     return out
 
 
 def add_bundle_commands(sub: Any) -> None:
     """Add ``verify`` and ``publish`` to the CLI's subparsers."""
-    ver = sub.add_parser("verify", help="re-run random cells of a submission bundle in the sandbox",
-                         description="Check a bundle (checksums, registered suite, code hash) and re-run K "
-                         "randomly chosen cells in the sandbox; exit 0 if they reproduce, 1 with the first "
-                         "differing cell if not.")
+    ver = sub.add_parser(
+        "verify",
+        help="re-run random cells of a submission bundle in the sandbox",
+        description="Check a bundle (checksums, registered suite, code hash) and re-run K "
+        "randomly chosen cells in the sandbox; exit 0 if they reproduce, 1 with the first "
+        "differing cell if not.",
+    )
     ver.add_argument("bundle", metavar="BUNDLE", help="a .tar.gz or directory written by `submit --bundle`")
-    pub = sub.add_parser("publish", help="verify a bundle and merge it into a leaderboard directory",
-                         description="Verify BUNDLE, then add it to BOARD (append-only history.jsonl; a newer "
-                         "version of an agent supersedes the older in the table) and write the site.")
+    pub = sub.add_parser(
+        "publish",
+        help="verify a bundle and merge it into a leaderboard directory",
+        description="Verify BUNDLE, then add it to BOARD (append-only history.jsonl; a newer "
+        "version of an agent supersedes the older in the table) and write the site.",
+    )
     pub.add_argument("bundle", metavar="BUNDLE")
     pub.add_argument("--board", required=True, metavar="DIR", help="leaderboard directory (e.g. in git)")
     pub.add_argument("--html", default=None, metavar="SITE", help="site directory (default: DIR/site)")
@@ -374,9 +489,16 @@ def _verify_args(args: argparse.Namespace) -> Any:
     if args.cells != "all" and not (args.cells.isdigit() and int(args.cells) >= 1):
         raise ValueError(f"--cells must be a positive integer or 'all', got {args.cells!r}")
     cells = None if args.cells == "all" else int(args.cells)
-    result = verify_bundle(args.bundle, cells=cells, seed=args.seed, timeout=args.timeout,
-                           log=lambda m: print(m, file=sys.stderr, flush=True))
-    print(f"{'VERIFIED' if result.ok else 'REJECTED'} {args.bundle}: {result.reason} ({result.seconds:.1f} s)")
+    result = verify_bundle(
+        args.bundle,
+        cells=cells,
+        seed=args.seed,
+        timeout=args.timeout,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    print(
+        f"{'VERIFIED' if result.ok else 'REJECTED'} {args.bundle}: {result.reason} ({result.seconds:.1f} s)"
+    )
     return result
 
 

@@ -1,4 +1,4 @@
-"""Submission bundles: packing, hostile archives, verification by re-running (and each forgery), publishing."""
+"""Submission bundles: packing, hostile archives, verification by re-running (each forgery), publishing."""
 
 from __future__ import annotations
 
@@ -26,9 +26,23 @@ from hbgym.leaderboards.suites import Setting, Suite
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "my_agent.py"
 
-TINY = Suite("bundletest", 1, "online", (
-    Setting("HierGaussianMAB-v0", {"num_tasks": 2, "num_actions": 3, "tasks_per_round": 2}, 6, ("HG",), oracle="optimal"),
-), num_seeds=2, chunk=2, log_points=4)
+TINY = Suite(
+    "bundletest",
+    1,
+    "online",
+    (
+        Setting(
+            "HierGaussianMAB-v0",
+            {"num_tasks": 2, "num_actions": 3, "tasks_per_round": 2},
+            6,
+            ("HG",),
+            oracle="optimal",
+        ),
+    ),
+    num_seeds=2,
+    chunk=2,
+    log_points=4,
+)
 
 FIXED = """
 import numpy as np
@@ -152,8 +166,19 @@ def test_swapped_source_is_rejected(genuine, tmp_path):
 def test_other_suite_hash_is_rejected(tmp_path):
     agent = tmp_path / "my_agent.py"
     shutil.copy(EXAMPLE, agent)
-    other = Suite(TINY.name, TINY.version, "online", (Setting("HierGaussianMAB-v0", {"num_tasks": 2, "tasks_per_round": 1}, 6, ("HG",),
-                                                              oracle="optimal"),), 2, 2, 4)
+    other = Suite(
+        TINY.name,
+        TINY.version,
+        "online",
+        (
+            Setting(
+                "HierGaussianMAB-v0", {"num_tasks": 2, "tasks_per_round": 1}, 6, ("HG",), oracle="optimal"
+            ),
+        ),
+        2,
+        2,
+        4,
+    )
     spec = _run(agent, tmp_path / "results", other)
     bundle = make_bundle(tmp_path / "results", spec, tmp_path / "b")
     result = verify_bundle(bundle, suite_lookup=lookup)
@@ -249,8 +274,10 @@ def test_publish_idempotent_append_only_and_superseding(genuine, tmp_path):
     entry2, new2 = publish(bundle2, board, verify_bundle(bundle2, cells=1, suite_lookup=lookup))
     assert new2 and entry2 != entry and entry.is_dir()  # the old version stays
     history = [json.loads(line) for line in (board / "history.jsonl").read_text().splitlines()]
-    assert [h["entry"] for h in history] == [entry.relative_to(board).as_posix(),
-                                            entry2.relative_to(board).as_posix()]
+    assert [h["entry"] for h in history] == [
+        entry.relative_to(board).as_posix(),
+        entry2.relative_to(board).as_posix(),
+    ]
     (col,) = board_collections(board)
     assert col.agents["my_agent.make_agent"]["code_hash"] == history[1]["code_hash"]
     assert [h["code_hash"] for h in col.superseded] == [history[0]["code_hash"]]
@@ -281,8 +308,14 @@ def test_publish_rejects_forged_reference_rows(genuine, tmp_path):
     forged = make_bundle(tmp_path / "forged", f"{other}:make_agent", tmp_path / "f.tar.gz")
     from hbgym.leaderboards.bundle import Verification
 
-    claimed = Verification(True, "pretend", agent="other.make_agent", code_hash=code_hash_of(forged),
-                           suite=TINY.name, suite_hash=TINY.hash)
+    claimed = Verification(
+        True,
+        "pretend",
+        agent="other.make_agent",
+        code_hash=code_hash_of(forged),
+        suite=TINY.name,
+        suite_hash=TINY.hash,
+    )
     with pytest.raises(BundleError, match="reference row .* differs from the board's"):
         publish(forged, board, claimed)
 

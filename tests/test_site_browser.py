@@ -11,7 +11,6 @@ import functools
 import http.server
 import shutil
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,18 +20,32 @@ from hbgym.leaderboards.suites import Setting, Suite
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 DRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (dev extra)")
-pytestmark = pytest.mark.skipif(CHROMIUM is None or DRIVER is None,
-                                reason="chromium / chromium-driver not installed (apt-get install chromium "
-                                "chromium-driver)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or DRIVER is None,
+    reason="chromium / chromium-driver not installed (apt-get install chromium chromium-driver)",
+)
 
-SUITE = Suite("sitetest", 1, "online", (
-    Setting("HierGaussianMAB-v0", {}, 20, ("hier-gaussian", "k-armed")),
-    Setting("MultiBandit-v0", {}, 20, ("multi-bandit",), oracle="optimal"),
-), num_seeds=4, chunk=4, log_points=4)
+SUITE = Suite(
+    "sitetest",
+    1,
+    "online",
+    (
+        Setting("HierGaussianMAB-v0", {}, 20, ("hier-gaussian", "k-armed")),
+        Setting("MultiBandit-v0", {}, 20, ("multi-bandit",), oracle="optimal"),
+    ),
+    num_seeds=4,
+    chunk=4,
+    log_points=4,
+)
 
 # agent -> mean final regret per setting (Uniform worst); "Partial" plays only the first setting
-REGRETS = {"Uniform": (40.0, 50.0), "OracleTS": (5.0, None), "Good": (10.0, 12.0), "Bad": (30.0, 35.0),
-           "Partial": (20.0, None)}
+REGRETS = {
+    "Uniform": (40.0, 50.0),
+    "OracleTS": (5.0, None),
+    "Good": (10.0, 12.0),
+    "Bad": (30.0, 35.0),
+    "Partial": (20.0, None),
+}
 
 
 def _records() -> list[dict]:
@@ -46,11 +59,24 @@ def _records() -> list[dict]:
             rows = []
             for seed in range(4):
                 f = final + rng.normal()
-                rows.append({"agent": agent, "setting": setting.key, "seed": seed, "status": "ok",
-                             "final_regret": f, "steps": [1, 5, 10, 20],
-                             "cum_regret": [f / 20, f / 4, f / 2, f], "oracle": agent == "OracleTS"})
-            records.append({"cell": {"id": f"{agent}__{setting.key}__s0", "role": role, "agent_name": agent},
-                            "rows": rows})
+                rows.append(
+                    {
+                        "agent": agent,
+                        "setting": setting.key,
+                        "seed": seed,
+                        "status": "ok",
+                        "final_regret": f,
+                        "steps": [1, 5, 10, 20],
+                        "cum_regret": [f / 20, f / 4, f / 2, f],
+                        "oracle": agent == "OracleTS",
+                    }
+                )
+            records.append(
+                {
+                    "cell": {"id": f"{agent}__{setting.key}__s0", "role": role, "agent_name": agent},
+                    "rows": rows,
+                }
+            )
     return records
 
 
@@ -64,7 +90,9 @@ def site(tmp_path_factory):
     from hbgym.leaderboards.site import write_site
 
     out = tmp_path_factory.mktemp("site")
-    meta = {a: {"code_hash": "ab" * 32, "verification": "5 of 9 cells re-run and reproduced"} for a in REGRETS}
+    meta = {
+        a: {"code_hash": "ab" * 32, "verification": "5 of 9 cells re-run and reproduced"} for a in REGRETS
+    }
     write_site(Collection(SUITE, _records(), meta), out)
     handler = functools.partial(_QuietHandler, directory=str(out))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -86,9 +114,18 @@ def browser(tmp_path_factory):
     opts = Options()
     opts.binary_location = CHROMIUM
     profile = tmp_path_factory.mktemp("chromium-profile")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
@@ -112,7 +149,10 @@ def test_index_loads_without_console_errors(site, browser):
     # like with like: the full-coverage ranking holds exactly the agents that played both settings
     assert set(_ranking_agents(browser)) == {"Uniform", "Good", "Bad"}
     partial = browser.find_elements("css selector", "#ranking-1 tbody tr")
-    assert {r.find_elements("tag name", "td")[1].text.strip() for r in partial} == {"OracleTS (oracle)", "Partial"}
+    assert {r.find_elements("tag name", "td")[1].text.strip() for r in partial} == {
+        "OracleTS (oracle)",
+        "Partial",
+    }
 
 
 def test_clicking_a_header_reorders_rows(site, browser):
@@ -143,15 +183,18 @@ def test_every_image_loads(site, browser, page):
     browser.get(site + page)
     images = browser.find_elements("tag name", "img")
     assert images, "the page shows plots"
-    widths = [browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img)
-              for img in images]
+    widths = [
+        browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img)
+        for img in images
+    ]
     assert all(w and w > 0 for w in widths), widths
 
 
 def test_no_external_resources(site, browser):
     browser.get(site + "/index.html")
     urls = browser.execute_script(
-        "return performance.getEntriesByType('resource').map(function(e){return e.name;})")
+        "return performance.getEntriesByType('resource').map(function(e){return e.name;})"
+    )
     assert urls and all(u.startswith(site) for u in urls), urls
 
 
@@ -168,5 +211,7 @@ def test_hostile_agent_name_is_escaped(tmp_path, browser):
     write_site(Collection(SUITE, records, {}), tmp_path)
     browser.get((tmp_path / "index.html").as_uri())
     assert evil in _ranking_agents(browser)  # shown as text, not parsed as markup
-    assert all("onerror" not in (img.get_attribute("outerHTML") or "")
-               for img in browser.find_elements("tag name", "img"))
+    assert all(
+        "onerror" not in (img.get_attribute("outerHTML") or "")
+        for img in browser.find_elements("tag name", "img")
+    )

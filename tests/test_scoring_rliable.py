@@ -1,0 +1,69 @@
+"""rliable-style aggregates on hand-made arrays, readable setting names, one colour per agent."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hbgym.leaderboards.report import agent_colours
+from hbgym.leaderboards.scoring import (
+    iqm_ci,
+    optimality_gap,
+    performance_profile,
+    probability_of_improvement_ci,
+    seed_bootstrap_ci,
+)
+from hbgym.leaderboards.suites import SUITES, Setting, find_setting_label, setting_label
+
+
+def test_performance_profile_by_hand():
+    scores = np.array([[0.0, 0.5], [1.0, 2.0], [np.nan, np.nan]])  # NaN = not played, ignored
+    got = performance_profile(scores, np.array([-1.0, 0.0, 0.5, 1.5, 2.0]))
+    np.testing.assert_allclose(got, [1.0, 0.75, 0.5, 0.25, 0.0])
+    assert np.isnan(performance_profile(np.full((2, 2), np.nan), np.array([0.0]))).all()
+    with pytest.raises(ValueError, match="taus must be 1-D"):
+        performance_profile(scores, np.zeros((2, 2)))
+
+
+def test_optimality_gap_by_hand():
+    assert optimality_gap(np.array([0.0, 0.5, 1.0, 2.0])) == pytest.approx(0.375)  # (1 + .5 + 0 + 0) / 4
+    assert optimality_gap(np.array([[0.2, np.nan]]), gamma=0.5) == pytest.approx(0.3)
+    assert np.isnan(optimality_gap(np.array([np.nan])))
+
+
+def test_probability_of_improvement_ci_by_hand():
+    x = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    assert probability_of_improvement_ci(x, x - 1) == (1.0, 1.0, 1.0)  # always better, in every resample
+    assert probability_of_improvement_ci(x, x) == (0.5, 0.5, 0.5)  # ties count 1/2
+    y = np.array([[0.0], [9.0], [0.0], [9.0]])  # beats 4 on half the seeds
+    p, lo, hi = probability_of_improvement_ci(y, np.full((4, 1), 4.0))
+    assert p == 0.5 and 0.0 <= lo <= 0.5 <= hi <= 1.0 and lo < hi
+    with pytest.raises(ValueError, match="same shape"):
+        probability_of_improvement_ci(x, x[:2])
+
+
+def test_seed_bootstrap_ci_resamples_rows_together():
+    x = np.array([[1.0], [2.0], [3.0], [4.0]])
+    p, lo, hi = seed_bootstrap_ci(np.mean, x)
+    assert p == 2.5 and 1.0 <= lo < 2.5 < hi <= 4.0
+    assert seed_bootstrap_ci(np.mean, x[:1]) == (1.0, 1.0, 1.0)  # one seed: no interval
+    with pytest.raises(ValueError, match="same number of seeds"):
+        seed_bootstrap_ci(lambda a, b: 0.0, x, x[:2])
+    assert iqm_ci(x) == seed_bootstrap_ci(lambda a: float(np.mean(np.sort(a.ravel())[1:3])), x)
+
+
+def test_setting_labels_are_readable_and_keep_the_hash_key():
+    s = Setting("HierGaussian-v0", {"sigma_q": 1, "num_tasks": 5}, 200, ("hg",), note="HierTS Fig. 2")
+    assert s.label == "HierGaussian-v0 num_tasks=5, sigma_q=1, n=200 (HierTS Fig. 2)"
+    assert s.key.startswith("HierGaussian-v0-") and s.label not in s.key
+    registered = SUITES["standard"].settings[0]
+    assert registered.note and find_setting_label("standard", registered.spec()).endswith(
+        f"({registered.note})"
+    )
+    assert find_setting_label("no-such-suite", s.spec()) == setting_label(s.spec())
+
+
+def test_one_distinct_colour_per_agent():
+    agents = [f"a{i}" for i in range(25)]
+    colours = agent_colours(agents)
+    assert len(set(colours.values())) == 25
+    assert agent_colours(agents[:3]) == {a: colours[a] for a in agents[:3]}  # stable prefix
