@@ -323,3 +323,47 @@ def test_publish_rejects_forged_reference_rows(genuine, tmp_path):
 def code_hash_of(bundle: Path) -> str:
     with open_bundle(bundle) as (_, meta):
         return meta["agent"]["code_hash"]
+
+
+def test_package_agent_is_bundled_as_a_tree_and_verifies(tmp_path, monkeypatch):
+    pkg = tmp_path / "src" / "webpkgagent"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "policy.py").write_text(EXAMPLE.read_text())
+    (pkg / "__pycache__").mkdir()
+    (pkg / "__pycache__" / "junk.pyc").write_bytes(b"x")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    spec = "webpkgagent.sub.policy:make_agent"
+    store = ResultStore(tmp_path / "results")
+    store.open(TINY)
+    execute(plan(TINY, [spec])[0], store, jobs=1, progress=False)
+    bundle = make_bundle(tmp_path / "results", spec, tmp_path / "p.tar.gz")
+    with open_bundle(bundle) as (root, meta):
+        files = sorted(p.relative_to(root / "agent").as_posix() for p in (root / "agent").rglob("*.py"))
+        assert files == [
+            "webpkgagent/__init__.py",
+            "webpkgagent/sub/__init__.py",
+            "webpkgagent/sub/policy.py",
+        ]
+        assert not list((root / "agent").rglob("*.pyc"))
+        assert meta["agent"]["kind"] == "package"
+    shutil.rmtree(tmp_path / "src")  # the re-run must use the bundled copy
+    result = verify_bundle(bundle, cells=None, suite_lookup=lookup)
+    assert result.ok, result.reason
+
+
+def test_cli_verify_and_publish_report_the_reason(genuine, tmp_path, capsys):
+    from hbgym.leaderboards import cli
+
+    _, _, bundle = genuine
+    assert cli.main(["verify", str(bundle), "--cells", "0"]) == 2
+    assert "--cells must be a positive integer or 'all', got '0'" in capsys.readouterr().err
+    # the CLI checks against the registered suites, where "bundletest" does not exist
+    assert cli.main(["publish", str(bundle), "--board", str(tmp_path / "board")]) == 1
+    assert "REJECTED" in capsys.readouterr().out and "not a registered suite" in result_reason(bundle)
+    assert not (tmp_path / "board").exists()
+
+
+def result_reason(bundle: Path) -> str:
+    return verify_bundle(bundle).reason
