@@ -321,13 +321,13 @@ def _agent_page(
         ("mode", meta.get("mode")),
         ("verification", meta.get("verification")),
         ("published", meta.get("published")),
-        ("versions", json.dumps(meta.get("versions"), sort_keys=True)),
-        ("machine", json.dumps(meta.get("machine"), sort_keys=True)),
+        ("versions", meta.get("versions") and json.dumps(meta["versions"], sort_keys=True)),
+        ("machine", meta.get("machine") and json.dumps(meta["machine"], sort_keys=True)),
         ("oracle (reads the truth)", table.oracle.get(agent, False)),
     ]
     body = [
         "<table id='info'>"
-        + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in info if v is not None)
+        + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in info if v not in (None, "", {}))
         + "</table>",
         "<h2>Per setting</h2><table class='sortable' id='per-setting'><thead><tr><th>setting</th>"
         "<th>mean score</th><th>IQM</th><th>CI low</th><th>CI high</th><th>mean final regret</th></tr>"
