@@ -17,11 +17,12 @@ match ``CHECKSUMS.json`` and nothing unlisted may be present.
 
 Checksums only catch accidents: a forger recomputes them. Trust comes from :func:`verify_bundle`, which
 checks that the suite is a registered version, that the agent's code hashes to the bundle's code hash,
-and re-runs ``K`` randomly chosen cells of the bundle (agent and reference cells) in the sandbox with
-the bundled source: every compared row field must be bit-identical when the device, dtype and the
-numpy/torch versions match, else within ``rtol=1e-6, atol=1e-9`` (:data:`TOLERANCE`). The first
-differing cell, field and values are the rejection reason. A forgery of ``f`` of ``N`` cells escapes
-``K`` sampled cells with probability ``C(N - f, K) / C(N, K)`` (printed); ``--cells all`` re-runs everything.
+and re-runs ``K`` randomly chosen cells of the agent plus ``max(1, K // 5)`` of the reference agents
+(uniform, oracle) in the sandbox with the bundled source: every compared row field must be
+bit-identical when the device, dtype and the numpy/torch versions match, else within
+``rtol=1e-6, atol=1e-9`` (:data:`TOLERANCE`). The first differing cell, field and values are the
+rejection reason. A forgery of ``f`` of the agent's ``N`` cells escapes ``K`` sampled cells with
+probability ``C(N - f, K) / C(N, K)`` (printed); ``--cells all`` re-runs everything.
 
 :func:`publish` merges a verified bundle into a board directory (meant to live in git)::
 
@@ -409,6 +410,7 @@ class Verification:
     exact: bool = True
     escape_probability: float | None = None
     seconds: float = 0.0
+    bundle_sha256: str = ""  # sha256 of CHECKSUMS.json: publish checks it is the very bundle verified
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -504,6 +506,7 @@ def _verify_open(
         False,
         "",
         agent=str(agent.get("name")),
+        bundle_sha256=_bundle_digest(root),
         code_hash=agent.get("code_hash"),
         suite=str(claimed_suite.get("name")),
         suite_hash=str(claimed_suite.get("hash")),
@@ -551,11 +554,14 @@ def _verify_open(
     if not mine:
         raise BundleError(f"the results hold no cell of the bundle's agent {name!r}")
     refs = [r for r in records if r["cell"].get("role") in ("uniform", "oracle")]
-    pool = sorted(mine + refs, key=lambda r: r["cell"]["id"])
-    k = len(pool) if cells is None else min(int(cells), len(pool))
-    if k < 1:
+    if cells is not None and int(cells) < 1:
         raise BundleError(f"--cells must be >= 1, got {cells}")
-    chosen = random.Random(seed).sample(pool, k)
+    mine.sort(key=lambda r: r["cell"]["id"])
+    refs.sort(key=lambda r: r["cell"]["id"])
+    k = len(mine) if cells is None else min(int(cells), len(mine))
+    k_ref = len(refs) if cells is None else min(len(refs), max(1, k // 5))
+    draw = random.Random(seed)
+    chosen = draw.sample(mine, k) + draw.sample(refs, k_ref)
     spec, pythonpath = _agent_spec_in(root, agent)
     env = meta["environment"].get("versions", {})
     here = machine_info()["versions"]
@@ -588,13 +594,14 @@ def _verify_open(
                 os.environ.pop("PYTHONPATH", None)
             else:
                 os.environ["PYTHONPATH"] = old_path
-    out.cells_total = len(pool)
-    out.escape_probability = _escape_probability(len(pool), k)
+    out.cells_total = len(mine) + len(refs)
+    out.escape_probability = _escape_probability(len(mine), k)
     tol = "bit-identical" if out.exact else f"within rtol={TOLERANCE['rtol']:g}, atol={TOLERANCE['atol']:g}"
     out.ok = True
     out.reason = (
-        f"{k} of {len(pool)} cells re-run and reproduced ({tol}); a single forged cell would have "
-        f"escaped with probability {out.escape_probability:.2f}"
+        f"{k} of the agent's {len(mine)} cells and {k_ref} of {len(refs)} reference cells re-run and "
+        f"reproduced ({tol}); one forged agent cell would have escaped with probability "
+        f"{out.escape_probability:.2f}"
     )
     return out
 
@@ -647,13 +654,9 @@ def publish(
     board = Path(board)
     with open_bundle(path) as (root, meta):
         agent, suite = meta["agent"], meta["suite"]
-        if (agent.get("name"), agent.get("code_hash"), suite.get("hash")) != (
-            verification.agent,
-            verification.code_hash,
-            verification.suite_hash,
-        ):
-            raise BundleError("the verification result belongs to another bundle")
         digest = _bundle_digest(root)
+        if digest != verification.bundle_sha256:
+            raise BundleError("the verification result belongs to another bundle (contents differ)")
         suite_dir = board / "entries" / f"{_slug(str(suite['name']))}-{str(suite['hash'])[:12]}"
         code = (agent.get("code_hash") or "zoo")[:12]
         entry = suite_dir / f"{_slug(str(agent['name']))}-{code}"

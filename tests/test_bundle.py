@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hbgym.leaderboards.bundle import (
     BundleError,
+    _bundle_digest,
     _escape_probability,
     board_collections,
     code_hash,
@@ -271,6 +272,8 @@ def test_publish_idempotent_append_only_and_superseding(genuine, tmp_path):
     v2.write_text(EXAMPLE.read_text().replace("np.sqrt(2 *", "np.sqrt(0.5 *"))
     spec2 = _run(v2, tmp_path / "v2" / "results")
     bundle2 = make_bundle(tmp_path / "v2" / "results", spec2, tmp_path / "v2.tar.gz")
+    with pytest.raises(BundleError, match="belongs to another bundle"):
+        publish(bundle2, board, result)  # the verification of bundle 1
     entry2, new2 = publish(bundle2, board, verify_bundle(bundle2, cells=1, suite_lookup=lookup))
     assert new2 and entry2 != entry and entry.is_dir()  # the old version stays
     history = [json.loads(line) for line in (board / "history.jsonl").read_text().splitlines()]
@@ -315,9 +318,15 @@ def test_publish_rejects_forged_reference_rows(genuine, tmp_path):
         code_hash=code_hash_of(forged),
         suite=TINY.name,
         suite_hash=TINY.hash,
+        bundle_sha256=digest_of(forged),
     )
     with pytest.raises(BundleError, match="reference row .* differs from the board's"):
         publish(forged, board, claimed)
+
+
+def digest_of(bundle: Path) -> str:
+    with open_bundle(bundle) as (root, _):
+        return _bundle_digest(root)
 
 
 def code_hash_of(bundle: Path) -> str:
