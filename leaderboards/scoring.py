@@ -54,15 +54,48 @@ def iqm(scores: np.ndarray) -> float:
     return float(stats.trim_mean(x, 0.25))
 
 
+def _iqm_batched(x: np.ndarray) -> np.ndarray:
+    """:func:`iqm` of each resample: ``x`` is ``(R x num_seeds x ...)``, returns ``(R,)``.
+
+    Same trimming as ``scipy.stats.trim_mean(., 0.25)`` over the finite entries of each resample.
+    """
+    flat = x.reshape(x.shape[0], -1)
+    finite = np.isfinite(flat)
+    ordered = np.sort(np.where(finite, flat, np.inf), axis=1)
+    k = finite.sum(axis=1)
+    low = (0.25 * k).astype(np.int64)
+    high = k - low
+    csum = np.cumsum(np.where(np.isfinite(ordered), ordered, 0.0), axis=1)
+    csum = np.concatenate([np.zeros((flat.shape[0], 1)), csum], axis=1)
+    rows = np.arange(flat.shape[0])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(k > 0, (csum[rows, high] - csum[rows, low]) / (high - low), np.nan)
+
+
+def _poi_batched(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """:func:`probability_of_improvement` of each resample: ``x, y`` are ``(R x num_seeds x num_envs)``."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    with np.errstate(invalid="ignore"):
+        wins = np.where(ok, (x > y) + 0.5 * (x == y), 0.0).sum(axis=1)
+    count = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_env = np.where(count > 0, wins / count, np.nan)
+    played = np.isfinite(per_env).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(played > 0, np.nansum(per_env, axis=1) / played, np.nan)
+
+
 def seed_bootstrap_ci(
     statistic: Callable[..., float], *arrays: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000,
-    random_state: int = 0,
+    random_state: int = 0, batched: Callable[..., np.ndarray] | None = None,
 ) -> tuple[float, float, float]:
     """``statistic(*arrays)`` and its percentile bootstrap CI resampling seeds (rows, shared by all arrays).
 
     Args:
         statistic: maps arrays of shape ``(num_seeds x ...)`` to a float (NaN-aware as needed).
         arrays: equally long along axis 0 (paired seeds).
+        batched: optional vectorised ``statistic`` over resamples: arrays ``(R x num_seeds x ...)`` ->
+            ``(R,)`` (much faster; must equal ``statistic`` per resample).
 
     Returns:
         ``(point, low, high)``; ``(point, point, point)`` with fewer than 2 seeds or a non-finite point.
@@ -78,6 +111,8 @@ def seed_bootstrap_ci(
         index = np.asarray(index, dtype=np.int64)
         if index.ndim == 1:
             return np.asarray(statistic(*(a[index] for a in arrays)))
+        if batched is not None:
+            return batched(*(a[index] for a in arrays))
         return np.array([statistic(*(a[i] for a in arrays)) for i in index])
 
     res = stats.bootstrap(
@@ -99,7 +134,7 @@ def iqm_ci(
     if x.ndim == 1:
         x = x[:, None]
     return seed_bootstrap_ci(iqm, x, confidence=confidence, n_resamples=n_resamples,
-                             random_state=random_state)
+                             random_state=random_state, batched=_iqm_batched)
 
 
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
@@ -125,8 +160,10 @@ def probability_of_improvement_ci(
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.shape != y.shape:
         raise ValueError(f"paired scores must have the same shape, got {x.shape} and {y.shape}")
+    if x.ndim == 1:
+        x, y = x[:, None], y[:, None]
     return seed_bootstrap_ci(probability_of_improvement, x, y, confidence=confidence,
-                             n_resamples=n_resamples, random_state=random_state)
+                             n_resamples=n_resamples, random_state=random_state, batched=_poi_batched)
 
 
 def performance_profile(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:

@@ -48,7 +48,23 @@ def test_seed_bootstrap_ci_resamples_rows_together():
     assert seed_bootstrap_ci(np.mean, x[:1]) == (1.0, 1.0, 1.0)  # one seed: no interval
     with pytest.raises(ValueError, match="same number of seeds"):
         seed_bootstrap_ci(lambda a, b: 0.0, x, x[:2])
-    assert iqm_ci(x) == seed_bootstrap_ci(lambda a: float(np.mean(np.sort(a.ravel())[1:3])), x)
+    np.testing.assert_allclose(
+        iqm_ci(x), seed_bootstrap_ci(lambda a: float(np.mean(np.sort(a.ravel())[1:3])), x)
+    )
+
+
+def test_batched_statistics_equal_the_per_resample_ones():
+    from hbgym.leaderboards.scoring import _iqm_batched, _poi_batched, iqm, probability_of_improvement
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(50, 7, 3))
+    y = np.round(rng.normal(size=(50, 7, 3)), 1)
+    x[:, :, 2] = np.nan  # a setting not played
+    x[3, 1, 0] = np.nan  # one failed seed
+    y[:5, :, 1] = np.nan
+    np.testing.assert_allclose(_iqm_batched(x), [iqm(r) for r in x], rtol=1e-12)
+    np.testing.assert_allclose(_poi_batched(x, y), [probability_of_improvement(a, b) for a, b in zip(x, y)])
+    assert np.isnan(_iqm_batched(np.full((2, 3, 1), np.nan))).all()
 
 
 def test_setting_labels_are_readable_and_keep_the_hash_key():
