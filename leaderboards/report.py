@@ -71,7 +71,7 @@ def regret_curves(records: list[dict[str, Any]], key: str) -> dict[str, tuple[np
 
 def save_figure(fig: Any, path: Path) -> None:
     """``path`` as a 150 dpi PNG and the same name with ``.svg``."""
-    fig.savefig(path, dpi=150)
+    fig.savefig(path, dpi=150, pil_kwargs={"optimize": True})
     fig.savefig(path.with_suffix(".svg"))
 
 
@@ -86,7 +86,7 @@ def _plot(records: list[dict[str, Any]], key: str, path: Path, title: str,
     curves = regret_curves(records, key)
     zoom = [a for a in curves if a != uniform]
     panels = 2 if zoom and uniform in curves else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.4 * panels, 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.8), squeeze=False)
     for p, ax in enumerate(axes[0]):
         for agent in (curves if p == 0 else zoom):
             x, y = curves[agent]

@@ -26,6 +26,7 @@ import re
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -298,22 +299,28 @@ def write_site(col: Collection, out: str | os.PathLike, title: str | None = None
     (out / "index.html").write_text(
         _page(title or f"Leaderboard: {suite.name} v{suite.version}", "\n".join(body))
     )
+    pages = _Pages(table, col, labels, plotted, colours, out)
     for a in table.scores:
-        _agent_page(a, table, col, labels, plotted, colours, out)
+        _agent_page(a, pages)
     for j, s in enumerate(suite.settings):
-        _setting_page(j, s, table, col, labels, plotted, colours, out)
+        _setting_page(j, s, pages)
     return out
 
 
-def _agent_page(
-    agent: str,
-    table: ScoreTable,
-    col: Collection,
-    labels: dict[str, str],
-    plotted: dict[str, bool],
-    colours: dict[str, Any],
-    out: Path,
-) -> None:
+@dataclass
+class _Pages:
+    """What the per-agent and per-setting pages of one site share."""
+
+    table: ScoreTable
+    col: Collection
+    labels: dict[str, str]  # setting key -> readable name
+    plotted: dict[str, bool]  # setting key -> a regret plot exists
+    colours: dict[str, Any]
+    out: Path
+
+
+def _agent_page(agent: str, d: _Pages) -> None:
+    table, col, labels, plotted, out = d.table, d.col, d.labels, d.plotted, d.out
     meta = col.agents.get(agent, {})
     info = [
         ("code hash", meta.get("code_hash")),
@@ -360,21 +367,9 @@ def _agent_page(
     (out / "agents" / f"{_slug(agent)}.html").write_text(page)
 
 
-def _setting_page(
-    j: int,
-    s: Any,
-    table: ScoreTable,
-    col: Collection,
-    labels: dict[str, str],
-    plotted: dict[str, bool],
-    colours: dict[str, Any],
-    out: Path,
-) -> None:
-    refs = {}
-    for rec in col.records:
-        for r in rec["rows"]:
-            if r.get("setting") == s.key and rec["cell"].get("role") in ("uniform", "oracle"):
-                refs[r["agent"]] = rec["cell"]["role"]
+def _setting_page(j: int, s: Any, d: _Pages) -> None:
+    table, labels, plotted, colours, out = d.table, d.labels, d.plotted, d.colours, d.out
+    refs = table.references.get(s.key, {})
     info = [
         ("key (hash)", s.key),
         ("env id", s.env_id),
@@ -383,6 +378,7 @@ def _setting_page(
         ("tags", ", ".join(s.tags)),
         ("score-0 reference", s.uniform),
         ("score-1 reference", s.oracle),
+        ("reference mean final regrets (score 0 / score 1)", f"{refs.get('uniform')} / {refs.get('oracle')}"),
     ]
     body = [
         "<table id='info'>"
