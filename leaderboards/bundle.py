@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 import json
 import math
 import os
@@ -56,6 +55,8 @@ from pathlib import Path
 from typing import Any
 
 from hbgym.leaderboards.suites import Suite, canonical_json, get_suite
+
+from hbgym.fileio import atomic_write_stream
 
 __all__ = [
     "BundleError",
@@ -100,6 +101,11 @@ class BundleError(ValueError):
 
 # --------------------------------------------------------------------------- adapters
 # The only calls into the store, runner and sandbox (their interfaces are changing; adapt them here).
+# The sandbox itself (``submit.run_sandboxed``) is passed in by the caller (the CLI), so that this module
+# does not import ``submit`` (which imports ``cli``, which imports this module: an import cycle).
+
+#: ``sandbox(cell, timeout=seconds) -> record``: :func:`hbgym.leaderboards.submit.run_sandboxed`
+Sandbox = Callable[..., dict[str, Any]]
 
 
 def _load_results(results_dir: Path, expected_hash: str | None = None) -> tuple[Suite, list[dict[str, Any]]]:
@@ -111,19 +117,12 @@ def _load_results(results_dir: Path, expected_hash: str | None = None) -> tuple[
     return suite, store.records()
 
 
-def _rerun(cell: dict[str, Any], agent_spec: str, timeout: float) -> dict[str, Any]:
+def _rerun(cell: dict[str, Any], agent_spec: str, timeout: float, sandbox: Sandbox) -> dict[str, Any]:
     """Re-run the stored cell ``cell`` (its ``record["cell"]``) in the sandbox with ``agent_spec``."""
     from hbgym.leaderboards.runner import Cell
-    from hbgym.leaderboards.submit import run_sandboxed
 
     fields = {k: v for k, v in cell.items() if k in Cell.__dataclass_fields__}
-    return run_sandboxed(Cell(**{**fields, "agent_spec": agent_spec}), timeout=timeout)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    from hbgym.leaderboards.store import atomic_write
-
-    atomic_write(path, data)
+    return sandbox(Cell(**{**fields, "agent_spec": agent_spec}), timeout=timeout)
 
 
 # --------------------------------------------------------------------------- hashing and machine info
@@ -267,12 +266,13 @@ def make_bundle(results_dir: str | os.PathLike, agent_spec: str, out: str | os.P
         (root / "bundle.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
         _write_checksums(root)
         if out.name.endswith((".tar.gz", ".tgz")):
-            out.parent.mkdir(parents=True, exist_ok=True)
-            buf = io.BytesIO()
-            with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-                for rel, path in _files(root):
-                    tar.add(path, arcname=rel, recursive=False)
-            _atomic_write(out, buf.getvalue())
+
+            def write_tar(stream: Any) -> None:
+                with tarfile.open(fileobj=stream, mode="w:gz") as tar:
+                    for rel, path in _files(root):
+                        tar.add(path, arcname=rel, recursive=False)
+
+            atomic_write_stream(out, write_tar)
         else:
             shutil.copytree(root, out)
     return out
@@ -465,6 +465,7 @@ def _agent_spec_in(root: Path, agent: dict[str, Any]) -> tuple[str, str | None]:
 
 def verify_bundle(
     path: str | os.PathLike,
+    sandbox: Sandbox,
     cells: int | None = 5,
     seed: int = 0,
     timeout: float = 600.0,
@@ -474,6 +475,7 @@ def verify_bundle(
     """Check a bundle and re-run ``cells`` randomly chosen cells of it (``None``: every cell).
 
     Args:
+        sandbox: runs one cell of untrusted code (``hbgym.leaderboards.submit.run_sandboxed``).
         suite_lookup: name -> registered suite (tests pass their own); the bundle's suite must be a
             registered version (``with_seeds`` of the bundle's seed count).
 
@@ -483,7 +485,7 @@ def verify_bundle(
     start = time.perf_counter()
     try:
         with open_bundle(path) as (root, meta):
-            result = _verify_open(root, meta, cells, seed, timeout, suite_lookup, log)
+            result = _verify_open(root, meta, cells, seed, timeout, suite_lookup, log, sandbox)
     except BundleError as err:
         result = Verification(False, str(err))
     except ValueError as err:  # results directory checks (TamperedResultsError and friends)
@@ -500,6 +502,7 @@ def _verify_open(
     timeout: float,
     suite_lookup: Callable[[str], Suite],
     log: Callable[[str], None] | None,
+    sandbox: Sandbox,
 ) -> Verification:
     agent, claimed_suite = meta["agent"], meta["suite"]
     out = Verification(
@@ -579,7 +582,7 @@ def _verify_open(
             if log is not None:
                 log(f"re-running {cell['id']} ({'bit-identical' if exact else 'within tolerance'} check)")
             run_spec = spec if cell.get("agent_name") == name else cell["agent_spec"]
-            new = _rerun(cell, run_spec, timeout)
+            new = _rerun(cell, run_spec, timeout, sandbox)
             out.cells_checked.append(cell["id"])
             if new.get("status") != "ok" and rec.get("status") == "ok":
                 out.reason = f"cell {cell['id']}: the re-run failed ({str(new.get('reason'))[:300]})"

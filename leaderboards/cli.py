@@ -229,6 +229,20 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return submit(args)
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from hbgym.leaderboards.site import cmd_verify as verify
+    from hbgym.leaderboards.submit import run_sandboxed
+
+    return verify(args, run_sandboxed)
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from hbgym.leaderboards.site import cmd_publish as publish
+    from hbgym.leaderboards.submit import run_sandboxed
+
+    return publish(args, run_sandboxed)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from hbgym.leaderboards.specs import zoo
 
@@ -256,8 +270,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from hbgym.leaderboards.site import cmd_publish, cmd_verify
-
     handlers = {"run": cmd_run, "report": cmd_report, "submit": cmd_submit, "list": cmd_list,
                 "verify": cmd_verify, "publish": cmd_publish}
     if args.command == "train-rl":

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hbgym.leaderboards.bundle import Collection, board_collections
+from hbgym.leaderboards.bundle import Collection, Sandbox, board_collections
 from hbgym.leaderboards.report import agent_colours, regret_curves, save_figure, setting_dicts
 from hbgym.leaderboards.scoring import (
     ScoreTable,
@@ -479,7 +479,7 @@ def add_bundle_commands(sub: Any) -> None:
         p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="wall-time limit per cell")
 
 
-def _verify_args(args: argparse.Namespace) -> Any:
+def _verify_args(args: argparse.Namespace, sandbox: Sandbox) -> Any:
     from hbgym.leaderboards.bundle import verify_bundle
 
     if args.cells != "all" and not (args.cells.isdigit() and int(args.cells) >= 1):
@@ -487,6 +487,7 @@ def _verify_args(args: argparse.Namespace) -> Any:
     cells = None if args.cells == "all" else int(args.cells)
     result = verify_bundle(
         args.bundle,
+        sandbox,
         cells=cells,
         seed=args.seed,
         timeout=args.timeout,
@@ -498,14 +499,16 @@ def _verify_args(args: argparse.Namespace) -> Any:
     return result
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    return 0 if _verify_args(args).ok else 1
+def cmd_verify(args: argparse.Namespace, sandbox: Sandbox) -> int:
+    """``verify``; ``sandbox`` is ``submit.run_sandboxed`` (passed by the CLI, see :mod:`.bundle`)."""
+    return 0 if _verify_args(args, sandbox).ok else 1
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
+def cmd_publish(args: argparse.Namespace, sandbox: Sandbox) -> int:
+    """``publish``: verify (with ``sandbox``), merge into the board, write the site."""
     from hbgym.leaderboards.bundle import publish
 
-    result = _verify_args(args)
+    result = _verify_args(args, sandbox)
     if not result.ok:
         return 1
     entry, new = publish(args.bundle, args.board, result)

@@ -23,6 +23,7 @@ from hbgym.leaderboards.bundle import (
 )
 from hbgym.leaderboards.runner import execute, plan
 from hbgym.leaderboards.store import ResultStore
+from hbgym.leaderboards.submit import run_sandboxed
 from hbgym.leaderboards.suites import Setting, Suite
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "my_agent.py"
@@ -63,6 +64,11 @@ class Fixed:
 def make_agent(env):
     return Fixed()
 """
+
+
+def verify(path, **kwargs):
+    """:func:`verify_bundle` with the real sandbox."""
+    return verify_bundle(path, run_sandboxed, **kwargs)
 
 
 def lookup(name: str) -> Suite:
@@ -124,7 +130,7 @@ def test_bundle_holds_results_source_versions_and_checksums(genuine):
 
 def test_genuine_bundle_verifies_bit_identical(genuine):
     _, _, bundle = genuine
-    result = verify_bundle(bundle, cells=None, suite_lookup=lookup)
+    result = verify(bundle, cells=None, suite_lookup=lookup)
     assert result.ok, result.reason
     assert result.exact and result.cells_total == 2 and len(result.cells_checked) == 2
     assert result.escape_probability == 0.0
@@ -142,7 +148,7 @@ def test_edited_regret_with_recomputed_checksums_is_rejected(genuine, tmp_path):
 
     _rewrite(tmp / "results", tmp_path / "forged", forge)
     bundle = make_bundle(tmp_path / "forged", spec, tmp_path / "forged.tar.gz")  # checksums all recomputed
-    result = verify_bundle(bundle, cells=None, suite_lookup=lookup)
+    result = verify(bundle, cells=None, suite_lookup=lookup)
     assert not result.ok
     assert "my_agent.make_agent__" in result.reason and "does not reproduce" in result.reason
     assert "cum_regret claimed" in result.reason
@@ -154,13 +160,13 @@ def test_swapped_source_is_rejected(genuine, tmp_path):
         shutil.copytree(root, tmp_path / "b")
     (tmp_path / "b" / "agent" / "my_agent.py").write_text(FIXED)
     _recompute_checksums(tmp_path / "b")
-    result = verify_bundle(tmp_path / "b", suite_lookup=lookup)
+    result = verify(tmp_path / "b", suite_lookup=lookup)
     assert not result.ok and "swapped source" in result.reason
     meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
     meta["agent"]["code_hash"] = code_hash(tmp_path / "b" / "agent")  # a careful forger
     (tmp_path / "b" / "bundle.json").write_text(json.dumps(meta))
     _recompute_checksums(tmp_path / "b")
-    result = verify_bundle(tmp_path / "b", cells=None, suite_lookup=lookup)
+    result = verify(tmp_path / "b", cells=None, suite_lookup=lookup)
     assert not result.ok and "does not reproduce" in result.reason, result.reason
 
 
@@ -182,13 +188,13 @@ def test_other_suite_hash_is_rejected(tmp_path):
     )
     spec = _run(agent, tmp_path / "results", other)
     bundle = make_bundle(tmp_path / "results", spec, tmp_path / "b")
-    result = verify_bundle(bundle, suite_lookup=lookup)
+    result = verify(bundle, suite_lookup=lookup)
     assert not result.ok and "not a registered version of suite 'bundletest'" in result.reason
     meta = json.loads((bundle / "bundle.json").read_text())
     meta["suite"]["hash"] = TINY.hash  # claim the registered hash: the results say otherwise
     (bundle / "bundle.json").write_text(json.dumps(meta))
     _recompute_checksums(bundle)
-    result = verify_bundle(bundle, suite_lookup=lookup)
+    result = verify(bundle, suite_lookup=lookup)
     assert not result.ok and "results were produced for" in result.reason
 
 
@@ -197,10 +203,10 @@ def test_edited_member_without_new_checksums_is_rejected(genuine, tmp_path):
     with open_bundle(bundle) as (root, _):
         shutil.copytree(root, tmp_path / "b")
     (tmp_path / "b" / "agent" / "my_agent.py").write_text(FIXED)
-    result = verify_bundle(tmp_path / "b", suite_lookup=lookup)
+    result = verify(tmp_path / "b", suite_lookup=lookup)
     assert not result.ok and "agent/my_agent.py does not match its checksum" in result.reason
     (tmp_path / "b" / "extra.txt").write_text("x")
-    assert "not in CHECKSUMS.json" in verify_bundle(tmp_path / "b", suite_lookup=lookup).reason
+    assert "not in CHECKSUMS.json" in verify(tmp_path / "b", suite_lookup=lookup).reason
 
 
 def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
@@ -260,8 +266,8 @@ def test_publish_idempotent_append_only_and_superseding(genuine, tmp_path):
     tmp, _, bundle = genuine
     board = tmp_path / "board"
     with pytest.raises(BundleError, match="unverified"):
-        publish(bundle, board, verify_bundle(tmp / "nope.tar.gz", suite_lookup=lookup))
-    result = verify_bundle(bundle, cells=1, suite_lookup=lookup)
+        publish(bundle, board, verify(tmp / "nope.tar.gz", suite_lookup=lookup))
+    result = verify(bundle, cells=1, suite_lookup=lookup)
     entry, new = publish(bundle, board, result)
     assert new and (entry / "verification.json").exists()
     assert publish(bundle, board, result) == (entry, False)  # idempotent
@@ -274,7 +280,7 @@ def test_publish_idempotent_append_only_and_superseding(genuine, tmp_path):
     bundle2 = make_bundle(tmp_path / "v2" / "results", spec2, tmp_path / "v2.tar.gz")
     with pytest.raises(BundleError, match="belongs to another bundle"):
         publish(bundle2, board, result)  # the verification of bundle 1
-    entry2, new2 = publish(bundle2, board, verify_bundle(bundle2, cells=1, suite_lookup=lookup))
+    entry2, new2 = publish(bundle2, board, verify(bundle2, cells=1, suite_lookup=lookup))
     assert new2 and entry2 != entry and entry.is_dir()  # the old version stays
     history = [json.loads(line) for line in (board / "history.jsonl").read_text().splitlines()]
     assert [h["entry"] for h in history] == [
@@ -292,7 +298,7 @@ def test_publish_idempotent_append_only_and_superseding(genuine, tmp_path):
 def test_publish_rejects_forged_reference_rows(genuine, tmp_path):
     tmp, spec, bundle = genuine
     board = tmp_path / "board"
-    publish(bundle, board, verify_bundle(bundle, cells=1, seed=0, suite_lookup=lookup))
+    publish(bundle, board, verify(bundle, cells=1, seed=0, suite_lookup=lookup))
 
     def forge(rec):
         if rec["cell"]["role"] == "uniform":
@@ -358,7 +364,7 @@ def test_package_agent_is_bundled_as_a_tree_and_verifies(tmp_path, monkeypatch):
         assert not list((root / "agent").rglob("*.pyc"))
         assert meta["agent"]["kind"] == "package"
     shutil.rmtree(tmp_path / "src")  # the re-run must use the bundled copy
-    result = verify_bundle(bundle, cells=None, suite_lookup=lookup)
+    result = verify(bundle, cells=None, suite_lookup=lookup)
     assert result.ok, result.reason
 
 
@@ -375,4 +381,4 @@ def test_cli_verify_and_publish_report_the_reason(genuine, tmp_path, capsys):
 
 
 def result_reason(bundle: Path) -> str:
-    return verify_bundle(bundle).reason
+    return verify(bundle).reason
