@@ -70,9 +70,12 @@ def regret_curves(records: list[dict[str, Any]], key: str) -> dict[str, tuple[np
 
 
 def save_figure(fig: Any, path: Path) -> None:
-    """``path`` as a 150 dpi PNG and the same name with ``.svg``."""
+    """``path`` as a 150 dpi PNG and as ``.svg`` (text kept as text, no date: small and stable in git)."""
+    import matplotlib.pyplot as plt
+
     fig.savefig(path, dpi=150, pil_kwargs={"optimize": True})
-    fig.savefig(path.with_suffix(".svg"))
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "hbgym"}):
+        fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
 
 
 def _plot(records: list[dict[str, Any]], key: str, path: Path, title: str,
