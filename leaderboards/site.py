@@ -4,7 +4,7 @@
 
     SITE/index.html               overview: one ranked table per coverage group (agents are ranked only
                                   among agents that played the same settings), sortable by any column
-                                  (inline JS), per-family IQM columns, 95% CIs, optimality gap;
+                                  (inline JS), per-family IQM columns, all with 95% CIs, optimality gap;
                                   probability-of-improvement matrix with CIs; performance profiles
     SITE/agents/<agent>.html      code hash, spec, versions, machine, verification status, per-setting
                                   scores, regret curves
@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,6 @@ from hbgym.leaderboards.bundle import Collection, Sandbox, board_collections
 from hbgym.leaderboards.report import agent_colours, regret_curves, save_figure, setting_dicts
 from hbgym.leaderboards.scoring import (
     ScoreTable,
-    iqm,
     iqm_ci,
     optimality_gap,
     performance_profile,
@@ -59,7 +57,7 @@ MAX_POI_AGENTS = 8
 CSS = """body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .5em}
 th{background:#f0f0f0}table.sortable th{cursor:pointer}
-td.n{text-align:right;font-variant-numeric:tabular-nums}
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .sw{display:inline-block;width:.8em;height:.8em;margin-right:.3em;vertical-align:middle}
 img{max-width:100%;border:1px solid #eee}.muted{color:#777}code{background:#f6f6f6;padding:0 .2em}"""
 
@@ -86,9 +84,17 @@ def _num(x: float, digits: int = 2) -> str:
     return f"{x:.{digits}f}" if np.isfinite(x) else "-"
 
 
-def _td(x: float, digits: int = 2) -> str:
+def _td(x: float, digits: int = 2, ci: tuple[float, float] | None = None) -> str:
+    """A numeric cell sorted by ``x`` (missing values sort last), optionally showing ``[low, high]``."""
     v = f"{x:.6g}" if np.isfinite(x) else "-1e308"
-    return f'<td class="n" data-v="{v}">{_num(x, digits)}</td>'
+    extra = f" [{_num(ci[0], digits)}, {_num(ci[1], digits)}]" if ci is not None and np.isfinite(x) else ""
+    return f'<td class="n" data-v="{v}">{_num(x, digits)}{extra}</td>'
+
+
+def _td_ci(scores: np.ndarray) -> str:
+    """IQM of ``scores`` with its seed-bootstrap 95% CI in one cell."""
+    point, lo, hi = iqm_ci(scores) if scores.size else (np.nan, np.nan, np.nan)
+    return _td(point, ci=(lo, hi))
 
 
 def _page(title: str, body: str, depth: int = 0) -> str:
@@ -155,13 +161,16 @@ def _group_table(
     rows = []
     for rank, (a, point, lo, hi, played) in enumerate(entries, 1):
         oracle = " (oracle)" if table.oracle.get(a) else ""
-        fam = "".join(_td(iqm(table.columns(a, f))) for f in families)
-        status = meta.get(a, {}).get("verification", "")
+        fam = "".join(_td_ci(table.columns(a, f)) for f in families)
+        info = meta.get(a, {})
+        status = info.get("verification", "")
+        short = ("verified" if info.get("verified") else "local results") if status else ""
         rows.append(
             f'<tr><td class="n" data-v="{rank}">{rank}</td>'
             f'<td data-v="{_e(a)}">{_agent_link(a, colours)}{_e(oracle)}</td>{_td(point)}{_td(lo)}'
             f'{_td(hi)}{fam}{_td(optimality_gap(played))}<td class="n">{played.shape[1]}</td>'
-            f'<td class="n">{len(table.failures.get(a, []))}</td><td>{_e(status)}</td></tr>'
+            f'<td class="n">{len(table.failures.get(a, []))}</td>'
+            f'<td title="{_e(status)}">{_e(short)}</td></tr>'
         )
     ths = "".join(f"<th>{_e(h)}</th>" for h in head)
     html_table = (
@@ -295,7 +304,6 @@ def write_site(col: Collection, out: str | os.PathLike, title: str | None = None
             for h in col.superseded
         ]
         body.append("</ul>")
-    body.append(f"<p class='muted'>generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}</p>")
     (out / "index.html").write_text(
         _page(title or f"Leaderboard: {suite.name} v{suite.version}", "\n".join(body))
     )
