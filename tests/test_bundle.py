@@ -293,6 +293,12 @@ def test_publish_idempotent_append_only_and_superseding(genuine, tmp_path):
     agents = {rec["cell"]["agent_name"] for rec in col.records}
     assert agents == {"my_agent.make_agent", "Uniform"}
     assert len(col.records) == 2  # one agent cell (the newer) and one reference cell
+    from hbgym.leaderboards.site import build_board_site
+
+    site = build_board_site(board, tmp_path / "site")
+    page = (site / "agents" / "my_agent.make_agent.html").read_text()
+    assert history[1]["code_hash"] in page and "reproduced (bit-identical)" in page
+    assert history[0]["code_hash"][:12] in (site / "index.html").read_text()  # superseded, in the history
 
 
 def test_publish_rejects_forged_reference_rows(genuine, tmp_path):
@@ -382,3 +388,14 @@ def test_cli_verify_and_publish_report_the_reason(genuine, tmp_path, capsys):
 
 def result_reason(bundle: Path) -> str:
     return verify(bundle).reason
+
+
+def test_source_size_cap(genuine, tmp_path, monkeypatch):
+    import hbgym.leaderboards.bundle as bundle_mod
+
+    tmp, spec, _ = genuine
+    monkeypatch.setattr(bundle_mod, "MAX_SOURCE_BYTES", 100)
+    size = Path(spec.rpartition(":")[0]).stat().st_size
+    with pytest.raises(BundleError, match=f"is {size} bytes, over the 100 byte cap"):
+        make_bundle(tmp / "results", spec, tmp_path / "big.tar.gz")
+    assert not (tmp_path / "big.tar.gz").exists()
