@@ -17,8 +17,10 @@ match ``CHECKSUMS.json`` and nothing unlisted may be present.
 
 Checksums only catch accidents: a forger recomputes them. Trust comes from :func:`verify_bundle`, which
 checks that the suite is a registered version, that the agent's code hashes to the bundle's code hash,
-and re-runs ``K`` randomly chosen cells of the agent plus ``max(1, K // 5)`` of the reference agents
-(uniform, oracle) in the sandbox with the bundled source: every compared row field must be
+that every cell is a cell of the registered suite (setting, seed chunk and reference agents are rebuilt
+from the suite, never taken from the bundle), and re-runs ``K`` randomly chosen cells of the agent
+plus ``max(1, K // 5)`` of the reference agents (uniform, oracle) in the sandbox with the bundled
+source: every compared row field must be
 bit-identical when the device, dtype and the numpy/torch versions match, else within
 ``rtol=1e-6, atol=1e-9`` (:data:`TOLERANCE`). The first differing cell, field and values are the
 rejection reason. A forgery of ``f`` of the agent's ``N`` cells escapes ``K`` sampled cells with
@@ -449,6 +451,10 @@ def _agent_spec_in(root: Path, agent: dict[str, Any]) -> tuple[str, str | None]:
     """The spec that runs the bundled source at ``root`` and the ``PYTHONPATH`` entry it needs."""
     kind, entry = agent.get("kind"), agent.get("entry")
     if kind == "zoo":
+        from hbgym.leaderboards.specs import zoo
+
+        if agent.get("spec") not in zoo():
+            raise BundleError(f"bundle.json: agent kind 'zoo' but {agent.get('spec')!r} is not a zoo agent")
         return agent["spec"], None
     if not isinstance(entry, str) or ":" not in entry:
         raise BundleError(f"bundle.json: agent entry {entry!r} is not 'file.py:factory' / 'module:factory'")
@@ -461,6 +467,44 @@ def _agent_spec_in(root: Path, agent: dict[str, Any]) -> tuple[str, str | None]:
     if kind == "package":
         return entry, str(root / "agent")
     raise BundleError(f"bundle.json: unknown agent kind {kind!r} (file, package, sb3 or zoo)")
+
+
+def _cell_to_rerun(cell: dict[str, Any], suite: Suite, agent_name: str, spec: str) -> dict[str, Any]:
+    """The stored ``cell`` rebuilt from the registered ``suite`` (never trusting the bundle's copy of the
+    setting, seeds or reference agents), to be re-run with ``spec`` (the agent) or the suite's reference."""
+    key, cid = cell.get("setting_key"), cell.get("id")
+    try:
+        setting = suite.setting(str(key))
+    except ValueError as err:
+        raise BundleError(f"cell {cid}: setting {key!r} is not in the suite") from err
+    if cell.get("setting") != setting.spec():
+        raise BundleError(f"cell {cid}: its setting differs from the suite's {key} (edited env kwargs?)")
+    if (cell.get("seed_start"), cell.get("num_seeds")) not in suite.chunks:
+        raise BundleError(
+            f"cell {cid}: seeds {cell.get('seed_start')}+{cell.get('num_seeds')} are not a "
+            f"chunk of the suite {suite.chunks[:3]}..."
+        )
+    role = cell.get("role")
+    if role in ("uniform", "oracle"):
+        want = setting.uniform if role == "uniform" else setting.oracle
+        if cell.get("agent_name") != want or cell.get("agent_spec") != want:
+            raise BundleError(
+                f"cell {cid}: a {role} reference cell must be the suite's {want!r}, "
+                f"got {cell.get('agent_spec')!r}"
+            )
+        spec = want
+    elif cell.get("agent_name") != agent_name:
+        raise BundleError(f"cell {cid} is not a cell of the bundle's agent {agent_name!r}")
+    return {
+        **cell,
+        "agent_spec": spec,
+        "setting": setting.spec(),
+        "config_hash": setting.config_hash,
+        "suite_name": suite.name,
+        "suite_hash": suite.hash,
+        "kind": suite.kind,
+        "log_points": suite.log_points,
+    }
 
 
 def verify_bundle(
@@ -556,7 +600,16 @@ def _verify_open(
     mine = [r for r in records if r["cell"].get("agent_name") == name]
     if not mine:
         raise BundleError(f"the results hold no cell of the bundle's agent {name!r}")
+    spec, pythonpath = _agent_spec_in(root, agent)
     refs = [r for r in records if r["cell"].get("role") in ("uniform", "oracle")]
+    for rec in mine + refs:  # every cell, re-run or not, must be a cell of the registered suite
+        cell = _cell_to_rerun(rec["cell"], registered, str(name), spec)
+        first = cell["seed_start"]
+        rows = rec.get("rows") or []
+        if [r.get("seed") for r in rows] != list(range(first, first + cell["num_seeds"])) or any(
+            r.get("setting") != cell["setting_key"] or r.get("agent") != cell["agent_name"] for r in rows
+        ):
+            raise BundleError(f"cell {cell['id']}: its rows do not match the cell's agent, setting and seeds")
     if cells is not None and int(cells) < 1:
         raise BundleError(f"--cells must be >= 1, got {cells}")
     mine.sort(key=lambda r: r["cell"]["id"])
@@ -565,7 +618,6 @@ def _verify_open(
     k_ref = len(refs) if cells is None else min(len(refs), max(1, k // 5))
     draw = random.Random(seed)
     chosen = draw.sample(mine, k) + draw.sample(refs, k_ref)
-    spec, pythonpath = _agent_spec_in(root, agent)
     env = meta["environment"].get("versions", {})
     here = machine_info()["versions"]
     old_path = os.environ.get("PYTHONPATH")
@@ -581,8 +633,8 @@ def _verify_open(
             out.exact = out.exact and exact
             if log is not None:
                 log(f"re-running {cell['id']} ({'bit-identical' if exact else 'within tolerance'} check)")
-            run_spec = spec if cell.get("agent_name") == name else cell["agent_spec"]
-            new = _rerun(cell, run_spec, timeout, sandbox)
+            trusted = _cell_to_rerun(cell, registered, str(name), spec)
+            new = _rerun(trusted, trusted["agent_spec"], timeout, sandbox)
             out.cells_checked.append(cell["id"])
             if new.get("status") != "ok" and rec.get("status") == "ok":
                 out.reason = f"cell {cell['id']}: the re-run failed ({str(new.get('reason'))[:300]})"

@@ -399,3 +399,30 @@ def test_source_size_cap(genuine, tmp_path, monkeypatch):
     with pytest.raises(BundleError, match=f"is {size} bytes, over the 100 byte cap"):
         make_bundle(tmp / "results", spec, tmp_path / "big.tar.gz")
     assert not (tmp_path / "big.tar.gz").exists()
+
+
+@pytest.mark.parametrize(
+    "forgery, reason",
+    [
+        ("reference_spec", "a uniform reference cell must be the suite's 'Uniform'"),
+        ("setting", "its setting differs from the suite's"),
+        ("seeds", "are not a chunk of the suite"),
+    ],
+)
+def test_cells_are_rebuilt_from_the_registered_suite(genuine, tmp_path, forgery, reason):
+    tmp, spec, _ = genuine
+
+    def forge(rec):
+        cell = rec["cell"]
+        if forgery == "reference_spec" and cell["role"] == "uniform":
+            cell["agent_spec"] = spec  # "reproduce" a forged reference with the submitter's code
+        elif forgery == "setting" and cell["role"] == "agent":
+            cell["setting"]["kwargs"]["num_actions"] = 2  # an easier env under the same key
+        elif forgery == "seeds" and cell["role"] == "agent":
+            cell["seed_start"] += 1000
+        return rec
+
+    _rewrite(tmp / "results", tmp_path / "forged", forge)
+    bundle = make_bundle(tmp_path / "forged", spec, tmp_path / "bundle")
+    result = verify(bundle, cells=None, suite_lookup=lookup)
+    assert not result.ok and reason in result.reason, result.reason
