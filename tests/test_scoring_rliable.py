@@ -83,3 +83,23 @@ def test_one_distinct_colour_per_agent():
     colours = agent_colours(agents)
     assert len(set(colours.values())) == 25
     assert agent_colours(agents[:3]) == {a: colours[a] for a in agents[:3]}  # stable prefix
+
+
+def test_coverage_groups_rank_like_with_like():
+    from hbgym.leaderboards.scoring import ScoreTable
+    from hbgym.leaderboards.site import coverage_groups
+
+    nan = np.nan
+    scores = {
+        "full1": np.array([[0.5, 0.2, 0.1]]),
+        "full2": np.array([[0.4, 0.3, 0.2]]),
+        "two": np.array([[0.9, 0.9, nan]]),
+        "one": np.array([[nan, nan, 0.7]]),
+        "none": np.array([[nan, nan, nan]]),
+    }
+    table = ScoreTable(["a", "b", "c"], {k: [] for k in "abc"}, [0], scores, scores, {}, {}, {})
+    assert coverage_groups(table) == [
+        (("a", "b", "c"), ["full1", "full2"]),
+        (("a", "b"), ["two"]),
+        (("c",), ["one"]),
+    ]
