@@ -58,6 +58,7 @@ from typing import Any
 
 from hbgym.leaderboards.suites import Suite, canonical_json, get_suite
 
+from hbgym.datasets.store import file_digest
 from hbgym.fileio import atomic_write_stream
 
 __all__ = [
@@ -130,14 +131,6 @@ def _rerun(cell: dict[str, Any], agent_spec: str, timeout: float, sandbox: Sandb
 # --------------------------------------------------------------------------- hashing and machine info
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _files(root: Path) -> Iterator[tuple[str, Path]]:
     """``(posix relative path, path)`` of every regular file under ``root``, sorted."""
     for path in sorted(root.rglob("*")):
@@ -148,7 +141,7 @@ def _files(root: Path) -> Iterator[tuple[str, Path]]:
 def code_hash(root: Path) -> str:
     """SHA-256 over the sorted ``(relative path, sha256)`` pairs of the files under ``root`` (a tree hash)."""
     return hashlib.sha256(
-        canonical_json([[rel, _sha256_file(p)] for rel, p in _files(root)]).encode()
+        canonical_json([[rel, file_digest(p)] for rel, p in _files(root)]).encode()
     ).hexdigest()
 
 
@@ -217,7 +210,7 @@ def _agent_source(spec: str, dest: Path) -> dict[str, Any]:
 
 
 def _write_checksums(root: Path) -> None:
-    sums = {rel: _sha256_file(p) for rel, p in _files(root) if rel != "CHECKSUMS.json"}
+    sums = {rel: file_digest(p) for rel, p in _files(root) if rel != "CHECKSUMS.json"}
     (root / "CHECKSUMS.json").write_text(json.dumps(sums, indent=1, sort_keys=True) + "\n")
 
 
@@ -364,7 +357,7 @@ def read_bundle(root: Path) -> dict[str, Any]:
     if set(sums) - present:
         raise BundleError(f"members listed in CHECKSUMS.json are missing: {sorted(set(sums) - present)[:5]}")
     for rel, digest in sorted(sums.items()):
-        if _sha256_file(root / _safe_member(rel)) != digest:
+        if file_digest(root / _safe_member(rel)) != digest:
             raise BundleError(f"member {rel} does not match its checksum (corrupted or edited)")
     if meta.get("format") != FORMAT:
         raise BundleError(f"bundle format {meta.get('format')!r} is not supported (expected {FORMAT})")
