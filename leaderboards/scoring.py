@@ -30,7 +30,8 @@ from scipy import stats
 
 __all__ = [
     "normalized_score", "iqm", "iqm_ci", "seed_bootstrap_ci", "probability_of_improvement",
-    "probability_of_improvement_ci", "performance_profile", "optimality_gap", "ScoreTable", "score_rows",
+    "probability_of_improvement_ci", "performance_profile", "performance_profile_ci",
+    "optimality_gap", "ScoreTable", "score_rows",
 ]
 
 
@@ -184,6 +185,34 @@ def performance_profile(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
     if x.size == 0:
         return np.full(taus.shape, np.nan)
     return (x[None, :] > taus[:, None]).mean(axis=1)
+
+
+def performance_profile_ci(
+    scores: np.ndarray, taus: np.ndarray, confidence: float = 0.95, n_resamples: int = 500,
+    random_state: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`performance_profile` of ``(num_seeds x num_envs)`` scores with a pointwise percentile band
+    from resampling seeds (rows) with replacement.
+
+    Returns:
+        ``(profile, low, high)``, each ``(T,)``; the band is the profile itself with fewer than 2 seeds.
+    """
+    x = np.asarray(scores, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    taus = np.asarray(taus, dtype=float)
+    point = performance_profile(x, taus)
+    if x.shape[0] < 2:
+        return point, point, point
+    index = np.random.default_rng(random_state).integers(0, x.shape[0], size=(n_resamples, x.shape[0]))
+    flat = x[index].reshape(n_resamples, -1)  # (R, num_seeds * num_envs)
+    finite = np.isfinite(flat)
+    above = (flat[:, None, :] > taus[None, :, None]) & finite[:, None, :]  # (R, T, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        profiles = above.sum(axis=2) / finite.sum(axis=1)[:, None]  # (R, T)
+    alpha = (1 - confidence) / 2
+    low, high = np.nanquantile(profiles, [alpha, 1 - alpha], axis=0)
+    return point, low, high
 
 
 def optimality_gap(scores: np.ndarray, gamma: float = 1.0) -> float:

@@ -5,7 +5,7 @@
     SITE/index.html               overview: one ranked table per coverage group (agents are ranked only
                                   among agents that played the same settings), sortable by any column
                                   (inline JS), per-family IQM columns, all with 95% CIs, optimality gap;
-                                  probability-of-improvement matrix with CIs; performance profiles
+                                  probability-of-improvement matrix with CIs; performance profiles (bands)
     SITE/agents/<agent>.html      code hash, spec, versions, machine, verification status, per-setting
                                   scores, regret curves
     SITE/settings/<key>.html      the setting (readable name, env id, kwargs, references), its scores
@@ -36,7 +36,7 @@ from hbgym.leaderboards.scoring import (
     ScoreTable,
     iqm_ci,
     optimality_gap,
-    performance_profile,
+    performance_profile_ci,
     probability_of_improvement_ci,
     score_rows,
 )
@@ -193,7 +193,9 @@ def _profile_plot(table: ScoreTable, agents: list[str], colours: dict[str, Any],
     taus = np.linspace(min(lo, 0.0), max(hi, 1.0), 201)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for a in agents:
-        ax.plot(taus, performance_profile(table.columns(a), taus), label=a, color=colours[a])
+        profile, low, high = performance_profile_ci(table.columns(a), taus)
+        ax.plot(taus, profile, label=a, color=colours[a])
+        ax.fill_between(taus, low, high, color=colours[a], alpha=0.15)
     ax.set_xlabel("normalised score threshold tau")
     ax.set_ylabel("fraction of (seed, setting) runs with score > tau")
     ax.set_title("performance profiles", fontsize=10)

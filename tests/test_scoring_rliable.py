@@ -9,6 +9,7 @@ from hbgym.leaderboards.scoring import (
     iqm_ci,
     optimality_gap,
     performance_profile,
+    performance_profile_ci,
     probability_of_improvement_ci,
     seed_bootstrap_ci,
 )
@@ -103,3 +104,15 @@ def test_coverage_groups_rank_like_with_like():
         (("a", "b"), ["two"]),
         (("c",), ["one"]),
     ]
+
+
+def test_performance_profile_band_by_hand():
+    taus = np.array([-1.0, 0.5, 5.0])
+    same = np.array([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]])  # every seed alike: no uncertainty
+    for arr in performance_profile_ci(same, taus):
+        np.testing.assert_allclose(arr, [1.0, 1.0, 0.0])
+    split = np.array([[0.0], [1.0], [0.0], [1.0]])  # half the seeds above 0.5
+    point, low, high = performance_profile_ci(split, taus)
+    np.testing.assert_allclose(point, [1.0, 0.5, 0.0])
+    assert low[1] < 0.5 < high[1] and low[0] == high[0] == 1.0 and low[2] == high[2] == 0.0
+    np.testing.assert_allclose(performance_profile_ci(split[:1], taus), [[1.0, 0.0, 0.0]] * 3)
