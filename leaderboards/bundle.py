@@ -104,11 +104,28 @@ class BundleError(ValueError):
 
 # --------------------------------------------------------------------------- adapters
 # The only calls into the store, runner and sandbox (their interfaces are changing; adapt them here).
-# The sandbox itself (``submit.run_sandboxed``) is passed in by the caller (the CLI), so that this module
-# does not import ``submit`` (which imports ``cli``, which imports this module: an import cycle).
+# Callers may pass another ``sandbox`` (tests); this module never imports ``submit`` or ``cli``.
 
-#: ``sandbox(cell, timeout=seconds) -> record``: :func:`hbgym.leaderboards.submit.run_sandboxed`
+#: ``sandbox(cell, timeout=seconds) -> record``; default :func:`_run_cell_limited`
 Sandbox = Callable[..., dict[str, Any]]
+
+
+def _run_cell_limited(cell: Any, timeout: float) -> dict[str, Any]:
+    """The runner's own cell execution: sandboxed cells in a limited child, trusted ones in-process."""
+    from hbgym.leaderboards.runner import run_cell
+    from hbgym.leaderboards.sandbox import Limits
+
+    return run_cell(cell, limits=Limits(timeout=timeout))
+
+
+def _record_code_hash(spec: str) -> str | None:
+    """The code hash the runner writes into rows (``agent_code_hash``) for ``spec``, if it can be computed."""
+    from hbgym.leaderboards.specs import code_hash as spec_code_hash
+
+    try:
+        return spec_code_hash(spec)
+    except (ValueError, OSError):
+        return None
 
 
 def _load_results(results_dir: Path, expected_hash: str | None = None) -> tuple[Suite, list[dict[str, Any]]]:
@@ -121,11 +138,18 @@ def _load_results(results_dir: Path, expected_hash: str | None = None) -> tuple[
 
 
 def _rerun(cell: dict[str, Any], agent_spec: str, timeout: float, sandbox: Sandbox) -> dict[str, Any]:
-    """Re-run the stored cell ``cell`` (its ``record["cell"]``) in the sandbox with ``agent_spec``."""
+    """Re-run the stored cell ``cell`` (its ``record["cell"]``) with ``agent_spec``: the submitted agent
+    sandboxed, the suite's reference agents (zoo code) trusted."""
     from hbgym.leaderboards.runner import Cell
+    from hbgym.leaderboards.specs import spec_kind
 
     fields = {k: v for k, v in cell.items() if k in Cell.__dataclass_fields__}
-    return sandbox(Cell(**{**fields, "agent_spec": agent_spec}), timeout=timeout)
+    fields["agent_spec"] = agent_spec
+    if "mode" in Cell.__dataclass_fields__:
+        agent = cell.get("role") == "agent"
+        fields["mode"] = "sandboxed" if agent else "trusted"
+        fields["agent_kind"] = spec_kind(agent_spec) if agent else "zoo"
+    return sandbox(Cell(**fields), timeout=timeout)
 
 
 # --------------------------------------------------------------------------- hashing and machine info
@@ -249,6 +273,7 @@ def make_bundle(results_dir: str | os.PathLike, agent_spec: str, out: str | os.P
                     f"{MAX_SOURCE_BYTES} byte cap; bundle only the agent's package"
                 )
             agent["code_hash"] = code_hash(root / "agent")
+            agent["record_code_hash"] = _record_code_hash(agent_spec)
         else:
             agent["code_hash"] = None
         meta = {
@@ -502,7 +527,7 @@ def _cell_to_rerun(cell: dict[str, Any], suite: Suite, agent_name: str, spec: st
 
 def verify_bundle(
     path: str | os.PathLike,
-    sandbox: Sandbox,
+    sandbox: Sandbox | None = None,
     cells: int | None = 5,
     seed: int = 0,
     timeout: float = 600.0,
@@ -512,7 +537,7 @@ def verify_bundle(
     """Check a bundle and re-run ``cells`` randomly chosen cells of it (``None``: every cell).
 
     Args:
-        sandbox: runs one cell of untrusted code (``hbgym.leaderboards.submit.run_sandboxed``).
+        sandbox: runs one cell (default: the runner's ``run_cell`` with sandbox limits).
         suite_lookup: name -> registered suite (tests pass their own); the bundle's suite must be a
             registered version (``with_seeds`` of the bundle's seed count).
 
@@ -522,7 +547,9 @@ def verify_bundle(
     start = time.perf_counter()
     try:
         with open_bundle(path) as (root, meta):
-            result = _verify_open(root, meta, cells, seed, timeout, suite_lookup, log, sandbox)
+            result = _verify_open(
+                root, meta, cells, seed, timeout, suite_lookup, log, sandbox or _run_cell_limited
+            )
     except BundleError as err:
         result = Verification(False, str(err))
     except ValueError as err:  # results directory checks (TamperedResultsError and friends)
@@ -577,18 +604,25 @@ def _verify_open(
                 f"{str(agent.get('code_hash'))[:12]} (swapped source?)"
             )
     name = agent.get("name")
-    # The records' own code hash (written by the sandbox) may use another algorithm than code_hash();
-    # all of the agent's rows must at least carry one and the same (one version of the code).
-    row_hashes = {r.get("agent_code_hash") for rec in records for r in rec["rows"] if r.get("agent") == name}
-    if len(row_hashes - {None}) > 1:
-        raise BundleError(
-            f"the agent's rows carry {len(row_hashes - {None})} different code hashes "
-            "(results of several versions of the agent)"
-        )
     mine = [r for r in records if r["cell"].get("agent_name") == name]
     if not mine:
         raise BundleError(f"the results hold no cell of the bundle's agent {name!r}")
     spec, pythonpath = _agent_spec_in(root, agent)
+    # the rows' own code hash (the runner's specs.code_hash) must be that of the bundled source
+    claimed = agent.get("record_code_hash")
+    row_hashes = {r.get("agent_code_hash") for rec in mine for r in rec["rows"]} - {None}
+    if claimed is not None and row_hashes - {claimed}:
+        raise BundleError(
+            f"the agent's rows carry code hash {sorted(row_hashes - {claimed})[0][:12]}, "
+            f"bundle.json says {claimed[:12]}"
+        )
+    if claimed is not None and agent.get("kind") in ("file", "sb3"):
+        actual_record_hash = _record_code_hash(spec)
+        if actual_record_hash != claimed:
+            raise BundleError(
+                f"the bundled source hashes to {str(actual_record_hash)[:12]} but the rows "
+                f"were produced by code {claimed[:12]} (swapped source?)"
+            )
     refs = [r for r in records if r["cell"].get("role") in ("uniform", "oracle")]
     for rec in mine + refs:  # every cell, re-run or not, must be a cell of the registered suite
         cell = _cell_to_rerun(rec["cell"], registered, str(name), spec)

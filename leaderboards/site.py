@@ -489,7 +489,7 @@ def add_bundle_commands(sub: Any) -> None:
         p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="wall-time limit per cell")
 
 
-def _verify_args(args: argparse.Namespace, sandbox: Sandbox) -> Any:
+def _verify_args(args: argparse.Namespace, sandbox: Sandbox | None = None) -> Any:
     from hbgym.leaderboards.bundle import verify_bundle
 
     if args.cells != "all" and not (args.cells.isdigit() and int(args.cells) >= 1):
@@ -509,12 +509,12 @@ def _verify_args(args: argparse.Namespace, sandbox: Sandbox) -> Any:
     return result
 
 
-def cmd_verify(args: argparse.Namespace, sandbox: Sandbox) -> int:
-    """``verify``; ``sandbox`` is ``submit.run_sandboxed`` (passed by the CLI, see :mod:`.bundle`)."""
+def cmd_verify(args: argparse.Namespace, sandbox: Sandbox | None = None) -> int:
+    """``verify``; ``sandbox`` runs one cell (default: the runner's, see :mod:`.bundle`)."""
     return 0 if _verify_args(args, sandbox).ok else 1
 
 
-def cmd_publish(args: argparse.Namespace, sandbox: Sandbox) -> int:
+def cmd_publish(args: argparse.Namespace, sandbox: Sandbox | None = None) -> int:
     """``publish``: verify (with ``sandbox``), merge into the board, write the site."""
     from hbgym.leaderboards.bundle import publish
 

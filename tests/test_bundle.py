@@ -23,7 +23,6 @@ from hbgym.leaderboards.bundle import (
 )
 from hbgym.leaderboards.runner import execute, plan
 from hbgym.leaderboards.store import ResultStore
-from hbgym.leaderboards.submit import run_sandboxed
 from hbgym.leaderboards.suites import Setting, Suite
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "my_agent.py"
@@ -67,8 +66,8 @@ def make_agent(env):
 
 
 def verify(path, **kwargs):
-    """:func:`verify_bundle` with the real sandbox."""
-    return verify_bundle(path, run_sandboxed, **kwargs)
+    """:func:`verify_bundle` with the runner's sandbox."""
+    return verify_bundle(path, **kwargs)
 
 
 def lookup(name: str) -> Suite:
