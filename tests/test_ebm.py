@@ -20,6 +20,7 @@ from hbgym.agents.posteriors.empirical_bayes import (
     project_psd,
 )
 from hbgym.agents.posteriors.gaussian import HierarchicalGaussian
+from hbgym.agents.random import ReplicateStreams
 
 import hbgym  # noqa: F401  (registers the ids)
 from tests.conftest import requires_cuda
@@ -52,11 +53,13 @@ def test_thresholded_covariance_recovers_sparse_cov_and_error_shrinks():
     sigma = _banded_cov(d)
     chol = torch.linalg.cholesky(sigma)
     g = torch.Generator().manual_seed(0)
+    streams = ReplicateStreams(reps)
+    streams.seed(0)
     errors, sample_errors = [], []
     for n in (25, 100, 400):
         x = torch.randn(reps, n, d, generator=g, dtype=F64) @ chol.T
         mask = torch.ones(reps, n, dtype=torch.bool)
-        lam = bickel_levina_cv(x, mask, g)
+        lam = bickel_levina_cv(x, mask, streams)
         _, s, _ = mean_and_covariance(x, mask)
         t = hard_threshold(s, lam)
         errors.append(torch.linalg.matrix_norm(t - sigma, ord=2).mean().item())
@@ -87,7 +90,7 @@ def test_estimate_prior_noise_converges_cov_recovers_and_stays_psd():
     noise_errors, cov_errors = [], []
     for units, n in ((20, 20), (80, 80), (320, 200)):
         gram, moment, sq, counts, _ = _regression_stats(g, units, n, d, cov, noise_std=0.7)
-        est = estimate_prior(gram, moment, sq, counts, generator=g)
+        est = estimate_prior(gram, moment, sq, counts)
         assert est.cov_ready.all() and est.noise_ready.all()
         noise_errors.append((est.noise_var - 0.49).abs().max().item())
         cov_errors.append(torch.linalg.matrix_norm(est.cov - cov, ord=2).mean().item())

@@ -1,0 +1,144 @@
+"""Per-seed determinism: a seed's row does not depend on the chunk of seeds it runs in.
+
+Every zoo agent (one short setting per family) runs the same seeds with chunk sizes 1, 2, 7 and 50
+through the runner's public ``plan`` + ``run_cell``; each seed's ``final_regret`` and whole curve must
+be bit-identical across chunkings (CPU, float64).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hbgym.agents import AGENTS, GIDS, NPMTS
+from hbgym.agents.random import ReplicateStreams
+from hbgym.leaderboards.runner import plan, run_cell
+from hbgym.leaderboards.suites import EVAL_SEED_BASE, Setting, Suite
+
+_COCO_SMALL = {"num_particles": 8, "num_components": 6, "mu_grid_size": 4, "context_grid_size": 3}
+
+
+def small_npmts(env: Any, num_envs: int = 1, seed: int | None = None) -> NPMTS:
+    """NPM-TS with tiny hyper-parameters (for a fast test)."""
+    return NPMTS.from_env(env, num_envs=num_envs, seed=seed, **_COCO_SMALL)
+
+
+def small_gids(env: Any, num_envs: int = 1, seed: int | None = None) -> GIDS:
+    """GIDS with tiny hyper-parameters (for a fast test)."""
+    return GIDS.from_env(env, num_envs=num_envs, seed=seed, **_COCO_SMALL)
+
+
+small_npmts.batched = True  # type: ignore[attr-defined]
+small_gids.batched = True  # type: ignore[attr-defined]
+
+_PC_KWARGS = {"scenario": "mixture", "num_batches": 2, "batch_size": 2, "steps_per_user": 2}
+_PC = Setting("PartialContext-v0", _PC_KWARGS, None, ("PC",), oracle="optimal")
+_SETTINGS = (
+    Setting("HierGaussian-v0", {"num_tasks": 5, "num_actions": 4}, 2, ("HG",)),
+    Setting("MixedEffect-v0", {"num_actions": 5}, 4, ("ME",)),
+    Setting("MixedEffectLogistic-v0", {"num_actions": 5}, 4, ("MEL",), oracle="optimal"),
+    Setting("MultiBandit-v0", {"num_tasks": 2, "num_actions": 3, "dim": 2}, 4, ("MB",), oracle="optimal"),
+    _PC,
+)
+_ONLINE = tuple(name for name, cls in AGENTS.items()
+                if not hasattr(cls, "fit") and name not in ("NPM-TS", "GIDS"))  # CoCo: small factories
+_COCO = ("tests.test_determinism:small_npmts", "tests.test_determinism:small_gids")
+_NUM_SEEDS = 7
+
+
+def _rows(chunk: int, num_seeds: int) -> dict[tuple[str, str, int], dict[str, Any]]:
+    cells = []
+    for settings, agents in ((_SETTINGS, _ONLINE), ((_PC,), _COCO)):
+        suite = Suite(name="determinism", version=1, kind="online", num_seeds=num_seeds, chunk=chunk,
+                      log_points=4, settings=settings)
+        cells += plan(suite, agents, with_references=False)[0]
+    out = {}
+    for cell in cells:
+        for row in run_cell(cell, catch=False)["rows"]:
+            out[row["agent"], row["setting"], row["seed"]] = row
+    return out
+
+
+@pytest.fixture(scope="module")
+def by_chunk() -> dict[int, dict[tuple[str, str, int], dict[str, Any]]]:
+    out = {chunk: _rows(chunk, _NUM_SEEDS) for chunk in (1, 2, 7)}
+    fifty = _rows(50, 50)
+    out[50] = {k: v for k, v in fifty.items() if k[2] < EVAL_SEED_BASE + _NUM_SEEDS}
+    return out
+
+
+def test_every_online_zoo_agent_is_covered(by_chunk):
+    agents = {agent for agent, _, _ in by_chunk[1]}
+    missing = set(_ONLINE) - agents
+    assert not missing, f"no determinism setting applies to {sorted(missing)}"
+    assert len(agents - set(_ONLINE)) == 2, agents - set(_ONLINE)  # the two CoCo factories
+
+
+@pytest.mark.parametrize("chunk", [2, 7, 50])
+def test_seed_rows_do_not_depend_on_the_chunk(by_chunk, chunk):
+    alone, chunked = by_chunk[1], by_chunk[chunk]
+    assert alone.keys() == chunked.keys()
+    differ = []
+    for key, row in alone.items():
+        other = chunked[key]
+        assert row["status"] == other["status"] == "ok", (key, row.get("error"), other.get("error"))
+        if row["final_regret"] != other["final_regret"] or row["cum_regret"] != other["cum_regret"]:
+            differ.append((key, row["final_regret"], other["final_regret"]))
+    assert not differ, f"chunk {chunk} changes these seeds' rows: {differ[:5]}"
+
+
+def test_agent_randomness_varies_with_the_seed(by_chunk):
+    """A random agent's regret is not the same for every seed (the streams are really seeded)."""
+    finals = {row["final_regret"] for (agent, _, _), row in by_chunk[1].items() if agent == "Uniform"}
+    assert len(finals) > 1
+
+
+# --------------------------------------------------------------------------- the streams themselves
+
+
+def test_streams_match_the_env_hash_and_do_not_depend_on_batch():
+    from hbgym import rng
+
+    streams = ReplicateStreams(3)
+    streams.seed(40)
+    u = streams.uniform((6,))
+    # replicate 2 is seed 42: the same SplitMix64 words as hbgym.rng, computed independently in NumPy
+    key = rng.hash_words(np.uint64(42), 77)
+    np.testing.assert_array_equal(u[2].numpy(), rng.uniform(key, np.arange(6)))
+    z = streams.normal((4,))
+    np.testing.assert_allclose(z[2].numpy(), rng.normal(key, np.arange(6, 10)), rtol=0, atol=1e-15)
+    alone = ReplicateStreams(1)
+    alone.seed(42)
+    alone.uniform((6,))
+    assert torch.equal(alone.normal((4,))[0], z[2])
+
+
+def test_rows_draw_advances_only_those_counters():
+    a, b = ReplicateStreams(3), ReplicateStreams(3)
+    a.seed(5)
+    b.seed(5)
+    a.uniform((2,), rows=torch.tensor([1]))
+    assert a.counters.tolist() == [0, 2, 0]
+    assert torch.equal(a.uniform((1,))[0], b.uniform((1,))[0])
+
+
+def test_categorical_and_randint_distributions():
+    streams = ReplicateStreams(1)
+    streams.seed(0)
+    probs = torch.tensor([[0.0, 2.0, 1.0, 1.0]], dtype=torch.float64)  # unnormalised, one impossible
+    draws = streams.categorical(probs, 40_000)[0]
+    freq = torch.bincount(draws, minlength=4).double() / draws.numel()
+    np.testing.assert_allclose(freq.numpy(), [0.0, 0.5, 0.25, 0.25], atol=0.01)
+    ints = streams.randint(3, (30_000,))[0]
+    assert ints.min() == 0 and ints.max() == 2
+    np.testing.assert_allclose(torch.bincount(ints).double().numpy() / 30_000, [1 / 3] * 3, atol=0.01)
+    normals = streams.normal((50_000,), torch.float32)[0]
+    assert normals.dtype == torch.float32
+    assert abs(float(normals.mean())) < 0.02 and abs(float(normals.std()) - 1) < 0.02
+
+
+def test_bad_seed_is_rejected():
+    with pytest.raises(ValueError, match="seed"):
+        ReplicateStreams(2).seed(-1)
