@@ -15,7 +15,7 @@ import torch
 from hbgym.agents import AGENTS, GIDS, NPMTS
 from hbgym.agents.random import ReplicateStreams
 from hbgym.leaderboards.runner import plan, run_cell
-from hbgym.leaderboards.suites import EVAL_SEED_BASE, Setting, Suite
+from hbgym.leaderboards.suites import EVAL_SEED_BASE, SB3_BASELINES, Setting, Suite
 
 _COCO_SMALL = {"num_particles": 8, "num_components": 6, "mu_grid_size": 4, "context_grid_size": 3}
 
@@ -45,12 +45,14 @@ _SETTINGS = (
 _ONLINE = tuple(name for name, cls in AGENTS.items()
                 if not hasattr(cls, "fit") and name not in ("NPM-TS", "GIDS"))  # CoCo: small factories
 _COCO = ("tests.test_determinism:small_npmts", "tests.test_determinism:small_gids")
+#: the packaged SB3 baselines' training setting, shortened (they act with a deterministic predict)
+_RL = Setting("HierGaussianMAB-v0", {"schedule": "sequential", "num_tasks": 2}, 5, ("RL",))
 _NUM_SEEDS = 7
 
 
 def _rows(chunk: int, num_seeds: int) -> dict[tuple[str, str, int], dict[str, Any]]:
     cells = []
-    for settings, agents in ((_SETTINGS, _ONLINE), ((_PC,), _COCO)):
+    for settings, agents in ((_SETTINGS, _ONLINE), ((_PC,), _COCO), ((_RL,), SB3_BASELINES)):
         suite = Suite(name="determinism", version=1, kind="online", num_seeds=num_seeds, chunk=chunk,
                       log_points=4, settings=settings)
         cells += plan(suite, agents, with_references=False)[0]
@@ -73,7 +75,7 @@ def test_every_online_zoo_agent_is_covered(by_chunk):
     agents = {agent for agent, _, _ in by_chunk[1]}
     missing = set(_ONLINE) - agents
     assert not missing, f"no determinism setting applies to {sorted(missing)}"
-    assert len(agents - set(_ONLINE)) == 2, agents - set(_ONLINE)  # the two CoCo factories
+    assert len(agents - set(_ONLINE)) == 2 + len(SB3_BASELINES), agents - set(_ONLINE)  # CoCo, SB3
 
 
 @pytest.mark.parametrize("chunk", [2, 7, 50])
@@ -142,3 +144,24 @@ def test_categorical_and_randint_distributions():
 def test_bad_seed_is_rejected():
     with pytest.raises(ValueError, match="seed"):
         ReplicateStreams(2).seed(-1)
+
+
+def test_batched_float64_linear_algebra_is_batch_size_independent():
+    """The batched ops the posteriors use give each member the bits it gets alone (CPU float64)."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(50, 6, 6, generator=g, dtype=torch.float64)
+    spd = a @ a.transpose(-1, -2) + 6 * torch.eye(6, dtype=torch.float64)
+    rhs = torch.randn(50, 6, 3, generator=g, dtype=torch.float64)
+
+    def ops(m: torch.Tensor, r: torch.Tensor) -> list[torch.Tensor]:
+        chol = torch.linalg.cholesky(m)
+        return [chol, torch.cholesky_solve(r, chol), torch.linalg.solve_triangular(chol, r, upper=False),
+                m @ r, (m @ r[..., :1])[..., 0], m.sum(-1), torch.logsumexp(r, -1), torch.softmax(r, -1)]
+
+    full = ops(spd, rhs)
+    for b in (0, 1, 17, 49):
+        for size in (1, 2, 7):
+            lo = max(0, min(b, 50 - size))
+            part = ops(spd[lo:lo + size], rhs[lo:lo + size])
+            for whole, piece in zip(full, part, strict=True):
+                assert torch.equal(whole[b], piece[b - lo])
