@@ -19,6 +19,7 @@ from hbgym.leaderboards.scoring import iqm, iqm_ci, score_rows
 from hbgym.leaderboards.store import ResultStore, TamperedResultsError
 from hbgym.leaderboards.suites import SUITES, Setting, Suite
 
+_HG = {"num_tasks": 2, "num_actions": 3, "tasks_per_round": 2}
 SMALL = Suite(
     name="guards",
     version=1,
@@ -26,8 +27,7 @@ SMALL = Suite(
     num_seeds=2,
     chunk=2,
     log_points=3,
-    settings=(Setting("HierGaussian-v0", {"num_tasks": 2, "num_actions": 3, "tasks_per_round": 2}, 3, ("HG",)),
-              ),
+    settings=(Setting("HierGaussian-v0", _HG, 3, ("HG",)),),
 )
 
 
