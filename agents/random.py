@@ -155,7 +155,11 @@ class ReplicateStreams:
         per_row = tuple(lead[1:]) + ((num_samples,) if num_samples is not None else ())
         u = self.uniform(per_row, probs.dtype, self._rows(rows))
         cdf = torch.cumsum(probs, dim=-1)
-        target = u.reshape(*lead, -1) * cdf[..., -1:]
+        total = cdf[..., -1:]
+        if not bool(((total > 0) & torch.isfinite(total)).all()) or bool((probs < 0).any()):
+            raise ValueError("categorical probs must be finite, non-negative and not all zero in a row; "
+                             f"got row sums in [{float(total.min())}, {float(total.max())}]")
+        target = u.reshape(*lead, -1) * total
         out = torch.searchsorted(cdf.contiguous(), target.contiguous(), right=True)
         out = out.clamp_(max=probs.shape[-1] - 1)
         return out if num_samples is not None else out[..., 0]

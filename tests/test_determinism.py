@@ -141,9 +141,13 @@ def test_categorical_and_randint_distributions():
     assert abs(float(normals.mean())) < 0.02 and abs(float(normals.std()) - 1) < 0.02
 
 
-def test_bad_seed_is_rejected():
+def test_bad_seed_and_bad_probabilities_are_rejected():
     with pytest.raises(ValueError, match="seed"):
         ReplicateStreams(2).seed(-1)
+    streams = ReplicateStreams(2)
+    for bad in ([[1.0, 0.0], [0.0, 0.0]], [[1.0, float("nan")], [1.0, 1.0]], [[1.0, -0.5], [1.0, 1.0]]):
+        with pytest.raises(ValueError, match="probs"):
+            streams.categorical(torch.tensor(bad, dtype=torch.float64))
 
 
 def test_batched_float64_linear_algebra_is_batch_size_independent():
