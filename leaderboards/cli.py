@@ -222,7 +222,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("zoo agents:")
     for name, cls in zoo().items():
         flags = [
-            f for f, on in (("oracle", getattr(cls, "oracle", False)), ("offline", hasattr(cls, "fit"))) if on
+            f for f in ("oracle", "offline") if getattr(cls, f, False)
         ]
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         print(f"    {name:16s} {'(' + ', '.join(flags) + ')' if flags else '':20s} {doc[:90]}")

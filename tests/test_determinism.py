@@ -43,7 +43,7 @@ _SETTINGS = (
     _PC,
 )
 _ONLINE = tuple(name for name, cls in AGENTS.items()
-                if not hasattr(cls, "fit") and name not in ("NPM-TS", "GIDS"))  # CoCo: small factories
+                if not getattr(cls, "offline", False) and name not in ("NPM-TS", "GIDS"))  # CoCo: below
 _COCO = ("tests.test_determinism:small_npmts", "tests.test_determinism:small_gids")
 #: the packaged SB3 baselines' training setting, shortened (they act with a deterministic predict)
 _RL = Setting("HierGaussianMAB-v0", {"schedule": "sequential", "num_tasks": 2}, 5, ("RL",))

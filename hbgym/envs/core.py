@@ -22,9 +22,31 @@ from gymnasium.vector.utils import batch_space
 from hbgym import rng
 from hbgym.models import BanditModel, take_slot
 
-__all__ = ["BanditSimulator", "EpisodeBatch", "MultiTaskBanditEnv", "MultiTaskBanditVectorEnv"]
+__all__ = [
+    "BanditSimulator",
+    "EpisodeBatch",
+    "MultiTaskBanditEnv",
+    "MultiTaskBanditVectorEnv",
+    "bernoulli_rewards",
+    "gaussian_rewards",
+]
 
 INFO_KEYS = ("rewards", "expected_rewards", "optimal_actions", "regret")
+
+
+def gaussian_rewards(
+    keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray, noise_std: float
+) -> np.ndarray:
+    """``means + noise_std * eps`` with eps the common random number of (key, t, slot, action)."""
+    slots = np.arange(actions.shape[1])[None, :]
+    return means + noise_std * rng.normal(keys[:, None], rng.STREAM_NOISE, t, slots, actions)
+
+
+def bernoulli_rewards(keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """Bernoulli(``means``) rewards from the common uniform of (key, t, slot, action)."""
+    slots = np.arange(actions.shape[1])[None, :]
+    u = rng.uniform(keys[:, None], rng.STREAM_NOISE, t, slots, actions)
+    return (u < means).astype(np.float64)
 
 
 class BanditSimulator(ABC):

@@ -8,7 +8,7 @@ import numpy as np
 from gymnasium import spaces
 
 from hbgym import rng
-from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv
+from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv, gaussian_rewards
 from hbgym.models import (
     HierGaussianInstance,
     HierGaussianModel,
@@ -19,21 +19,6 @@ from hbgym.models import (
 from hbgym.schedules import TaskSchedule
 
 ACTION_SETS = ("fixed", "resampled", "one_hot")
-
-
-def gaussian_rewards(
-    keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray, noise_std: float
-) -> np.ndarray:
-    """``means + noise_std * eps`` with eps the common random number of (key, t, slot, action)."""
-    slots = np.arange(actions.shape[1])[None, :]
-    return means + noise_std * rng.normal(keys[:, None], rng.STREAM_NOISE, t, slots, actions)
-
-
-def bernoulli_rewards(keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray) -> np.ndarray:
-    """Bernoulli(``means``) rewards from the common uniform of (key, t, slot, action)."""
-    slots = np.arange(actions.shape[1])[None, :]
-    u = rng.uniform(keys[:, None], rng.STREAM_NOISE, t, slots, actions)
-    return (u < means).astype(np.float64)
 
 
 class HierGaussianSimulator(BanditSimulator):

@@ -8,8 +8,13 @@ import numpy as np
 from gymnasium import spaces
 
 from hbgym import rng
-from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv
-from hbgym.envs.hier_gaussian import bernoulli_rewards, gaussian_rewards
+from hbgym.envs.core import (
+    BanditSimulator,
+    MultiTaskBanditEnv,
+    MultiTaskBanditVectorEnv,
+    bernoulli_rewards,
+    gaussian_rewards,
+)
 from hbgym.models import (
     MixedEffectInstance,
     MixedEffectModel,

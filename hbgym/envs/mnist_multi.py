@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,9 +12,9 @@ from gymnasium import spaces
 
 from hbgym import rng
 from hbgym.datasets.factorization import single_threaded_blas
-from hbgym.envs.core import MultiTaskBanditEnv, MultiTaskBanditVectorEnv
-from hbgym.envs.hier_gaussian import HierGaussianSimulator, bernoulli_rewards, make_hier_gaussian_model
-from hbgym.models import HierGaussianInstance, HierGaussianModel, check_positive
+from hbgym.envs.core import MultiTaskBanditEnv, MultiTaskBanditVectorEnv, bernoulli_rewards
+from hbgym.envs.hier_gaussian import HierGaussianSimulator, make_hier_gaussian_model
+from hbgym.models import HierGaussianModel, MNISTInstance, check_positive
 
 _DIGIT, _POOLS = 201, 202  # stream words of this family (above 100, see hbgym.rng)
 PRIOR_VERSION = 1
@@ -82,22 +81,6 @@ def digit_task_priors(
         means.append(theta.mean(axis=0))
         covs.append(cov)
     return np.array(means), np.array(covs)
-
-
-@dataclass(frozen=True, eq=False)
-class MNISTInstance(HierGaussianInstance):
-    """Truth of one MNISTMulti episode.
-
-    Attributes:
-        hyper_param: ``(d,)`` mu* of the positive digit (estimated on the training split).
-        task_params: ``(m, d)`` theta_s: the linear probe of each task's image pool.
-        action_features: ``(0, d)`` (images are resampled every round).
-        pools: ``(m, P)`` indices (into the test split) of each task's images.
-        digit: the positive class (scalar).
-    """
-
-    pools: np.ndarray
-    digit: np.ndarray
 
 
 class MNISTMultiSimulator(HierGaussianSimulator):

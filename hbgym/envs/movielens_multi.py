@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ from gymnasium import spaces
 from hbgym import rng
 from hbgym.envs.core import MultiTaskBanditEnv, MultiTaskBanditVectorEnv
 from hbgym.envs.hier_gaussian import HierGaussianSimulator, make_hier_gaussian_model
-from hbgym.models import HierGaussianInstance, HierGaussianModel, check_positive
+from hbgym.models import HierGaussianModel, MovieLensInstance, check_positive
 
 #: stream words of this family (above 100, see hbgym.rng)
 _USERS = 101
@@ -29,20 +28,6 @@ def regularized_cov(cov: np.ndarray, ridge: float) -> np.ndarray:
     """``cov + ridge * (tr(cov) / d) I``: a positive-definite version of an empirical covariance."""
     d = cov.shape[0]
     return cov + ridge * np.trace(cov) / d * np.eye(d)
-
-
-@dataclass(frozen=True, eq=False)
-class MovieLensInstance(HierGaussianInstance):
-    """Truth of one MovieLensMulti episode.
-
-    Attributes:
-        hyper_param: ``(d,)`` mu*, the centre of the largest user cluster (the same every episode).
-        task_params: ``(m, d)`` the ALS factors U_i of the sampled users.
-        action_features: ``(0, d)`` (movies are resampled every round).
-        user_ids: ``(m,)`` row indices (into the factorisation) of the sampled users.
-    """
-
-    user_ids: np.ndarray
 
 
 class MovieLensMultiSimulator(HierGaussianSimulator):
