@@ -37,7 +37,7 @@ def test_movielens_multi_construction_follows_hieropo():
     fitted user factors (not against the construction code's own mixture parameters)."""
     env = gym.make("MovieLensMulti-v0", dataset="synthetic", num_tasks=8, horizon=10).unwrapped
     model = env.model
-    ratings = synthetic.synthetic_ratings()
+    ratings = movielens.synthetic_ratings()
     fit = synthetic_fit()
     mixture, rows = fit.mixture("users", 7)
     labels = mixture.labels
