@@ -169,3 +169,16 @@ def test_batched_float64_linear_algebra_is_batch_size_independent():
             part = ops(spd[lo:lo + size], rhs[lo:lo + size])
             for whole, piece in zip(full, part, strict=True):
                 assert torch.equal(whole[b], piece[b - lo])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_elementwise_functions_of_the_agents_do_not_depend_on_position(dtype):
+    """Each element's bits are the same whether computed alone or inside a longer tensor (CPU kernels
+    round their vectorised body and scalar tail differently for some functions, e.g. torch.sigmoid)."""
+    from hbgym.agents.posteriors.laplace import sigmoid
+
+    x = torch.randn(203, generator=torch.Generator().manual_seed(1), dtype=dtype) * 3
+    for f in (sigmoid, torch.exp, torch.cos, lambda v: torch.log(v.abs()), lambda v: torch.sqrt(v.abs()),
+              torch.special.log_ndtr, lambda v: torch.expm1(-v.abs())):
+        full = f(x)
+        assert all(torch.equal(full[i], f(x[i:i + 1])[0]) for i in range(len(x)))
