@@ -6,6 +6,7 @@ Every agent follows the protocol in :mod:`hbgym.agents.base` and is built from a
 
 from __future__ import annotations
 
+from hbgym.agents import _requires  # noqa: F401  (first: a clear ImportError without torch)
 from hbgym.agents.base import Agent, TorchAgent, UniformAgent
 from hbgym.agents.coco import GIDS, NPMTS
 from hbgym.agents.coco_baselines import MTTS, IndTS, OraclePriorTS

@@ -123,19 +123,28 @@ def take_slot(instance: Any, index: int) -> Any:
 
 @dataclass(frozen=True, eq=False)
 class BanditModel:
-    """What every multi-task bandit env publishes.
+    """What every multi-task bandit env publishes (the same names in every family).
 
     Attributes:
         num_tasks: m, number of tasks (units that own a parameter; 1 for single-task families).
         num_actions: K, actions per slot per round.
         tasks_per_round: L, slots per round (length of ``obs["task"]``).
-        num_rounds: rounds per episode (steps until ``terminated``).
+        num_rounds: rounds per episode = ``env.step`` calls until ``terminated``.
+        dim: d, the length of one parameter vector (a task's theta; an arm's beta in MultiBandit,
+            whose ``"features"`` are ``K * d`` long).
+        horizon: n, interactions per task (expected, under random arrival), not rounds: an
+            episode has ``num_rounds = num_tasks * horizon / tasks_per_round`` rounds, e.g.
+            ``HierGaussian-v0`` with ``horizon=5`` (m=10, L=5) runs 10 rounds.
+        noise_std: sigma, the reward noise standard deviation (``(K,)`` per arm in MultiBandit).
     """
 
     num_tasks: int
     num_actions: int
     tasks_per_round: int
     num_rounds: int
+    dim: int
+    horizon: int
+    noise_std: float | np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,11 +153,10 @@ class HierGaussianModel(BanditModel):
 
     mu* ~ N(hyper_mean, hyper_cov); theta_s | mu* ~ N(mu*, task_cov); Y ~ N(x^T theta_s, noise_std^2).
 
+    ``dim`` is ``K`` for one-hot action sets; for Bernoulli-reward data envs ``noise_std`` is the
+    sigma Gaussian agents should assume, as the papers do.
+
     Attributes:
-        dim: d, feature dimension (``K`` for one-hot action sets).
-        horizon: n, interactions per task.
-        noise_std: sigma, the reward noise (for Bernoulli-reward data envs: the sigma Gaussian
-            agents should assume, as the papers do).
         hyper_mean: ``(d,)`` mu_q.
         hyper_cov: ``(d, d)`` Sigma_q.
         task_cov: ``(d, d)`` Sigma_0.
@@ -158,9 +166,6 @@ class HierGaussianModel(BanditModel):
         source: provenance of a data-built model (dataset name and checksum), else None.
     """
 
-    dim: int
-    horizon: int
-    noise_std: float
     hyper_mean: np.ndarray
     hyper_cov: np.ndarray
     task_cov: np.ndarray
@@ -192,25 +197,24 @@ class MixedEffectModel(BanditModel):
     psi_l ~ N(effect_mean_l, effect_cov_l) for l < num_effects; theta_i | psi ~ N(sum_l b_il psi_l,
     action_cov); Y_t ~ N(X_{t,A}^T theta_A, noise_std^2) or Bernoulli(sigmoid(X_{t,A}^T theta_A)).
 
+    One task (``num_tasks = 1``): the actions are the units, so ``horizon = num_rounds``;
+    ``noise_std`` is used by the linear reward only.
+
     Attributes:
-        dim: d.
         num_effects: L_e, number of effects (not to be confused with slots per round, which is 1).
         effect_mean: ``(L_e, d)``.
         effect_cov: ``(L_e, d, d)``.
         mixing_weights: ``(K, L_e)`` b_i, known to agents.
         action_cov: ``(d, d)`` Sigma_{0,i}, shared by all actions.
-        noise_std: sigma (linear reward).
         reward: ``"linear"`` or ``"logistic"``.
         source: provenance of a data-built model, else None.
     """
 
-    dim: int
     num_effects: int
     effect_mean: np.ndarray
     effect_cov: np.ndarray
     mixing_weights: np.ndarray
     action_cov: np.ndarray
-    noise_std: float
     reward: str
     source: dict | None = field(default=None)
 
@@ -269,16 +273,16 @@ class MultiBanditModel(BanditModel):
     ``delta_{s,k} ~ N(0, task_cov_k)`` (``heterogeneity="gaussian"``) or a sparse deviation
     (``"sparse"``); ``Y = x^T beta_{s,k} + eps``, ``eps ~ N(0, noise_std_k^2)``.
 
+    ``dim`` is the context dimension; ``horizon`` the expected interactions per instance under
+    balanced arrival (``num_rounds = M * n``, the paper's T); ``noise_std`` is ``(K,)``: sigma_k,
+    per-arm reward noise (heteroscedastic across arms).
+
     Attributes:
-        dim: d, context dimension.
-        horizon: n, expected interactions per instance under balanced arrival; the episode has
-            ``num_rounds = M * n`` rounds (the paper's T).
         hyper_mean: ``(K, d)`` prior mean of the shared arm parameters beta_k.
         hyper_cov: ``(K, d, d)`` prior covariance of beta_k.
         task_cov: ``(K, d, d)`` Sigma_k, the covariance of the instance deviations delta_{s,k}. For
             ``heterogeneity="sparse"`` it is the implied (second-moment) covariance
             ``sparsity / d * sparse_std^2 * I``; the deviations are then not Gaussian.
-        noise_std: ``(K,)`` sigma_k, per-arm reward noise (heteroscedastic across arms).
         arrival_probs: ``(M,)`` probabilities p_s that the arriving individual belongs to instance s.
         arrival: ``"balanced"``, ``"data_poor"`` or ``"custom"`` (explicit probabilities).
         context: ``"mixture"`` or ``"uniform"``.
@@ -291,12 +295,9 @@ class MultiBanditModel(BanditModel):
         schedule: the ``arrival`` :class:`~hbgym.schedules.TaskSchedule` (L = 1).
     """
 
-    dim: int
-    horizon: int
     hyper_mean: np.ndarray
     hyper_cov: np.ndarray
     task_cov: np.ndarray
-    noise_std: np.ndarray
     arrival_probs: np.ndarray
     arrival: str
     context: str
@@ -371,32 +372,40 @@ class MTTSPrior:
 class PartialContextModel(BanditModel):
     """Public model of PartialContext-v0 (what agents may know).
 
+    Tasks are users: ``horizon`` is ``steps_per_user`` (interactions per user), ``dim`` is 2, the
+    length of ``phi(x, a) = [rho_a x, 1]``, and ``noise_std`` the reward noise. ``sigma`` and
+    ``feature_dim`` are read-only aliases of ``noise_std`` and ``dim`` (kept for the CoCo agents).
+
     Attributes:
-        horizon: rounds per episode, ``num_batches * steps_per_user`` (= ``num_rounds``).
         batch_size: users recruited together; they act concurrently (= ``tasks_per_round``).
         num_batches: recruitment rounds; ``num_tasks = num_batches * batch_size``.
         steps_per_user: rounds each user acts before leaving.
         context_dim: 1, the observed context ``x_obs``.
-        feature_dim: 2, the dimension of ``phi(x, a) = [rho_a x, 1]``.
         arm_slopes: ``(K,)`` rho.
-        sigma: reward noise standard deviation.
         scenario: one of :data:`hbgym.envs.partial_context.SCENARIOS`.
         mtts_prior: the :class:`MTTSPrior` MTTS is given in every scenario (it is the true model
             only for ``"lmm"``).
         theta_per_user: lmm scenarios: each user draws its own theta (else one per episode).
     """
 
-    horizon: int
     batch_size: int
     num_batches: int
     steps_per_user: int
     context_dim: int
-    feature_dim: int
     arm_slopes: np.ndarray
-    sigma: float
     scenario: str
     mtts_prior: MTTSPrior = field(repr=False)
     theta_per_user: bool = False
+
+    @property
+    def sigma(self) -> float:
+        """Read-only alias of ``noise_std``."""
+        return self.noise_std
+
+    @property
+    def feature_dim(self) -> int:
+        """Read-only alias of ``dim``."""
+        return self.dim
 
     def users_in_round(self, t: int) -> np.ndarray:
         """User ids ``(L,)`` acting in round ``t``: batch ``t // steps_per_user``, in slot order."""

@@ -9,6 +9,7 @@ from gymnasium import spaces
 
 from hbgym import rng
 from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv, gaussian_rewards
+from hbgym.envs.limits import F64, check_episode_memory, size_or_none
 from hbgym.models import (
     MultiBanditInstance,
     MultiBanditModel,
@@ -218,6 +219,10 @@ class MultiBanditEnv(MultiTaskBanditEnv):
 
     Invalid values raise ``ValueError`` naming the parameter (non-PSD covariance, ``sigma <= 0``,
     unknown arrival / context / heterogeneity, bad probabilities, ``sparsity`` outside ``[1, d]``).
+    * ``render_mode``: None (default), ``"rgb_array"`` or ``"ansi"`` (see :mod:`hbgym.envs.render`);
+      ``max_memory_gib``: limit on the estimated memory of one episode (default
+      ``$HBGYM_MAX_MEMORY_GIB`` or 4 GiB), above which construction raises ``ValueError`` with the
+      estimate (see :mod:`hbgym.envs.limits`).
 
     ## Public model and truth
     ``env.unwrapped.model`` is a :class:`MultiBanditModel`: everything above, including the true
@@ -269,7 +274,19 @@ class MultiBanditEnv(MultiTaskBanditEnv):
         sigma: Any = 0.5,
         features: bool = False,
         render_mode: str | None = None,
+        max_memory_gib: float | None = None,
     ) -> None:
+        m, k, d = (size_or_none(v) or 1 for v in (num_tasks, num_actions, dim))
+        self.episode_bytes = check_episode_memory(
+            f"MultiBandit (num_tasks={num_tasks}, num_actions={num_actions}, dim={dim})",
+            {
+                "covariances": 4 * k * d * d * F64,
+                "instance": 3 * m * k * d * F64,
+                "arrival": 2 * m * F64,
+                "round": (2 * k * k * d if features else 2 * k * d) * F64,
+            },
+            max_memory_gib,
+        )
         model = make_multi_bandit_model(
             num_tasks=num_tasks,
             num_actions=num_actions,

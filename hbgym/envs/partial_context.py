@@ -10,6 +10,7 @@ from gymnasium import spaces
 
 from hbgym import rng
 from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv, gaussian_rewards
+from hbgym.envs.limits import F64, check_episode_memory, size_or_none
 from hbgym.models import (
     ARM_SLOPES,
     DELTA_STD,
@@ -231,6 +232,10 @@ class PartialContextEnv(MultiTaskBanditEnv):
     * ``theta_per_user`` (False): lmm scenarios only, see above.
 
     Invalid values raise ``ValueError`` naming the parameter and what is allowed.
+    * ``render_mode``: None (default), ``"rgb_array"`` or ``"ansi"`` (see :mod:`hbgym.envs.render`);
+      ``max_memory_gib``: limit on the estimated memory of one episode (default
+      ``$HBGYM_MAX_MEMORY_GIB`` or 4 GiB), above which construction raises ``ValueError`` with the
+      estimate (see :mod:`hbgym.envs.limits`).
 
     ## Public model and truth
     ``env.unwrapped.model`` is a :class:`PartialContextModel` (sizes, schedule, ``arm_slopes``,
@@ -266,7 +271,16 @@ class PartialContextEnv(MultiTaskBanditEnv):
         sigma: float = 0.1,
         theta_per_user: bool = False,
         render_mode: str | None = None,
+        max_memory_gib: float | None = None,
     ) -> None:
+        defaults = DEFAULT_SCHEDULES.get(scenario, (1, 1, 1)) if isinstance(scenario, str) else (1, 1, 1)
+        nb, bs = size_or_none(num_batches) or defaults[0], size_or_none(batch_size) or defaults[1]
+        # per user: observed and latent contexts, components, uniforms (~12 arrays), K means and gaps
+        self.episode_bytes = check_episode_memory(
+            f"PartialContext (num_batches={num_batches}, batch_size={batch_size})",
+            {"users": nb * bs * (12 + 3 * NUM_ACTIONS) * F64, "round": 4 * bs * NUM_ACTIONS * 2 * F64},
+            max_memory_gib,
+        )
         model = make_partial_context_model(
             scenario=scenario,
             num_batches=num_batches,
@@ -325,14 +339,14 @@ def make_partial_context_model(
         num_actions=K,
         tasks_per_round=bs,
         num_rounds=nb * spu,
-        horizon=nb * spu,
+        dim=2,
+        horizon=spu,
+        noise_std=float(sigma),
         batch_size=bs,
         num_batches=nb,
         steps_per_user=spu,
         context_dim=1,
-        feature_dim=2,
         arm_slopes=ARM_SLOPES.copy(),
-        sigma=float(sigma),
         scenario=scenario,
         mtts_prior=prior,
         theta_per_user=bool(theta_per_user),

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
+import shutil
+import tempfile
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -13,19 +17,89 @@ import numpy as np
 
 from hbgym.offline.dataset import SCHEMA_VERSION, LoggedDataset
 
-__all__ = ["from_minari", "to_minari"]
+__all__ = ["check_dataset_id", "from_minari", "slot_space", "to_minari"]
+
+#: Minari dataset ids: ``(namespace/)name-vN`` (the version is required here)
+DATASET_ID = re.compile(r"(?:[-_\w][-_\w/]*[-_\w]+/)?[-_\w]+?-v\d+")
+
+
+def check_dataset_id(dataset_id: Any) -> str:
+    """Return ``dataset_id`` if it has Minari's form ``(namespace/)name-vN``, else raise ValueError."""
+    if not isinstance(dataset_id, str) or not DATASET_ID.fullmatch(dataset_id):
+        raise ValueError(
+            f"Minari dataset id {dataset_id!r} is malformed: it must look like 'namespace/name-v0' "
+            "((namespace/)name-vN: letters, digits, '-', '_', a version suffix -vN)"
+        )
+    return dataset_id
+
+
+def slot_space(space: gym.Space) -> gym.Space:
+    """The space of one slot of an env observation entry: its leading ``L`` axis cut to 1.
+
+    ``Box`` low/high ``(L, ...)`` -> ``(1, ...)`` (slot 0's bounds; every slot has the same bounds in
+    hbgym envs); ``MultiDiscrete([n] * L)`` -> ``MultiDiscrete([n])``.
+    """
+    if isinstance(space, gym.spaces.Box):
+        return gym.spaces.Box(space.low[:1], space.high[:1], dtype=space.dtype)
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return gym.spaces.MultiDiscrete(space.nvec[:1])
+    raise ValueError(f"no one-slot form of {space}: only Box and MultiDiscrete entries are logged")
 
 
 def _sample_spaces(dataset: LoggedDataset) -> tuple[gym.spaces.Dict, gym.spaces.MultiDiscrete]:
-    """Observation / action spaces of one logged sample, in the env's format with L = 1."""
+    """Observation / action spaces of one logged sample, in the env's format with L = 1.
+
+    When the dataset names a registered env, these are the env's spaces with every leading ``L``
+    axis cut to one slot (:func:`slot_space`), so ``dataset.observation_space[key]`` is exactly
+    ``slot_space(env.observation_space[key])``; otherwise unbounded boxes of the logged shapes.
+    """
+    env_space = _env_observation_space(dataset)
     obs_spaces: dict[str, gym.Space] = {
         "task": gym.spaces.MultiDiscrete(np.array([dataset.num_tasks], dtype=np.int64))
     }
     for key, value in dataset.observations.items():
         dtype = value.dtype if value.dtype.kind == "f" else np.float64
         obs_spaces[key] = gym.spaces.Box(-np.inf, np.inf, shape=(1, *value.shape[1:]), dtype=dtype)
+    if env_space is not None:
+        from_env = {key: slot_space(env_space[key]) for key in obs_spaces if key in env_space.spaces}
+        if all(from_env.get(key) is not None and from_env[key].shape == obs_spaces[key].shape
+               and from_env[key].dtype == obs_spaces[key].dtype for key in obs_spaces):
+            obs_spaces = from_env
     action_space = gym.spaces.MultiDiscrete(np.array([dataset.num_actions], dtype=np.int64))
     return gym.spaces.Dict(obs_spaces), action_space
+
+
+def _env_observation_space(dataset: LoggedDataset) -> gym.spaces.Dict | None:
+    """The observation space of the env the dataset was logged from, or None if unknown."""
+    if dataset.env_id is None or dataset.env_kwargs is None or dataset.env_id not in gym.registry:
+        return None
+    env = gym.make(dataset.env_id, **dataset.env_kwargs)
+    try:
+        return env.observation_space
+    finally:
+        env.close()
+
+
+def _replace_safely(path: os.PathLike, create: Any) -> Any:
+    """Run ``create()`` (which writes ``path``) with an existing ``path`` moved aside; restore it if
+    ``create`` fails, delete it once ``create`` succeeds. A failed first write leaves no directory."""
+    aside = None
+    if os.path.exists(path):
+        # a hidden sibling: minari.list_local_datasets skips hidden directories
+        holder = tempfile.mkdtemp(prefix=".hbgym-replaced-", dir=os.path.dirname(path))
+        aside = os.path.join(holder, "dataset")
+        os.rename(path, aside)
+    try:
+        result = create()
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        if aside is not None:
+            os.rename(aside, path)
+            shutil.rmtree(os.path.dirname(aside), ignore_errors=True)
+        raise
+    if aside is not None:
+        shutil.rmtree(os.path.dirname(aside), ignore_errors=True)
+    return result
 
 
 def to_minari(
@@ -34,6 +108,7 @@ def to_minari(
     *,
     author: str | None = None,
     description: str | None = None,
+    overwrite: bool = False,
 ) -> Any:
     """Export logged datasets to a local Minari dataset (``pip install "hbgym[offline]"``).
 
@@ -46,14 +121,28 @@ def to_minari(
     fingerprint, sizes, schema version) is stored in the dataset metadata under ``"hbgym_offline"``.
     The data lands under ``MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``).
 
+    ``dataset_id`` must have the form ``(namespace/)name-vN`` (checked before anything is written).
+    An existing id raises ``ValueError`` unless ``overwrite=True``, which replaces it (the old
+    dataset is restored if the export fails).
+
+    Spaces: a Minari step is one logged *slot*, so ``observation_space[key]`` has a leading axis of
+    1 where the env's has ``L`` (``tasks_per_round``): it equals
+    ``slot_space(env.observation_space[key])``, and slot ``j`` of an env observation maps to a
+    step observation as ``{key: obs[key][j : j + 1]}``. ``dataset.recover_environment()`` returns
+    the logging env itself (``L`` slots per step), whose spaces therefore differ when ``L > 1``.
+
     Returns:
         the ``minari.MinariDataset``.
     """
+    check_dataset_id(dataset_id)
     try:
         import minari
         from minari.data_collector import EpisodeBuffer
+        from minari.storage import get_dataset_path
     except ImportError as err:  # pragma: no cover - exercised only without the extra
         raise ImportError('Minari export needs the offline extra: pip install "hbgym[offline]"') from err
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
     if isinstance(datasets, LoggedDataset):
         datasets = [datasets]
     datasets = list(datasets)
@@ -110,23 +199,33 @@ def to_minari(
         }
         for d in datasets
     ]
-    with warnings.catch_warnings():  # Minari nags about author / permalink / eval_env fields
-        warnings.simplefilter("ignore", UserWarning)
-        dataset = minari.create_dataset_from_buffers(
-            dataset_id=dataset_id,
-            buffer=buffers,
-            env=env_spec,
-            observation_space=obs_space,
-            action_space=action_space,
-            algorithm_name=first.metadata.get("logging_policy", "unknown"),
-            author=author,
-            description=description
-            or "Logged multi-task bandit feedback exported by hbgym.offline (one episode per instance).",
+    path = get_dataset_path(dataset_id)
+    if os.path.exists(path) and not overwrite:
+        raise ValueError(
+            f"a Minari dataset with id {dataset_id!r} already exists at {path}; pass overwrite=True "
+            "to replace it, or choose another name or version"
         )
-    dataset.storage.update_metadata(
-        {"hbgym_offline": json.dumps({"schema_version": SCHEMA_VERSION, "episodes": metadata})}
-    )
-    return dataset
+
+    def create() -> Any:
+        with warnings.catch_warnings():  # Minari nags about author / permalink / eval_env fields
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = minari.create_dataset_from_buffers(
+                dataset_id=dataset_id,
+                buffer=buffers,
+                env=env_spec,
+                observation_space=obs_space,
+                action_space=action_space,
+                algorithm_name=first.metadata.get("logging_policy", "unknown"),
+                author=author,
+                description=description
+                or "Logged multi-task bandit feedback exported by hbgym.offline (one episode per instance).",
+            )
+        dataset.storage.update_metadata(
+            {"hbgym_offline": json.dumps({"schema_version": SCHEMA_VERSION, "episodes": metadata})}
+        )
+        return dataset
+
+    return _replace_safely(path, create)
 
 
 def from_minari(dataset: Any) -> list[LoggedDataset]:
