@@ -47,12 +47,17 @@ _ONLINE = tuple(name for name, cls in AGENTS.items()
 _COCO = ("tests.test_determinism:small_npmts", "tests.test_determinism:small_gids")
 #: the packaged SB3 baselines' training setting, shortened (they act with a deterministic predict)
 _RL = Setting("HierGaussianMAB-v0", {"schedule": "sequential", "num_tasks": 2}, 5, ("RL",))
+#: long enough for the empirical-Bayes refits with cross-validated thresholds (random splits)
+_EB_CV = Setting("MultiBandit-v0", {"num_tasks": 6, "num_actions": 2, "dim": 2}, 15, ("EB",),
+                 oracle="optimal")
 _NUM_SEEDS = 7
 
 
 def _rows(chunk: int, num_seeds: int) -> dict[tuple[str, str, int], dict[str, Any]]:
     cells = []
-    for settings, agents in ((_SETTINGS, _ONLINE), ((_PC,), _COCO), ((_RL,), SB3_BASELINES)):
+    groups = ((_SETTINGS, _ONLINE), ((_PC,), _COCO), ((_RL,), SB3_BASELINES),
+              ((_EB_CV,), ("EbmTS", "EbmUCB")))
+    for settings, agents in groups:
         suite = Suite(name="determinism", version=1, kind="online", num_seeds=num_seeds, chunk=chunk,
                       log_points=4, settings=settings)
         cells += plan(suite, agents, with_references=False)[0]
@@ -206,3 +211,24 @@ def test_sampled_sb3_actions_do_not_depend_on_the_chunk(algo):
     np.testing.assert_array_equal(chunk[3], alone[0])
     if algo != "DQN":  # a sampled policy differs from seed to seed (DQN explores rarely)
         assert len({tuple(row) for row in chunk}) > 1
+
+
+def test_cross_validation_splits_are_per_replicate():
+    """Bickel-Levina CV (random splits) gives replicate b the threshold it gets alone with seed s + b,
+    and the threshold depends on the splits (a different seed changes it)."""
+    from hbgym.agents.posteriors.empirical_bayes import bickel_levina_cv
+
+    B = 6
+    mix = torch.tensor([[1.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    x = torch.randn(B, 12, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) @ mix
+    mask = torch.ones(B, 12, dtype=torch.bool)
+
+    def lam(samples: torch.Tensor, m: torch.Tensor, seed: int) -> torch.Tensor:
+        streams = ReplicateStreams(len(samples))
+        streams.seed(seed)
+        return bickel_levina_cv(samples, m, streams, num_splits=3, num_grid=50)
+
+    batched = lam(x, mask, 10)
+    for b in range(B):
+        assert torch.equal(lam(x[b:b + 1], mask[b:b + 1], 10 + b)[0], batched[b])
+    assert not torch.equal(lam(x, mask, 99), batched)
