@@ -97,21 +97,22 @@ def test_score_rows_uses_stored_references():
     ]
     table = score_rows(rows, settings)
     assert table.references == {"a": {"uniform": 10.0, "oracle": 2.0}, "b": {"uniform": 10.0, "oracle": 0.0}}
-    np.testing.assert_allclose(table.scores["X"], [[0.5, 0.5], [1.0, np.nan]])
-    assert table.failures["X"] == ["b seed 1: boom"]
-    np.testing.assert_allclose(table.columns("X", "G"), [[0.5], [np.nan]])
+    np.testing.assert_allclose(table.scores["X"], [[0.5, 0.5], [1.0, 0.0]])  # failed: scores 0 (uniform)
+    assert table.failures["X"] == ["b seed 1: boom"] and table.failed_cells["X"] == 1
+    np.testing.assert_allclose(table.columns("X", "G"), [[0.5], [0.0]])
 
 
 def test_log_steps_and_action_checks():
     steps = log_steps(100, 10)
     assert steps[0] == 1 and steps[-1] == 100 and np.all(np.diff(steps) > 0)
-    assert check_actions(np.array([[1.0, 2.0]]), (1, 2), 3).dtype == np.int64
+    assert check_actions(np.array([[1, 2]], dtype=np.int32), (1, 2), 3).dtype == np.int64
     for bad, match in [
         (np.array([[0, 3]]), "out of range"),
         (np.array([[np.nan, 1.0]]), "NaN"),
         (np.array([0, 1, 2]), "shape"),
         (np.array([["a", "b"]]), "dtype"),
-        (np.array([[0.5, 1.0]]), "integral"),
+        (np.array([[0.5, 1.0]]), "dtype float64"),
+        (np.array([[1.0, 2.0]]), "dtype float64"),  # integral floats: rejected exactly as the env does
     ]:
         with pytest.raises(ValueError, match=match):
             check_actions(bad, (1, 2), 3)
@@ -393,6 +394,16 @@ def test_report_lists_incomplete_cells(tmp_path):
     execute(cells[:-1], store, progress=False)  # the last chunk never ran (killed run)
     text, _ = build_report(tmp_path, plots=False)
     assert "## Incomplete" in text and f"{cells[-1].agent_name} on {cells[-1].setting_key}: 2/4 seeds" in text
+
+
+def test_cli_report_warns_on_an_incomplete_directory(tmp_path, capsys):
+    cells, _ = plan(TINY, [])
+    store = ResultStore(tmp_path)
+    store.open(TINY)
+    execute(cells[:1], store, progress=False)
+    assert cli.main(["report", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "is incomplete" in err
 
 
 def test_sb3_baseline_through_the_runner(tmp_path):
