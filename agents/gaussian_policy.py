@@ -32,6 +32,7 @@ __all__ = [
     "UnitLayout",
     "TaskUnits",
     "ActionUnits",
+    "MixedEffectUnits",
     "GaussianPolicy",
     "hierarchy_for",
     "register_hierarchy",
@@ -59,9 +60,14 @@ class UnitLayout:
         return obs["features"]
 
     def mixing(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """``A_u`` ``(B, L, d, D)`` of the acting units when it is revealed by the observation (units
-        met over time, e.g. MTTS users with design ``Phi_u``); None when the prior fixes it."""
+        """``A_u`` ``(B, n, d, D)`` of units :meth:`mixing_units` when it is revealed by the observation
+        (units met over time, e.g. MTTS users with design ``Phi_u``; per-episode meTS weights);
+        None when the prior fixes it."""
         return None
+
+    def mixing_units(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Unit ids ``(B, n)`` whose ``A_u`` :meth:`mixing` returns (default: the acting task of each slot)."""
+        return self.unit_ids(obs)[..., 0]
 
 
 class TaskUnits(UnitLayout):
@@ -83,6 +89,26 @@ class ActionUnits(UnitLayout):
         task = obs["task"]
         ids = torch.arange(self.num_actions, device=task.device)
         return ids.expand(*task.shape, self.num_actions)
+
+
+class MixedEffectUnits(ActionUnits):
+    """Action units whose mixing matrices ``A_i = b_i^T (x) I_d`` come from the observation's
+    ``"mixing"`` key ``(B, 1, K, L_e)`` (MixedEffect-v0 reveals each episode's weights there)."""
+
+    def __init__(self, num_actions: int, dim: int) -> None:
+        super().__init__(num_actions)
+        self.dim = dim
+
+    def mixing(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        weights = obs.get("mixing")
+        if weights is None:  # e.g. MovieLensEffects-v0: the model fixes the weights
+            return None
+        eye = torch.eye(self.dim, dtype=weights.dtype, device=weights.device)
+        a = torch.einsum("bkl,ij->bkilj", weights[:, 0], eye)  # (B, K, d, L_e, d)
+        return a.reshape(*a.shape[:3], -1)
+
+    def mixing_units(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.unit_ids(obs)[:, 0]
 
 
 # --------------------------------------------------------------------------- hierarchies
@@ -181,34 +207,55 @@ def _hier_gaussian(model: HierGaussianModel, **options: Any) -> GaussianHierarch
 
 
 @register_hierarchy(MixedEffectModel)
-def _mixed_effect(model: MixedEffectModel, collapsed: bool = False) -> GaussianHierarchy:
-    """meTS: units are actions, psi = stacked effects, ``A_i = b_i^T (x) I_d``.
+def _mixed_effect(model: MixedEffectModel, collapsed: str | None = None) -> GaussianHierarchy:
+    """meTS (poster, "Closed-form posteriors"): units are actions, psi = stacked effects,
+    ``A_i = b_i^T (x) I_d``. Per-episode weights (``model.mixing_weights is None``) are read from
+    each observation (``online_mixing``; zeros until the first observation).
 
-    ``collapsed=True`` gives the single-effect hierarchy of the meTS paper's HierTS baseline: one
-    shared effect with ``A_i = I``, prior mean ``mean_i sum_l b_il mu_l`` and covariance
-    ``mean_i sum_l b_il^2 S_l`` (so the average marginal prior variance is kept, but every pair of
-    actions is assumed equally correlated). Logistic models are handled as linear-Gaussian with the
-    Bernoulli variance bound 1/4 as noise (the papers' "meTS-Lin").
+    ``collapsed`` gives the single-effect hierarchy of the meTS paper's HierTS baseline (``A_i = I``):
+
+    * ``"paper"`` - as the meTS authors built it: ``psi ~ N(mean_l mu_l, (1/L_e^2) sum_l S_l)`` and
+      ``theta_i | psi ~ N(psi, S_0)``; it ignores the mixing weights;
+    * ``"weighted"`` - our earlier prior: mean ``mean_i sum_l b_il mu_l`` and covariance
+      ``mean_i sum_l b_il^2 S_l`` (keeps the average marginal prior variance; needs fixed weights).
+
+    Logistic models are handled as linear-Gaussian with the Bernoulli variance bound 1/4 as noise
+    (the papers' "meTS-Lin").
     """
     d, weights = model.dim, model.mixing_weights
     noise_var = model.noise_std**2 if model.reward == "linear" else 0.25
-    if collapsed:
+    online = False
+    if collapsed == "paper":
+        hyper_mean = model.effect_mean.mean(0)
+        hyper_cov = model.effect_cov.sum(0) / model.num_effects**2
+        mixing = None
+
+        def truth(instance: Any) -> np.ndarray:
+            return np.asarray(instance.effects).mean(-2)
+    elif collapsed == "weighted":
+        if weights is None:
+            raise ValueError('collapsed="weighted" needs mixing weights fixed in the model (mixing_seed=...); '
+                             'this env draws them per episode: use collapsed="paper"')
         hyper_mean = (weights @ model.effect_mean).mean(0)
         hyper_cov = np.einsum("kl,lij->ij", weights**2, model.effect_cov) / model.num_actions
         mixing = None
 
         def truth(instance: Any) -> np.ndarray:
             return (weights @ instance.effects).mean(-2)
-    else:
+    elif collapsed is None:
         hyper_mean = model.effect_mean.reshape(-1)
         hyper_cov = np.zeros((model.num_effects * d,) * 2)
         for l, cov in enumerate(model.effect_cov):
             hyper_cov[l * d : (l + 1) * d, l * d : (l + 1) * d] = cov
-        mixing = np.einsum("kl,ij->kilj", weights, np.eye(d)).reshape(model.num_actions, d, -1)
+        online = weights is None
+        b = np.zeros((model.num_actions, model.num_effects)) if online else weights
+        mixing = np.einsum("kl,ij->kilj", b, np.eye(d)).reshape(model.num_actions, d, -1)
 
         def truth(instance: Any) -> np.ndarray:
             effects = np.asarray(instance.effects)
             return effects.reshape(*effects.shape[:-2], -1)
+    else:
+        raise ValueError(f'collapsed={collapsed!r} is unknown; allowed: None, "paper", "weighted"')
 
     return GaussianHierarchy(
         num_units=model.num_actions,
@@ -217,8 +264,9 @@ def _mixed_effect(model: MixedEffectModel, collapsed: bool = False) -> GaussianH
         unit_cov=model.action_cov,
         mixing=mixing,
         noise_var=noise_var,
-        layout=ActionUnits(model.num_actions),
+        layout=MixedEffectUnits(model.num_actions, d),
         truth=truth,
+        online_mixing=online,
     )
 
 
@@ -274,13 +322,23 @@ class GaussianPolicy(TorchAgent):
     def _reset_state(self) -> None:
         self.posterior.reset()
         self.round = 0
+        self._synced: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _sync_mixing(self, obs: dict[str, torch.Tensor]) -> None:
         """Give the posterior the ``A_u`` the observation reveals (see :meth:`UnitLayout.mixing`);
-        priors without mixing (e.g. the ridge prior of LinTS) ignore it."""
+        priors without mixing (e.g. the ridge prior of LinTS) ignore it. Skipped when the units and
+        their ``A_u`` equal the last ones given (per-episode weights repeat every round)."""
+        if getattr(self.posterior, "mixing", None) is None:
+            return
         mixing = self.layout.mixing(obs)
-        if mixing is not None and getattr(self.posterior, "mixing", None) is not None:
-            self.posterior.set_mixing(self.layout.unit_ids(obs)[..., 0], mixing)
+        if mixing is None:
+            return
+        ids = self.layout.mixing_units(obs)
+        last = self._synced
+        if last is not None and torch.equal(last[0], ids) and torch.equal(last[1], mixing):
+            return
+        self.posterior.set_mixing(ids, mixing)
+        self._synced = (ids, mixing)
 
     def _act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         self._sync_mixing(obs)
