@@ -154,11 +154,26 @@ class GaussianHierarchy:
         return unit_cov + self.mixing @ self.hyper_cov @ self.mixing.transpose(0, 2, 1)
 
     def flattened(self) -> GaussianHierarchy:
-        """The same marginal prior per unit with the hierarchy removed (the papers' "TS" baseline)."""
-        if self.online_mixing:
-            raise ValueError("this hierarchy's mixing matrices A_u are revealed online; it has no fixed "
-                             "marginal prior per unit to flatten")
-        return replace(self, unit_cov=self.marginal_unit_cov(), diagonal=False)
+        """The same marginal prior per unit with the hierarchy removed (the papers' "TS" baseline).
+
+        With ``online_mixing`` the marginal covariance ``S0_u + A_u S_psi A_u^T`` is only known once
+        ``A_u`` is revealed: the flat hierarchy keeps ``online_mixing`` and ``unit_cov`` is a
+        placeholder that :meth:`marginal_unit_cov_given` replaces (zero prior mean required).
+        """
+        if not self.online_mixing:
+            return replace(self, unit_cov=self.marginal_unit_cov(), diagonal=False)
+        if np.any(self.hyper_mean != 0):
+            raise ValueError("a flat prior with mixing matrices revealed online needs a zero hyper mean "
+                             f"(the per-unit prior means A_u mu would differ), got {self.hyper_mean}")
+        d = self.unit_cov.shape[-1]
+        return replace(self, hyper_mean=np.zeros(d), hyper_cov=np.eye(d), mixing=None, diagonal=False)
+
+    def marginal_unit_cov_given(self, mixing: torch.Tensor) -> torch.Tensor:
+        """``S0_u + A_u S_psi A_u^T`` ``(B, n, d, d)`` for revealed ``A_u`` ``mixing`` ``(B, n, d, D)``."""
+        like = {"dtype": mixing.dtype, "device": mixing.device}
+        unit_cov = torch.as_tensor(self.unit_cov, **like)
+        hyper_cov = torch.as_tensor(self.hyper_cov, **like)
+        return unit_cov + mixing @ hyper_cov @ mixing.transpose(-1, -2)
 
 
 _BUILDERS: dict[type, Callable[..., GaussianHierarchy]] = {}
@@ -324,11 +339,15 @@ class GaussianPolicy(TorchAgent):
         self.round = 0
         self._synced: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    def _uses_mixing(self) -> bool:
+        """Whether revealed ``A_u`` matter to this agent's posterior (not to e.g. LinTS's ridge prior)."""
+        return getattr(self.posterior, "mixing", None) is not None
+
     def _sync_mixing(self, obs: dict[str, torch.Tensor]) -> None:
-        """Give the posterior the ``A_u`` the observation reveals (see :meth:`UnitLayout.mixing`);
-        priors without mixing (e.g. the ridge prior of LinTS) ignore it. Skipped when the units and
-        their ``A_u`` equal the last ones given (per-episode weights repeat every round)."""
-        if getattr(self.posterior, "mixing", None) is None:
+        """Give the posterior the ``A_u`` the observation reveals (see :meth:`UnitLayout.mixing`).
+        Skipped when the units and their ``A_u`` equal the last ones given (per-episode weights
+        repeat every round)."""
+        if not self._uses_mixing():
             return
         mixing = self.layout.mixing(obs)
         if mixing is None:
@@ -337,8 +356,12 @@ class GaussianPolicy(TorchAgent):
         last = self._synced
         if last is not None and torch.equal(last[0], ids) and torch.equal(last[1], mixing):
             return
-        self.posterior.set_mixing(ids, mixing)
+        self._set_mixing(ids, mixing)
         self._synced = (ids, mixing)
+
+    def _set_mixing(self, ids: torch.Tensor, mixing: torch.Tensor) -> None:
+        """Apply revealed ``A_u`` ``(B, n, d, D)`` of units ``ids`` ``(B, n)``."""
+        self.posterior.set_mixing(ids, mixing)
 
     def _act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         self._sync_mixing(obs)

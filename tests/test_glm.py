@@ -95,7 +95,9 @@ def test_mets_glm_posterior_is_the_hierarchy_with_laplace_statistics():
     h = agent.hierarchy
     from hbgym.agents.posteriors.gaussian import HierarchicalGaussian
 
-    fresh = HierarchicalGaussian(2, 6, h.hyper_mean, h.hyper_cov, h.unit_cov, mixing=h.mixing)
+    weights = obs["mixing"][:, 0]  # (B, K, L_e): this episode's public weights
+    mixing = np.einsum("bkl,ij->bkilj", weights, np.eye(2)).reshape(2, 6, 2, -1)
+    fresh = HierarchicalGaussian(2, 6, h.hyper_mean, h.hyper_cov, h.unit_cov, mixing=mixing)
     fresh.set_statistics(ids, gram, moment)
     for a, b in zip(agent.posterior.hyper_posterior(), fresh.hyper_posterior()):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-9)
