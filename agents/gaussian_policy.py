@@ -129,6 +129,8 @@ class GaussianHierarchy:
         diagonal: True when the K-armed fast path applies (one-hot features, diagonal covariances).
         online_mixing: True when ``A_u`` is revealed by observations (``layout.mixing``) and
             ``mixing`` is only a placeholder until then.
+        marginal_online: True for a flat prior (:meth:`flattened`) whose per-unit covariance
+            ``S0_u + A_u S_psi A_u^T`` is set once ``A_u`` is revealed.
     """
 
     num_units: int
@@ -141,6 +143,7 @@ class GaussianHierarchy:
     truth: Callable[[Any], np.ndarray]
     diagonal: bool = False
     online_mixing: bool = False
+    marginal_online: bool = False
 
     @property
     def hyper_dim(self) -> int:
@@ -166,7 +169,8 @@ class GaussianHierarchy:
             raise ValueError("a flat prior with mixing matrices revealed online needs a zero hyper mean "
                              f"(the per-unit prior means A_u mu would differ), got {self.hyper_mean}")
         d = self.unit_cov.shape[-1]
-        return replace(self, hyper_mean=np.zeros(d), hyper_cov=np.eye(d), mixing=None, diagonal=False)
+        return replace(self, hyper_mean=np.zeros(d), hyper_cov=np.eye(d), mixing=None, diagonal=False,
+                       marginal_online=True)
 
     def marginal_unit_cov_given(self, mixing: torch.Tensor) -> torch.Tensor:
         """``S0_u + A_u S_psi A_u^T`` ``(B, n, d, d)`` for revealed ``A_u`` ``mixing`` ``(B, n, d, D)``."""
@@ -341,7 +345,7 @@ class GaussianPolicy(TorchAgent):
 
     def _uses_mixing(self) -> bool:
         """Whether revealed ``A_u`` matter to this agent's posterior (not to e.g. LinTS's ridge prior)."""
-        return getattr(self.posterior, "mixing", None) is not None
+        return getattr(self.posterior, "mixing", None) is not None or self._prior().marginal_online
 
     def _sync_mixing(self, obs: dict[str, torch.Tensor]) -> None:
         """Give the posterior the ``A_u`` the observation reveals (see :meth:`UnitLayout.mixing`).
@@ -360,8 +364,18 @@ class GaussianPolicy(TorchAgent):
         self._synced = (ids, mixing)
 
     def _set_mixing(self, ids: torch.Tensor, mixing: torch.Tensor) -> None:
-        """Apply revealed ``A_u`` ``(B, n, d, D)`` of units ``ids`` ``(B, n)``."""
-        self.posterior.set_mixing(ids, mixing)
+        """Apply revealed ``A_u`` ``(B, n, d, D)`` of units ``ids`` ``(B, n)``: to the hierarchy, or
+        (flat priors, ``marginal_online``) as every unit's marginal prior ``N(0, S0 + A_u S_psi A_u^T)``."""
+        if getattr(self.posterior, "mixing", None) is not None:
+            self.posterior.set_mixing(ids, mixing)
+            return
+        num_units = self.hierarchy.num_units
+        if ids.shape[1] != num_units:
+            raise ValueError(f"{type(self).__name__} needs the mixing matrices of all {num_units} units at "
+                             f"once, got {ids.shape[1]}")
+        order = torch.argsort(ids, dim=1)
+        rows = torch.arange(ids.shape[0], device=ids.device)[:, None]
+        self.posterior.set_prior(unit_cov=self.hierarchy.marginal_unit_cov_given(mixing[rows, order]))
 
     def _act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         self._sync_mixing(obs)

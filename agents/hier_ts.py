@@ -93,19 +93,6 @@ class FlatTS(GaussianPolicy):
         hyper_mean = self._prior().hyper_mean
         self._hyper = torch.as_tensor(hyper_mean, device=self.device, dtype=self.dtype).expand(self.num_envs, -1)
 
-    def _uses_mixing(self) -> bool:
-        return self.hierarchy.online_mixing
-
-    def _set_mixing(self, ids: torch.Tensor, mixing: torch.Tensor) -> None:
-        """Per-episode ``A_u`` (MixedEffect-v0): the flat prior of every unit becomes its marginal
-        ``N(0, S0 + A_u S_psi A_u^T)``."""
-        if ids.shape[1] != self.hierarchy.num_units:
-            raise ValueError(f"{self.name} needs the mixing matrices of all {self.hierarchy.num_units} units at "
-                             f"once, got {ids.shape[1]}")
-        order = torch.argsort(ids, dim=1)
-        rows = torch.arange(self.num_envs, device=ids.device)[:, None]
-        self.posterior.set_prior(unit_cov=self.hierarchy.marginal_unit_cov_given(mixing[rows, order]))
-
     def _scores(self, ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         return self._thompson(ids, features, self._hyper)
 
