@@ -94,6 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
         "ray.init(address=...) or Dask client is used, else a local one is started)",
     )
     run.add_argument("--no-report", action="store_true", help="only run; do not write the report")
+    run.add_argument("--only", action="append", metavar="TAG",
+                     help="run only the settings with this tag (repeatable; the suite and its hash are "
+                     "unchanged, so a later run without --only completes the rest)")
+
+    rp = sub.add_parser(
+        "reproduce",
+        help="the seed papers' reported orderings beside ours (paper suites)",
+        description="Check every paper claim of hbgym.leaderboards.reproduce.CLAIMS against the results "
+        "in DIR... (paired seeds, 95%% CIs) and write REPRODUCE.md.",
+    )
+    rp.add_argument("dirs", nargs="+", metavar="DIR", help="results directories of `run --suite paper[-offline]`")
+    rp.add_argument("--out", default=None, metavar="OUT", help="where to write REPRODUCE.md (default: first DIR)")
 
     rep = sub.add_parser(
         "report",
@@ -169,6 +181,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = ResultStore(out)
     store.open(suite)
     cells, skipped = plan(suite, specs, device=args.device, log=None)
+    if args.only:
+        unknown = sorted(set(args.only) - {t for s in suite.settings for t in s.tags})
+        if unknown:
+            raise ValueError(f"--only {unknown}: no setting of suite {suite.name} has that tag")
+        keep = {s.key for s in suite.settings if set(s.tags) & set(args.only)}
+        cells = [c for c in cells if c.setting_key in keep]
     _report_skipped(skipped, verbose=args.verbose and not args.quiet)
     done = store.completed()
     _print(
@@ -197,6 +215,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     _, ranks = build_report(args.dir, args.out, expected_hash=expected)
     print(console_table(ranks))
     print(f"\n{Path(args.out or args.dir) / 'LEADERBOARD.md'} written")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from hbgym.leaderboards.reproduce import write_report
+
+    path, verdicts = write_report(args.dirs, args.out)
+    counts = {s: sum(v.status == s for v in verdicts) for s in ("held", "not held", "not run")}
+    print(f"{path} written: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 0
 
 
@@ -233,7 +260,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"run": cmd_run, "report": cmd_report, "submit": cmd_submit, "list": cmd_list}
+    handlers = {"run": cmd_run, "report": cmd_report, "submit": cmd_submit, "list": cmd_list,
+                "reproduce": cmd_reproduce}
     if args.command == "train-rl":
         from hbgym.leaderboards.rl import train_from_args
 
