@@ -66,7 +66,7 @@ class UnitLayout:
         return None
 
     def mixing_units(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Unit ids ``(B, n)`` whose ``A_u`` :meth:`mixing` returns (default: the acting task of each slot)."""
+        """Unit ids ``(B, n)`` whose ``A_u`` :meth:`mixing` returns (default: each slot's acting task)."""
         return self.unit_ids(obs)[..., 0]
 
 
@@ -253,8 +253,8 @@ def _mixed_effect(model: MixedEffectModel, collapsed: str | None = None) -> Gaus
             return np.asarray(instance.effects).mean(-2)
     elif collapsed == "weighted":
         if weights is None:
-            raise ValueError('collapsed="weighted" needs mixing weights fixed in the model (mixing_seed=...); '
-                             'this env draws them per episode: use collapsed="paper"')
+            raise ValueError('collapsed="weighted" needs mixing weights fixed in the model '
+                             '(mixing_seed=...); this env draws them per episode: use collapsed="paper"')
         hyper_mean = (weights @ model.effect_mean).mean(0)
         hyper_cov = np.einsum("kl,lij->ij", weights**2, model.effect_cov) / model.num_actions
         mixing = None

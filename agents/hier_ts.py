@@ -91,7 +91,8 @@ class FlatTS(GaussianPolicy):
     def _reset_state(self) -> None:
         super()._reset_state()
         hyper_mean = self._prior().hyper_mean
-        self._hyper = torch.as_tensor(hyper_mean, device=self.device, dtype=self.dtype).expand(self.num_envs, -1)
+        hyper = torch.as_tensor(hyper_mean, device=self.device, dtype=self.dtype)
+        self._hyper = hyper.expand(self.num_envs, -1)
 
     def _scores(self, ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         return self._thompson(ids, features, self._hyper)

@@ -104,8 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check every paper claim of hbgym.leaderboards.reproduce.CLAIMS against the results "
         "in DIR... (paired seeds, 95%% CIs) and write REPRODUCE.md.",
     )
-    rp.add_argument("dirs", nargs="+", metavar="DIR", help="results directories of `run --suite paper[-offline]`")
-    rp.add_argument("--out", default=None, metavar="OUT", help="where to write REPRODUCE.md (default: first DIR)")
+    rp.add_argument("dirs", nargs="+", metavar="DIR",
+                    help="results directories of `run --suite paper[-offline]`")
+    rp.add_argument("--out", default=None, metavar="OUT",
+                    help="where to write REPRODUCE.md (default: first DIR)")
 
     rep = sub.add_parser(
         "report",

@@ -90,9 +90,16 @@ def _mets_linear() -> list[Claim]:
     tag, src = "mets-fig1-linear", "meTS poster Fig. 1 (linear); order of the authors' code"
     values = {"meTS": 933, "meTS-Fa": 898, "HierTS": 2540, "LinUCB": 3033, "LinTS": 1417}
     note = "authors' code on this machine, 2 runs, realised regret (issue 17)"
-    pairs = [("meTS", "meTS-Fa", "~"), ("meTS-Fa", "LinTS", "<"), ("meTS", "LinTS", "<"),
-             ("LinTS", "HierTS", "<"), ("HierTS", "LinUCB", "<")]
-    return [Claim("meTS", src, (tag, a), (tag, b), rel, paper_values=values, note=note) for a, b, rel in pairs]
+    pairs = [
+        ("meTS", "meTS-Fa", "~"),
+        ("meTS-Fa", "LinTS", "<"),
+        ("meTS", "LinTS", "<"),
+        ("LinTS", "HierTS", "<"),
+        ("HierTS", "LinUCB", "<"),
+    ]
+    return [
+        Claim("meTS", src, (tag, a), (tag, b), rel, paper_values=values, note=note) for a, b, rel in pairs
+    ]
 
 
 def _mets_logistic() -> list[Claim]:
@@ -104,11 +111,15 @@ def _hierts() -> list[Claim]:
     out = []
     for tag, panel in (("hierts-fig2a", "(a)"), ("hierts-fig2b", "(b)")):
         src = f"HierTS Sec. 7 Fig. 2{panel}: OracleTS <= HierTS < TS"
-        out += [Claim("HierTS", src, (tag, "OracleTS"), (tag, "HierTS")),
-                Claim("HierTS", src, (tag, "HierTS"), (tag, "FlatTS"))]
+        out += [
+            Claim("HierTS", src, (tag, "OracleTS"), (tag, "HierTS")),
+            Claim("HierTS", src, (tag, "HierTS"), (tag, "FlatTS")),
+        ]
     src = "HierTS Fig. 2(c): regret increases with L, sublinearly (Sec. 6.3)"
-    out += [Claim("HierTS", src, ("hierts-fig2c-L1", "HierTS"), ("hierts-fig2c-L10", "HierTS")),
-            Claim("HierTS", src, ("hierts-fig2c-L10", "HierTS"), ("hierts-fig2c-L1", "HierTS"), factor=10.0)]
+    out += [
+        Claim("HierTS", src, ("hierts-fig2c-L1", "HierTS"), ("hierts-fig2c-L10", "HierTS")),
+        Claim("HierTS", src, ("hierts-fig2c-L10", "HierTS"), ("hierts-fig2c-L1", "HierTS"), factor=10.0),
+    ]
     return out
 
 
@@ -116,8 +127,11 @@ def _ebm() -> list[Claim]:
     out = []
     for tag in ("ebm-fig1-balanced", "ebm-fig1-data-poor", "ebm-fig2-sparse"):
         src = "ebm Sec. 7.1 Figs. 1-2: ebmTS/ebmUCB below every baseline (incl. RMBandit on sparse)"
-        out += [Claim("ebm", src, (tag, ours), (tag, base))
-                for ours in ("EbmTS", "EbmUCB") for base in ("DisjointLinTS", "DisjointLinUCB", "RMBandit")]
+        out += [
+            Claim("ebm", src, (tag, ours), (tag, base))
+            for ours in ("EbmTS", "EbmUCB")
+            for base in ("DisjointLinTS", "DisjointLinUCB", "RMBandit")
+        ]
     return out
 
 
@@ -125,9 +139,25 @@ def _coco() -> list[Claim]:
     out = []
     for tag, panel in (("coco-fig2a", "(a)"), ("coco-fig2b", "(b)"), ("coco-fig2d", "(d)")):
         src = f"CoCo Fig. 2{panel} (Sec. 4): the CoCo agents beat MTTS and Ind-TS"
-        out += [Claim("CoCo", src, (tag, ours), (tag, base)) for ours in ("NPM-TS", "GIDS") for base in ("MTTS", "Ind-TS")]
-    out += [Claim("CoCo", "CoCo Fig. 2(a): GIDS outperforms NPM-TS", ("coco-fig2a", "GIDS"), ("coco-fig2a", "NPM-TS")),
-            Claim("CoCo", "CoCo Fig. 2(d): MTTS underperforms Ind-TS", ("coco-fig2d", "Ind-TS"), ("coco-fig2d", "MTTS"))]
+        out += [
+            Claim("CoCo", src, (tag, ours), (tag, base))
+            for ours in ("NPM-TS", "GIDS")
+            for base in ("MTTS", "Ind-TS")
+        ]
+    out += [
+        Claim(
+            "CoCo",
+            "CoCo Fig. 2(a): GIDS outperforms NPM-TS",
+            ("coco-fig2a", "GIDS"),
+            ("coco-fig2a", "NPM-TS"),
+        ),
+        Claim(
+            "CoCo",
+            "CoCo Fig. 2(d): MTTS underperforms Ind-TS",
+            ("coco-fig2d", "Ind-TS"),
+            ("coco-fig2d", "MTTS"),
+        ),
+    ]
     src = "CoCo Fig. 2(c): MTTS converges fastest; the CoCo agents beat Ind-TS"
     out += [Claim("CoCo", src, ("coco-fig2c", "MTTS"), ("coco-fig2c", ours)) for ours in ("NPM-TS", "GIDS")]
     out += [Claim("CoCo", src, ("coco-fig2c", ours), ("coco-fig2c", "Ind-TS")) for ours in ("NPM-TS", "GIDS")]
@@ -140,12 +170,20 @@ def _hieropo() -> list[Claim]:
         for n in (25, 50, 100, 200, 500, 1000, 2000):
             tag = f"hieropo-fig2-sq{sq}-n{n}"
             src = f"HierOPO Sec. 7.1 Fig. 2 (vary n, sigma_q={sq}): OracleOPO <= HierOPO < FlatOPO"
-            out += [Claim("HierOPO", src, (tag, "HierOPO"), (tag, "FlatOPO")),
-                    Claim("HierOPO", src, (tag, "OracleOPO"), (tag, "HierOPO"))]
+            out += [
+                Claim("HierOPO", src, (tag, "HierOPO"), (tag, "FlatOPO")),
+                Claim("HierOPO", src, (tag, "OracleOPO"), (tag, "HierOPO")),
+            ]
     for m in (5, 10, 20, 50, 100):
         tag = f"hieropo-fig2-m{m}"
-        out.append(Claim("HierOPO", "HierOPO Fig. 2 (vary m, n=500): HierOPO < FlatOPO",
-                         (tag, "HierOPO"), (tag, "FlatOPO")))
+        out.append(
+            Claim(
+                "HierOPO",
+                "HierOPO Fig. 2 (vary m, n=500): HierOPO < FlatOPO",
+                (tag, "HierOPO"),
+                (tag, "FlatOPO"),
+            )
+        )
     return out
 
 
@@ -180,8 +218,13 @@ def check(claim: Claim, finals: Mapping[tuple[str, str], Mapping[int, float]]) -
     mean = float(diff.mean())
     half = float(stats.t.ppf(0.975, len(seeds) - 1) * diff.std(ddof=1) / np.sqrt(len(seeds)))
     lo, hi = mean - half, mean + half
-    base = dict(num_seeds=len(seeds), left_mean=float(x.mean()), right_mean=float(y.mean()),
-                diff_mean=mean, diff_ci=(lo, hi))
+    base = dict(
+        num_seeds=len(seeds),
+        left_mean=float(x.mean()),
+        right_mean=float(y.mean()),
+        diff_mean=mean,
+        diff_ci=(lo, hi),
+    )
     ci = f"paired difference {mean:.3g}, 95% CI [{lo:.3g}, {hi:.3g}], {len(seeds)} seeds"
     if claim.relation == "<":
         if hi < 0:
@@ -197,7 +240,9 @@ def check(claim: Claim, finals: Mapping[tuple[str, str], Mapping[int, float]]) -
     return Verdict(claim, "not held", f"differ by {abs(mean) / scale:.0%} of the larger mean ({ci})", **base)
 
 
-def _load(dirs: Sequence[str | os.PathLike]) -> tuple[list[dict[str, Any]], list[str], dict[tuple[str, str], float]]:
+def _load(
+    dirs: Sequence[str | os.PathLike],
+) -> tuple[list[dict[str, Any]], list[str], dict[tuple[str, str], float]]:
     """Rows of every results directory (each verified), one line per directory and the cell wall
     seconds summed per (setting key, agent)."""
     from hbgym.leaderboards.store import ResultStore
@@ -213,8 +258,10 @@ def _load(dirs: Sequence[str | os.PathLike]) -> tuple[list[dict[str, Any]], list
         hosts = sorted({str(rec.get("host", "?")) for rec in records})
         rows += [r for rec in records for r in rec["rows"]]
         total = sum(float(rec["wall_time"]) for rec in records)
-        lines.append(f"`{d}`: suite {suite.name} v{suite.version} ({suite.hash[:12]}), {len(records)} cells, "
-                     f"{suite.num_seeds} seeds, {total:.0f} cell-seconds, hosts {', '.join(hosts)}")
+        lines.append(
+            f"`{d}`: suite {suite.name} v{suite.version} ({suite.hash[:12]}), {len(records)} cells, "
+            f"{suite.num_seeds} seeds, {total:.0f} cell-seconds, hosts {', '.join(hosts)}"
+        )
     return rows, lines, dict(seconds)
 
 
@@ -222,8 +269,9 @@ def _fmt(x: float) -> str:
     return "" if not np.isfinite(x) else f"{x:.4g}"
 
 
-def write_report(dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None,
-                 command: str | None = None) -> tuple[Path, list[Verdict]]:
+def write_report(
+    dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None, command: str | None = None
+) -> tuple[Path, list[Verdict]]:
     """Check :data:`CLAIMS` against the results in ``dirs`` and write ``REPRODUCE.md`` (in ``out``,
     default the first directory). Returns the path and the verdicts."""
     if not dirs:
@@ -251,17 +299,29 @@ def write_report(dirs: Sequence[str | os.PathLike], out: str | os.PathLike | Non
     for v in verdicts:
         by_paper[v.claim.paper].append(v)
     for paper, group in by_paper.items():
-        lines += [f"## {paper}", "", "| claim | source | paper value (left, right) | ours: left | ours: right | "
-                  "verdict | reason |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {paper}",
+            "",
+            "| claim | source | paper value (left, right) | ours: left | ours: right | verdict | reason |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for v in group:
             c = v.claim
-            pv = ", ".join(_fmt(c.paper_values[a]) if a in c.paper_values else "-" for _, a in (c.left, c.right))
+            pv = ", ".join(
+                _fmt(c.paper_values[a]) if a in c.paper_values else "-" for _, a in (c.left, c.right)
+            )
             pv = "" if pv == "-, -" else f"{pv} ({c.note})" if c.note else pv
-            lines.append(f"| {c.text()} | {c.source} | {pv} | {_fmt(v.left_mean)} | {_fmt(v.right_mean)} | "
-                         f"**{v.status}** | {v.reason} |")
+            lines.append(
+                f"| {c.text()} | {c.source} | {pv} | {_fmt(v.left_mean)} | {_fmt(v.right_mean)} | "
+                f"**{v.status}** | {v.reason} |"
+            )
         lines.append("")
-    lines += ["## Cell wall time (seconds, all seeds of a cell batched; for estimating a full run)", "",
-              "| setting | agent | seconds |", "|---|---|---|"]
+    lines += [
+        "## Cell wall time (seconds, all seeds of a cell batched; for estimating a full run)",
+        "",
+        "| setting | agent | seconds |",
+        "|---|---|---|",
+    ]
     lines += [f"| {k} | {a} | {t:.1f} |" for (k, a), t in sorted(seconds.items())]
     lines.append("")
     path = Path(out or dirs[0]) / "REPRODUCE.md"

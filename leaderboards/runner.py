@@ -128,7 +128,8 @@ def plan(
                 todo.append((resolve(setting.oracle), "oracle"))
         for r in resolved:
             if setting.agents and r.name not in setting.agents:
-                skipped.append((r.name, setting.key, "not in this setting's paper comparison (Setting.agents)"))
+                reason = "not in this setting's paper comparison (Setting.agents)"
+                skipped.append((r.name, setting.key, reason))
             elif r.name not in {t.name for t, _ in todo}:
                 todo.append((r, "agent"))
         probe_env, cost = None, 0.0

@@ -322,8 +322,8 @@ QUICK = Suite(
         Setting("MovieLensMulti-v0", {**_ML, "num_tasks": 20}, 20, (_DATA, "movielens")),
         Setting("MNISTMulti-v0", {**_MNIST}, 20, (_DATA, "images")),
         _partial_context({"scenario": "lmm"}, "lmm",
-                         "CoCo App. C.3 (all 50 users at once); the App. C.1 mixture setting does not separate "
-                         "learning from not learning (always-0 scores 0.73)"),
+                         "CoCo App. C.3 (all 50 users at once); the App. C.1 mixture setting does not "
+                         "separate learning from not learning (always-0 scores 0.73)"),
     ),
 )
 
@@ -405,8 +405,8 @@ STANDARD = Suite(
             note="HierTS App. E (MNIST 5K), n cut 400 -> 100 (time: d = 49)",
         ),
         _partial_context({"scenario": "lmm"}, "lmm",
-                         "CoCo App. C.3 correctly specified (all 50 users at once); replaces App. C.1 mixture, "
-                         "where always-0 scores about 0.7 (see the coco / paper suites for C.1)"),
+                         "CoCo App. C.3 correctly specified (all 50 users at once); replaces App. C.1 "
+                         "mixture, where always-0 scores about 0.7 (see the coco / paper suites for C.1)"),
         _partial_context({"scenario": "lmm_mixture"}, "lmm-mixture",
                          "CoCo App. C.3 misspecified (bimodal latent, batches of 5)"),
     ),
@@ -481,8 +481,8 @@ def _paper_settings() -> tuple[Setting, ...]:
         for sq, panel, tag in ((0.5, "(a)", "hierts-fig2a"), (1.0, "(b)", "hierts-fig2b"))
     ]
     hierts += [
-        Setting("HierGaussian-v0", {"tasks_per_round": L}, 200, (_HG, f"hierts-fig2c-L{L}"), agents=("HierTS",),
-                note=f"HierTS Fig. 2(c): concurrent tasks L={L}, sigma_q=1")
+        Setting("HierGaussian-v0", {"tasks_per_round": L}, 200, (_HG, f"hierts-fig2c-L{L}"),
+                agents=("HierTS",), note=f"HierTS Fig. 2(c): concurrent tasks L={L}, sigma_q=1")
         for L in (1, 2, 5, 10)
     ]
     mets = [
@@ -536,14 +536,16 @@ PAPER_OFFLINE = Suite(
     description="HierOPO Sec. 7.1 Fig. 2 at the paper's size: vary n (sigma_q = 0.5, 1) and m, 30 runs",
     settings=(
         *(
-            Setting("HierGaussian-v0", {**_HIEROPO_SYNTHETIC, "sigma_q": sq}, n, (_HG, f"hieropo-fig2-sq{sq}-n{n}"),
-                    oracle="optimal", note=f"HierOPO Fig. 2 vary n: sigma_q={sq}, n={n}, m=10")
+            Setting("HierGaussian-v0", {**_HIEROPO_SYNTHETIC, "sigma_q": sq}, n,
+                    (_HG, f"hieropo-fig2-sq{sq}-n{n}"), oracle="optimal",
+                    note=f"HierOPO Fig. 2 vary n: sigma_q={sq}, n={n}, m=10")
             for sq in (0.5, 1.0)
             for n in (25, 50, 100, 200, 500, 1000, 2000)
         ),
         *(
-            Setting("HierGaussian-v0", {**_HIEROPO_SYNTHETIC, "num_tasks": m}, 500, (_HG, f"hieropo-fig2-m{m}"),
-                    oracle="optimal", note=f"HierOPO Fig. 2 vary m: m={m}, n=500, sigma_q=1")
+            Setting("HierGaussian-v0", {**_HIEROPO_SYNTHETIC, "num_tasks": m}, 500,
+                    (_HG, f"hieropo-fig2-m{m}"), oracle="optimal",
+                    note=f"HierOPO Fig. 2 vary m: m={m}, n=500, sigma_q=1")
             for m in (5, 10, 20, 50, 100)
         ),
     ),

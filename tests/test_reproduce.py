@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from hbgym.leaderboards import reproduce
 from hbgym.leaderboards.reproduce import CLAIMS, Claim, check, final_by_seed
 from hbgym.leaderboards.suites import PAPER, PAPER_OFFLINE, Setting, Suite
@@ -64,8 +63,10 @@ def test_every_claim_names_a_setting_tag_and_agent_of_the_paper_suites():
 
 
 def test_failed_rows_are_ignored():
-    rows = [{"tags": ["F", "t"], "agent": "a", "seed": 1, "final_regret": 3.0, "status": "ok"},
-            {"tags": ["F", "t"], "agent": "a", "seed": 2, "status": "failed"}]
+    rows = [
+        {"tags": ["F", "t"], "agent": "a", "seed": 1, "final_regret": 3.0, "status": "ok"},
+        {"tags": ["F", "t"], "agent": "a", "seed": 2, "status": "failed"},
+    ]
     assert final_by_seed(rows) == {("F", "a"): {1: 3.0}, ("t", "a"): {1: 3.0}}
 
 
@@ -75,9 +76,16 @@ def test_reproduce_end_to_end_on_a_tiny_run(tmp_path, monkeypatch):
     from hbgym.leaderboards.runner import execute, plan
     from hbgym.leaderboards.store import ResultStore
 
-    setting = Setting("HierGaussian-v0", {"sigma_q": 0.5, "num_tasks": 3}, 10, ("HierGaussian", "hierts-fig2a"),
-                      agents=("HierTS", "FlatTS"))
-    suite = Suite("tiny-paper", 1, "online", (setting,), num_seeds=3, chunk=3, agents=("HierTS", "FlatTS", "LinTS"))
+    setting = Setting(
+        "HierGaussian-v0",
+        {"sigma_q": 0.5, "num_tasks": 3},
+        10,
+        ("HierGaussian", "hierts-fig2a"),
+        agents=("HierTS", "FlatTS"),
+    )
+    suite = Suite(
+        "tiny-paper", 1, "online", (setting,), num_seeds=3, chunk=3, agents=("HierTS", "FlatTS", "LinTS")
+    )
     cells, skipped = plan(suite, list(suite.agents))
     assert ("LinTS", setting.key, "not in this setting's paper comparison (Setting.agents)") in skipped
     assert {c.agent_name for c in cells} == {"Uniform", "OracleTS", "HierTS", "FlatTS"}

@@ -10,12 +10,12 @@ import dataclasses
 import gymnasium as gym
 import numpy as np
 import pytest
-
-import hbgym  # noqa: F401
 from hbgym.leaderboards.runner import check_actions
 from hbgym.leaderboards.scoring import normalized_score
 from hbgym.leaderboards.specs import resolve
 from hbgym.leaderboards.suites import SUITES, Setting
+
+import hbgym  # noqa: F401
 
 #: the bar of DESIGN.md sec. 6 ("clearly below the learners")
 MAX_CONSTANT_SCORE = 0.5
@@ -58,6 +58,7 @@ def final_regret(setting: Setting, agent, seeds: int) -> np.ndarray:
 
 def constant_scores(setting: Setting, seeds: int) -> dict[int, float]:
     """Mean normalised score of always-a for a in {0, 1, K - 1}."""
+
     def zoo(name: str):
         return lambda vec: resolve(name).build(vec, seeds, seed=10_000)
 
@@ -73,8 +74,10 @@ def constant_scores(setting: Setting, seeds: int) -> dict[int, float]:
 #: the CoCo paper's own Fig. 2(a)/(b) scenarios, kept as published in the coco and paper suites: one arm
 #: is (nearly) optimal for most users, so a constant policy is hard to beat on the normalised scale
 #: (always-0 about 0.7 on C.1, always-1 about 0.96 on C.2); the quick and standard suites use C.3 instead
-PAPER_AS_PUBLISHED = {"mixture": "CoCo App. C.1: arms 0 and 1 are near-optimal for both components",
-                      "partial_linear": "CoCo App. C.2: arm 1 is optimal for most users"}
+PAPER_AS_PUBLISHED = {
+    "mixture": "CoCo App. C.1: arms 0 and 1 are near-optimal for both components",
+    "partial_linear": "CoCo App. C.2: arm 1 is optimal for most users",
+}
 
 
 def _cases(suite_names: tuple[str, ...], max_horizon: int | None) -> list:
@@ -87,8 +90,11 @@ def _cases(suite_names: tuple[str, ...], max_horizon: int | None) -> list:
             if max_horizon is not None and s.horizon is not None and s.horizon > max_horizon:
                 s = dataclasses.replace(s, horizon=max_horizon)
             scenario = s.kwargs.get("scenario") if s.env_id == "PartialContext-v0" else None
-            marks = ([pytest.mark.xfail(strict=True, reason=PAPER_AS_PUBLISHED[scenario])]
-                     if scenario in PAPER_AS_PUBLISHED else [])
+            marks = (
+                [pytest.mark.xfail(strict=True, reason=PAPER_AS_PUBLISHED[scenario])]
+                if scenario in PAPER_AS_PUBLISHED
+                else []
+            )
             cases.append(pytest.param(s, id=f"{name}-{s.key}", marks=marks))
     return cases
 

@@ -38,7 +38,8 @@ class MixedEffectSimulator(BanditSimulator):
         self._effect_factors = np.stack([psd_factor(c) for c in model.effect_cov])  # (L_e, d, d)
         self._action_factor = psd_factor(model.action_cov)
         if model.mixing_weights is not None:
-            low, high = min(-1.0, float(model.mixing_weights.min())), max(1.0, float(model.mixing_weights.max()))
+            weights = model.mixing_weights
+            low, high = min(-1.0, float(weights.min())), max(1.0, float(weights.max()))
         else:
             low, high = (0.0, 1.0) if model.mixing_episode == "simplex" else (-1.0, 1.0)
         self._mixing_bounds = (low, high)
