@@ -88,7 +88,7 @@ class MeTSFactored(MeTS):
             eta = self.posterior.hyper_eta().reshape(-1, num_effects, d)
             mean = torch.cholesky_solve(eta[..., None], factor)[..., 0]
         else:
-            mean = self.posterior._hyper_factor()[0].reshape(-1, num_effects, d)
+            mean = self.posterior.hyper_factor()[0].reshape(-1, num_effects, d)
         return mean, factor
 
     def _sample_effects(self) -> torch.Tensor:

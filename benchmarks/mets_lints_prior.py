@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append([label, f"{final.mean():.1f} +- {half:.1f}",
                      f"{diff.mean():.1f} [{diff.mean() - dhalf:.1f}, {diff.mean() + dhalf:.1f}]",
                      f"{run.seconds:.0f}"])
-    table = markdown_table(["agent", "final regret, mean +- 95% CI", "minus HierTS, paired 95% CI", "s"], rows)
+    header = ["agent", "final regret, mean +- 95% CI", "minus HierTS, paired 95% CI", "s"]
+    table = markdown_table(header, rows)
     text = (
         "# LinTS's prior scale decides LinTS vs HierTS on MixedEffect-v0 (authors' defaults)\n\n"
         f"`python -m benchmarks.mets_lints_prior --seeds {args.seeds} --horizon {args.horizon}` "

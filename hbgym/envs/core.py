@@ -20,11 +20,35 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from hbgym import rng
+from hbgym.envs.limits import check_episode_memory
+from hbgym.envs.render import RENDER_MODES, EpisodeRecorder, check_render_mode
 from hbgym.models import BanditModel, take_slot
 
-__all__ = ["BanditSimulator", "EpisodeBatch", "MultiTaskBanditEnv", "MultiTaskBanditVectorEnv"]
+__all__ = [
+    "BanditSimulator",
+    "EpisodeBatch",
+    "MultiTaskBanditEnv",
+    "MultiTaskBanditVectorEnv",
+    "bernoulli_rewards",
+    "gaussian_rewards",
+]
 
 INFO_KEYS = ("rewards", "expected_rewards", "optimal_actions", "regret")
+
+
+def gaussian_rewards(
+    keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray, noise_std: float
+) -> np.ndarray:
+    """``means + noise_std * eps`` with eps the common random number of (key, t, slot, action)."""
+    slots = np.arange(actions.shape[1])[None, :]
+    return means + noise_std * rng.normal(keys[:, None], rng.STREAM_NOISE, t, slots, actions)
+
+
+def bernoulli_rewards(keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """Bernoulli(``means``) rewards from the common uniform of (key, t, slot, action)."""
+    slots = np.arange(actions.shape[1])[None, :]
+    u = rng.uniform(keys[:, None], rng.STREAM_NOISE, t, slots, actions)
+    return (u < means).astype(np.float64)
 
 
 class BanditSimulator(ABC):
@@ -146,15 +170,21 @@ class MultiTaskBanditEnv(gym.Env):
 
     Subclasses build a :class:`BanditSimulator` and call ``super().__init__(simulator)``.
     ``env.unwrapped.model`` is the public model; ``env.unwrapped.instance`` the sampled truth.
+
+    Rendering (``render_mode="rgb_array"`` or ``"ansi"``, see :mod:`hbgym.envs.render`): the
+    cumulative regret curve, per-task cumulative regret and the latest round's actions vs the optimal
+    ones. With ``render_mode=None`` (default) nothing extra is recorded.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 30}
 
     def __init__(self, simulator: BanditSimulator, render_mode: str | None = None) -> None:
-        if render_mode is not None:
-            raise ValueError(f"render_mode={render_mode!r} is not supported; hbgym envs do not render")
+        self.render_mode = check_render_mode(render_mode)
         self.simulator = simulator
         model = simulator.model
+        self._recorder = None if render_mode is None else EpisodeRecorder(
+            model.num_tasks, model.num_actions, model.tasks_per_round, model.num_rounds
+        )
         self.observation_space = simulator.observation_space()
         self.action_space = spaces.MultiDiscrete(
             np.full(model.tasks_per_round, model.num_actions, dtype=np.int64)
@@ -187,6 +217,8 @@ class MultiTaskBanditEnv(gym.Env):
             raise ValueError(f"reset options are not supported, got {sorted(options)}")
         obs = self._batch.reset(np.array([rng.episode_key(self.np_random)], dtype=np.uint64))
         self._running = True
+        if self._recorder is not None:
+            self._recorder.reset()
         return _unbatch(obs), {}
 
     def step(
@@ -196,11 +228,22 @@ class MultiTaskBanditEnv(gym.Env):
             raise RuntimeError("the episode is over (or never started): call reset() before step()")
         model = self.model
         actions = _check_actions(action, (model.tasks_per_round,), model.num_actions, "action")
+        if self._recorder is not None:
+            tasks, means = self._batch.obs["task"][0].copy(), self._batch.means[0].copy()
         obs, rewards, info, done = self._batch.step(actions[None])
+        if self._recorder is not None:
+            self._recorder.record(tasks, actions, means, info["regret"][0])
         self._running = not done
         out_info = {key: info[key][0] for key in INFO_KEYS}
         out_info["round"] = int(info["round"][0])
         return _unbatch(obs), float(rewards[0].sum()), done, False, out_info
+
+    def render(self) -> np.ndarray | str | None:
+        """The current frame: ``(240, 320, 3)`` uint8 for ``"rgb_array"``, text for ``"ansi"``,
+        None without a ``render_mode`` (Gymnasium's convention)."""
+        if self._recorder is None:
+            return None
+        return self._recorder.rgb_array() if self.render_mode == "rgb_array" else self._recorder.ansi()
 
 
 def _unbatch(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -226,7 +269,15 @@ class MultiTaskBanditVectorEnv(VectorEnv):
     def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        if kwargs.pop("render_mode", None) is not None:
+            raise ValueError("the native vector env does not render: use gym.make(id, render_mode=...)")
         template = self.env_class(**kwargs)
+        check_episode_memory(
+            f"{type(template).__name__} x num_envs={num_envs}",
+            {"episodes": getattr(template, "episode_bytes", 0.0)},
+            kwargs.get("max_memory_gib"),
+            copies=int(num_envs),
+        )
         self.simulator = template.simulator
         self.num_envs = int(num_envs)
         self.single_observation_space = template.observation_space
