@@ -223,7 +223,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from hbgym.leaderboards.reproduce import write_report
 
-    path, verdicts = write_report(args.dirs, args.out)
+    command = "python -m hbgym.leaderboards reproduce " + " ".join(args.dirs)
+    command += f" --out {args.out}" if args.out else ""
+    path, verdicts = write_report(args.dirs, args.out, command=command)
     counts = {s: sum(v.status == s for v in verdicts) for s in ("held", "not held", "not run")}
     print(f"{path} written: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 0

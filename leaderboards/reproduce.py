@@ -182,11 +182,14 @@ def _hieropo() -> list[Claim]:
     for sq in (0.5, 1.0):
         for n in (25, 50, 100, 200, 500, 1000, 2000):
             tag = f"hieropo-fig2-sq{sq}-n{n}"
-            src = f"HierOPO Sec. 7.1 Fig. 2 (vary n, sigma_q={sq}): OracleOPO <= HierOPO < FlatOPO"
-            out += [
-                Claim("HierOPO", src, (tag, "HierOPO"), (tag, "FlatOPO")),
-                Claim("HierOPO", src, (tag, "OracleOPO"), (tag, "HierOPO")),
-            ]
+            src = f"HierOPO Sec. 7.1 Fig. 2 (vary n, sigma_q={sq}): HierOPO outperforms FlatOPO"
+            out.append(Claim("HierOPO", src, (tag, "HierOPO"), (tag, "FlatOPO")))
+            if n <= 100:  # "the gap is most noticeable in the limited data regime, where n is small"
+                src = f"HierOPO Fig. 2 (sigma_q={sq}): OracleOPO ahead of HierOPO at small n"
+                out.append(Claim("HierOPO", src, (tag, "OracleOPO"), (tag, "HierOPO")))
+            else:
+                src = f"HierOPO Fig. 2 (sigma_q={sq}): HierOPO is close to OracleOPO"
+                out.append(Claim("HierOPO", src, (tag, "HierOPO"), (tag, "OracleOPO"), "~"))
     for m in (5, 10, 20, 50, 100):
         tag = f"hieropo-fig2-m{m}"
         out.append(
