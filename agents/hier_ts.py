@@ -59,7 +59,7 @@ class HierTS(GaussianPolicy):
         super().__init__(model, **kwargs)
 
     def _scores(self, ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        hyper = self.posterior.sample_hyper(self.generator)
+        hyper = self.posterior.sample_hyper(self.streams)
         return self._thompson(ids, features, hyper)
 
 

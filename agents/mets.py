@@ -51,7 +51,7 @@ class MeTS(GaussianPolicy):
 
     def _sample_effects(self) -> torch.Tensor:
         """psi_t ~ Q_t ``(B, L_e d)``."""
-        return self.posterior.sample_hyper(self.generator)
+        return self.posterior.sample_hyper(self.streams)
 
     def _scores(self, ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         return self._thompson(ids, features, self._sample_effects())
@@ -93,4 +93,4 @@ class MeTSFactored(MeTS):
 
     def _sample_effects(self) -> torch.Tensor:
         mean, factor = self.effect_blocks()
-        return sample_precision_normal(mean, factor, self.generator).reshape(self.num_envs, -1)
+        return sample_precision_normal(mean, factor, self.streams).reshape(self.num_envs, -1)
