@@ -102,6 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
         "ray.init(address=...) or Dask client is used, else a local one is started)",
     )
     run.add_argument("--no-report", action="store_true", help="only run; do not write the report")
+    run.add_argument("--only", action="append", metavar="TAG",
+                     help="run only the settings with this tag (repeatable; the suite and its hash are "
+                     "unchanged, so a later run without --only completes the rest)")
+
+    rp = sub.add_parser(
+        "reproduce",
+        help="the seed papers' reported orderings beside ours (paper suites)",
+        description="Check every paper claim of hbgym.leaderboards.reproduce.CLAIMS against the results "
+        "in DIR... (paired seeds, 95%% CIs) and write REPRODUCE.md.",
+    )
+    rp.add_argument("dirs", nargs="+", metavar="DIR",
+                    help="results directories of `run --suite paper[-offline]`")
+    rp.add_argument("--out", default=None, metavar="OUT",
+                    help="where to write REPRODUCE.md (default: first DIR)")
 
     rep = sub.add_parser(
         "report",
@@ -164,6 +178,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"results/{suite.name}")
     start = time.perf_counter()
     cells, skipped = plan(suite, specs, device=args.device, log=None, names=names)  # fails before any mkdir
+    if args.only:
+        unknown = sorted(set(args.only) - {t for s in suite.settings for t in s.tags})
+        if unknown:
+            raise ValueError(f"--only {unknown}: no setting of suite {suite.name} has that tag")
+        keep = {s.key for s in suite.settings if set(s.tags) & set(args.only)}
+        cells = [c for c in cells if c.setting_key in keep]
     store = ResultStore(out)
     store.open(suite)
     report_skipped(skipped, verbose=args.verbose and not args.quiet)
@@ -214,6 +234,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from hbgym.leaderboards.reproduce import write_report
+
+    command = "python -m hbgym.leaderboards reproduce " + " ".join(args.dirs)
+    command += f" --out {args.out}" if args.out else ""
+    path, verdicts = write_report(args.dirs, args.out, command=command)
+    counts = {s: sum(v.status == s for v in verdicts) for s in ("held", "not held", "not run")}
+    print(f"{path} written: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 0
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from hbgym.leaderboards.submit import submit
 
@@ -250,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"run": cmd_run, "report": cmd_report, "submit": cmd_submit, "list": cmd_list,
-                "verify": cmd_verify, "publish": cmd_publish}  # from hbgym.leaderboards.site
+                "verify": cmd_verify, "publish": cmd_publish,  # from hbgym.leaderboards.site
+                "reproduce": cmd_reproduce}
     try:
         if args.command == "train-rl":
             from hbgym.leaderboards.rl import train_from_args
