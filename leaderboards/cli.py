@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reproduce",
         help="the seed papers' reported orderings beside ours (paper suites)",
         description="Check every paper claim of hbgym.leaderboards.reproduce.CLAIMS against the results "
-        "in DIR... (paired seeds, 95%% CIs) and write REPRODUCE.md.",
+        "in DIR... (paired seeds, 95% CIs) and write REPRODUCE.md.",
     )
     rp.add_argument("dirs", nargs="+", metavar="DIR",
                     help="results directories of `run --suite paper[-offline]`")
