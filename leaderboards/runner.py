@@ -155,7 +155,12 @@ def plan(
             todo.append((resolve(setting.uniform), "uniform"))
             if setting.oracle != "optimal":
                 todo.append((resolve(setting.oracle), "oracle"))
-        todo += [(r, "agent") for r in resolved if r.name not in {t.name for t, _ in todo}]
+        for r in resolved:
+            if setting.agents and r.name not in setting.agents:
+                reason = "not in this setting's paper comparison (Setting.agents)"
+                skipped.append((r.name, setting.key, reason))
+            elif r.name not in {t.name for t, _ in todo}:
+                todo.append((r, "agent"))
         probe_env, cost = None, 0.0
         if suite.kind == "online":
             import gymnasium as gym

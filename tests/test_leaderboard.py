@@ -183,7 +183,7 @@ def test_plan_references_and_applicability():
 
 
 def test_paired_seeds_batched_equals_single(tmp_path):
-    """Uniform regret per seed does not depend on the chunking (same instances and noise per seed)."""
+    """A seed's row (final regret and the whole curve) does not depend on its chunk (issue 19)."""
     cells, _ = plan(TINY, [])
     store = ResultStore(tmp_path)
     store.open(TINY)
@@ -206,10 +206,14 @@ def test_paired_seeds_batched_equals_single(tmp_path):
         "git_commit",
     ):
         assert key in row
-    one = dataclasses.replace(cells[0], num_seeds=1, seed_start=cells[0].seed_start + 1)
-    single = run_cell(one)["rows"][0]
-    assert single["status"] == "ok"
-    assert single["steps"] == next(r["steps"] for r in rows if r["seed"] == one.seed_start)
+    for cell in cells:  # every agent (references included): the chunk's 2nd seed run alone
+        one = dataclasses.replace(cell, num_seeds=1, seed_start=cell.seed_start + 1)
+        single = run_cell(one)["rows"][0]
+        assert single["status"] == "ok"
+        chunked = next(r for r in rows if (r["agent"], r["setting"], r["seed"]) ==
+                       (cell.agent_name, cell.setting_key, one.seed_start))
+        for key in ("steps", "cum_regret", "final_regret"):
+            assert single[key] == chunked[key], (cell.agent_name, key, single[key], chunked[key])
 
 
 class _Killed(BaseException):

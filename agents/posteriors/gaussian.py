@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 from hbgym.agents.posteriors.linalg import psd_factor, robust_cholesky, sample_precision_normal, symmetrize
+from hbgym.agents.random import ReplicateStreams
 
 __all__ = ["HierarchicalGaussian", "DiagonalHierarchicalGaussian"]
 
@@ -362,10 +363,18 @@ class HierarchicalGaussian(_UnitTables):
         """The hyper-posterior precision ``S_bar^{-1}`` ``(B, D, D)``."""
         return symmetrize(self._prior_precision + self._sum_precision)
 
-    def sample_hyper(self, generator: torch.Generator) -> torch.Tensor:
+    def hyper_eta(self) -> torch.Tensor:
+        """The hyper-posterior natural mean ``S_bar^{-1} mu_bar`` ``(B, D)``:
+        ``S_psi^{-1} mu_psi + sum_u A_u^T P_u G_u^{-1} b_u`` (HierTS eq. (5); ``P_u G_u^{-1}`` in exact
+        form, without inverting ``G_u``)."""
+        if not self.learn_hyper:
+            raise RuntimeError("this posterior was built with learn_hyper=False")
+        return self._prior_eta + self._sum_eta
+
+    def sample_hyper(self, streams: ReplicateStreams) -> torch.Tensor:
         """psi_t ~ Q_t, ``(B, D)`` (Alg. 1 line 5)."""
         mean, factor = self.hyper_factor()
-        return sample_precision_normal(mean, factor, generator)
+        return sample_precision_normal(mean, factor, streams)
 
     def conditional(
         self, unit_ids: torch.Tensor | None, hyper: torch.Tensor
@@ -385,7 +394,7 @@ class HierarchicalGaussian(_UnitTables):
         self,
         unit_ids: torch.Tensor | None,
         hyper: torch.Tensor,
-        generator: torch.Generator,
+        streams: ReplicateStreams,
         scale: float = 1.0,
     ) -> torch.Tensor:
         """theta_u ~ P(theta_u | psi, data), ``(B, n, d)``, for ``unit_ids`` ``(B, n)`` (Alg. 1 line 8).
@@ -393,7 +402,7 @@ class HierarchicalGaussian(_UnitTables):
         ``scale`` multiplies the deviation from the conditional mean (1 = exact posterior draw).
         """
         mean, _ = self.conditional(unit_ids, hyper)
-        z = scale * torch.randn(mean.shape, generator=generator, **self._like)
+        z = scale * streams.normal_like(mean)
         return mean + (self._take(self._cond_factor, _as_ids(unit_ids)) @ z[..., None])[..., 0]
 
     def marginal_posterior(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -495,9 +504,9 @@ class DiagonalHierarchicalGaussian(_UnitTables):
         mean, var = self._hyper()
         return mean, torch.diag_embed(var)
 
-    def sample_hyper(self, generator: torch.Generator) -> torch.Tensor:
+    def sample_hyper(self, streams: ReplicateStreams) -> torch.Tensor:
         mean, var = self._hyper()
-        return mean + var.sqrt() * torch.randn(mean.shape, generator=generator, **self._like)
+        return mean + var.sqrt() * streams.normal_like(mean)
 
     def _conditional(
         self, ids: torch.Tensor | None, hyper: torch.Tensor
@@ -518,11 +527,11 @@ class DiagonalHierarchicalGaussian(_UnitTables):
         self,
         unit_ids: torch.Tensor | None,
         hyper: torch.Tensor,
-        generator: torch.Generator,
+        streams: ReplicateStreams,
         scale: float = 1.0,
     ) -> torch.Tensor:
         mean, var = self._conditional(_as_ids(unit_ids), hyper)
-        return mean + scale * var.sqrt() * torch.randn(mean.shape, generator=generator, **self._like)
+        return mean + scale * var.sqrt() * streams.normal_like(mean)
 
     def marginal_variance(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Marginal posterior mean and variance ``(B, n, K)`` of theta_u given all data (eq. (8))."""
