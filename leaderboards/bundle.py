@@ -39,7 +39,9 @@ Every call into the store, the runner and the sandbox is in the section "adapter
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import importlib.util
 import json
 import math
@@ -47,6 +49,7 @@ import os
 import platform
 import random
 import shutil
+import sys
 import tarfile
 import tempfile
 import time
@@ -642,10 +645,10 @@ def _verify_open(
     chosen = draw.sample(mine, k) + draw.sample(refs, k_ref)
     env = meta["environment"].get("versions", {})
     here = machine_info()["versions"]
-    old_path = os.environ.get("PYTHONPATH")
+    if pythonpath is not None:  # the bundled package is found (and copied into the sandbox) from here
+        sys.path.insert(0, pythonpath)
+        importlib.invalidate_caches()
     try:
-        if pythonpath is not None:
-            os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, old_path]))
         for rec in chosen:
             cell = rec["cell"]
             exact = (
@@ -667,10 +670,9 @@ def _verify_open(
                 return out
     finally:
         if pythonpath is not None:
-            if old_path is None:
-                os.environ.pop("PYTHONPATH", None)
-            else:
-                os.environ["PYTHONPATH"] = old_path
+            with contextlib.suppress(ValueError):
+                sys.path.remove(pythonpath)
+            importlib.invalidate_caches()
     out.cells_total = len(mine) + len(refs)
     out.escape_probability = _escape_probability(len(mine), k)
     tol = "bit-identical" if out.exact else f"within rtol={TOLERANCE['rtol']:g}, atol={TOLERANCE['atol']:g}"

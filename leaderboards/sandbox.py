@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from hbgym.leaderboards import protocol
 from hbgym.leaderboards.play import PublicEnv
-from hbgym.leaderboards.specs import spec_kind
+from hbgym.leaderboards.specs import module_location, spec_kind
 
 __all__ = ["Limits", "SandboxedAgent", "OutputTail", "isolation"]
 
@@ -138,13 +138,29 @@ class SandboxedAgent:
 
     def __enter__(self) -> SandboxedAgent:
         self._tmp = tempfile.mkdtemp(prefix="hbgym-agent-")
+        try:
+            self._start()
+        except BaseException:
+            self.close()  # __exit__ does not run when __enter__ raises
+            raise
+        return self
+
+    def _start(self) -> None:
         spec = self.spec
-        if spec_kind(spec) == "file":  # the child reads its own copy (it may not reach the original)
+        agent_dir = Path(self._tmp) / "agent"  # the child reads its own copy (it may not reach the original)
+        agent_dir.mkdir()
+        if spec_kind(spec) == "file":
             where, _, attr = spec.rpartition(":")
-            copy = Path(self._tmp) / "agent" / Path(where).name
-            copy.parent.mkdir()
+            copy = agent_dir / Path(where).name
             shutil.copyfile(where, copy)
             spec = f"{copy}:{attr}"
+        elif spec_kind(spec) == "module":  # the top-level package's source tree, as hashed
+            location = module_location(spec)
+            if location.is_dir():
+                shutil.copytree(location, agent_dir / location.name,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copyfile(location, agent_dir / location.name)
         uid = NOBODY if self.applied["drop_privileges"] else None
         if uid is not None:
             for path in (self._tmp, *(str(p) for p in Path(self._tmp).rglob("*"))):
@@ -152,8 +168,8 @@ class SandboxedAgent:
         p2c_r, p2c_w = os.pipe()
         c2p_r, c2p_w = os.pipe()
         root = str(Path(__file__).resolve().parents[1])
-        if spec_kind(spec) == "module":  # `pkg.mod:factory` is found as from the runner's directory
-            root = os.pathsep.join([root, os.getcwd()])
+        if spec_kind(spec) == "module":
+            root = os.pathsep.join([str(agent_dir), root])
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": self._tmp, "LANG": "C.UTF-8",
                "PYTHONPATH": root, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
                "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -176,13 +192,8 @@ class SandboxedAgent:
         init = {"spec": spec, "views": self.views, "num_envs": self.num_envs, "seed": self.seed,
                 "device": self.device, "dtype": self.dtype, "preload": _preload(self.spec),
                 "uid": uid, "gid": uid}
-        try:
-            self._send(init)
-            self._expect("ready")
-        except BaseException:
-            self.close()  # __exit__ does not run when __enter__ raises
-            raise
-        return self
+        self._send(init)
+        self._expect("ready")
 
     def __exit__(self, *exc: Any) -> None:
         self.close()

@@ -158,15 +158,35 @@ def source_files(spec: str) -> list[Path]:
         return [path]
     if kind == "zoo":
         return sorted((PACKAGE_ROOT / "agents").rglob("*.py"))
+    location = module_location(spec)
+    if location.is_dir():
+        return sorted(location.rglob("*.py"))
+    return [location]
+
+
+def module_location(spec: str) -> Path:
+    """The top-level package directory (or single module file) of a ``pkg.mod:factory`` spec.
+
+    Found by asking the import system's finders for the top-level name only: located, not imported,
+    and never taken from ``sys.modules`` (an earlier import may have come from another copy).
+
+    Raises:
+        ValueError: if it cannot be found or has no source on disk (naming the spec).
+    """
     top = spec.rpartition(":")[0].split(".")[0]
-    found = importlib.util.find_spec(top)  # a top-level name: located, not imported
+    found = next((spec for finder in sys.meta_path if hasattr(finder, "find_spec")
+                  for spec in [finder.find_spec(top, None)] if spec is not None), None)
     if found is None:
         raise ValueError(f"agent spec {spec!r}: cannot find module {top!r}")
     if found.submodule_search_locations:
-        return sorted(p for loc in found.submodule_search_locations for p in Path(loc).rglob("*.py"))
+        locations = list(found.submodule_search_locations)
+        if len(locations) != 1:
+            raise ValueError(f"agent spec {spec!r}: {top!r} is a namespace package spread over "
+                             f"{len(locations)} directories; make it a regular package (__init__.py)")
+        return Path(locations[0])
     if found.origin is None or not Path(found.origin).is_file():
         raise ValueError(f"agent spec {spec!r}: module {top!r} has no source file")
-    return [Path(found.origin)]
+    return Path(found.origin)
 
 
 def code_hash(spec: str) -> str:

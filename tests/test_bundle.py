@@ -346,8 +346,6 @@ def code_hash_of(bundle: Path) -> str:
         return meta["agent"]["code_hash"]
 
 
-@pytest.mark.xfail(strict=False, reason="the rewritten sandbox starts the agent with a minimal environment "
-                   "(no PYTHONPATH), so a bundled package is not importable there yet; see the report")
 def test_package_agent_is_bundled_as_a_tree_and_verifies(tmp_path, monkeypatch):
     pkg = tmp_path / "src" / "webpkgagent"
     (pkg / "sub").mkdir(parents=True)
