@@ -120,3 +120,21 @@ def plot_curves(ax: Any, runs: list[Run], title: str, z: float = 1.96) -> None:
     ax.set_xlabel("round")
     ax.set_ylabel("cumulative regret")
     ax.legend()
+
+
+def machine_line() -> str:
+    """One line naming the machine and software the figures were measured on."""
+    import os
+    import platform
+
+    line = (
+        f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs (shared), "
+        f"Python {platform.python_version()}, NumPy {np.__version__}"
+    )
+    try:
+        import torch
+
+        line += f", torch {torch.__version__} ({torch.get_num_threads()} thread(s))"
+    except ImportError:
+        pass
+    return line

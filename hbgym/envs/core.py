@@ -22,9 +22,58 @@ from gymnasium.vector.utils import batch_space
 from hbgym import rng
 from hbgym.models import BanditModel, take_slot
 
-__all__ = ["BanditSimulator", "EpisodeBatch", "MultiTaskBanditEnv", "MultiTaskBanditVectorEnv"]
+__all__ = [
+    "BanditSimulator",
+    "EpisodeBatch",
+    "MultiTaskBanditEnv",
+    "MultiTaskBanditVectorEnv",
+    "RoundBlocks",
+]
 
 INFO_KEYS = ("rewards", "expected_rewards", "optimal_actions", "regret")
+
+
+class RoundBlocks:
+    """Per-round random draws computed for a block of rounds at once, for small batches.
+
+    A draw that is a pure function of (episode key, round, indices) — contexts, the common reward
+    noise of every (slot, action) — costs the single env mostly NumPy's per-call overhead when made
+    one round at a time. :meth:`get` instead evaluates ``draw(ts)`` for ``ts`` = the next block of
+    rounds and serves round ``t`` from it: the same numbers (the counter-based hash is elementwise),
+    fewer calls. Blocks hold at most ``budget`` numbers; when one round of the batch needs more
+    (large vector envs), ``draw`` is called for round ``t`` alone and nothing is cached.
+    """
+
+    def __init__(self, budget: int = 8192) -> None:
+        self.budget = budget
+        self._keys: np.ndarray | None = None
+        self._blocks: dict[str, tuple[int, int, np.ndarray]] = {}
+
+    def rounds_per_block(self, per_round: int) -> int:
+        """How many rounds a block holds when one round needs ``per_round`` numbers (>= 1)."""
+        return max(1, self.budget // max(1, per_round))
+
+    def get(self, name: str, keys: np.ndarray, t: int, per_round: int, draw: Any) -> np.ndarray:
+        """``draw(ts)[:, i]`` where ``ts[i] == t``.
+
+        Args:
+            name: which draw (one cache entry per name).
+            keys: ``(B,)`` episode keys; a different array object starts new blocks.
+            t: the round.
+            per_round: numbers one round of the whole batch needs (sizes the block).
+            draw: ``ts`` ``(T,)`` int64 -> array ``(B, T, ...)``.
+        """
+        block = self.rounds_per_block(per_round)
+        if block == 1:
+            return draw(np.array([t], dtype=np.int64))[:, 0]
+        if keys is not self._keys:
+            self._keys, self._blocks = keys, {}
+        cached = self._blocks.get(name)
+        if cached is None or not cached[0] <= t < cached[1]:
+            start = t - t % block
+            values = draw(np.arange(start, start + block, dtype=np.int64))
+            cached = self._blocks[name] = (start, start + block, values)
+        return cached[2][:, t - cached[0]]
 
 
 class BanditSimulator(ABC):
@@ -64,6 +113,14 @@ class BanditSimulator(ABC):
         """Per-episode state fixed at reset (e.g. the task schedule); None by default."""
         return None
 
+    @property
+    def blocks(self) -> RoundBlocks:
+        """This simulator's :class:`RoundBlocks` (created on first use)."""
+        blocks = self.__dict__.get("_round_blocks")
+        if blocks is None:
+            blocks = self.__dict__["_round_blocks"] = RoundBlocks()
+        return blocks
+
 
 class EpisodeBatch:
     """``B`` episodes of one simulator: instance, schedule state, round counter, current round.
@@ -79,6 +136,7 @@ class EpisodeBatch:
         self.t = 0
         self.obs: dict[str, np.ndarray] | None = None
         self.means: np.ndarray | None = None
+        self._index: tuple[np.ndarray, np.ndarray] = (np.zeros((0, 1), np.int64), np.zeros((1, 0), np.int64))
 
     @property
     def num_rounds(self) -> int:
@@ -92,6 +150,8 @@ class EpisodeBatch:
         self.state = sim.prepare(self.keys, self.instance)
         self.t = 0
         self.obs, self.means = sim.observe(self.keys, self.instance, self.state, 0)
+        num_envs, width = self.means.shape[:2]
+        self._index = (np.arange(num_envs)[:, None], np.arange(width)[None, :])  # gathers (B, L)
         return self.obs
 
     def step(self, actions: np.ndarray) -> tuple[dict, np.ndarray, dict[str, np.ndarray], bool]:
@@ -103,15 +163,14 @@ class EpisodeBatch:
         """
         sim, t = self.simulator, self.t
         means = self.means
-        chosen = np.take_along_axis(means, actions[..., None], axis=-1)[..., 0]
+        rows, slots = self._index
+        chosen = means[rows, slots, actions]  # (B, L)
         rewards = sim.draw_rewards(self.keys, t, actions, chosen)
-        optimal = means.argmax(axis=-1)
-        best = np.take_along_axis(means, optimal[..., None], axis=-1)[..., 0]
         info = {
             "rewards": rewards,
             "expected_rewards": chosen,
-            "optimal_actions": optimal,
-            "regret": np.maximum(best - chosen, 0.0),
+            "optimal_actions": means.argmax(axis=-1),
+            "regret": np.maximum(means.max(axis=-1) - chosen, 0.0),
             "round": np.full(len(self.keys), t, dtype=np.int64),
         }
         self.t = t + 1

@@ -8,7 +8,7 @@ import numpy as np
 from gymnasium import spaces
 
 from hbgym import rng
-from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv
+from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv, RoundBlocks
 from hbgym.models import (
     HierGaussianInstance,
     HierGaussianModel,
@@ -21,18 +21,49 @@ from hbgym.schedules import TaskSchedule
 ACTION_SETS = ("fixed", "resampled", "one_hot")
 
 
+def common_noise(
+    kind: str, keys: np.ndarray, t: int, actions: np.ndarray, num_actions: int, blocks: RoundBlocks | None
+) -> np.ndarray:
+    """The common random number ``(B, L)`` of (key, t, slot, action): standard ``"normal"`` or
+    ``"uniform"``. With ``blocks`` (small batches) the numbers of every action of a block of rounds
+    are drawn at once and looked up; the values are the same either way."""
+    draw = rng.normal if kind == "normal" else rng.uniform
+    num_envs, width = actions.shape
+    slots = np.arange(width)[None, :]
+    if blocks is None or blocks.rounds_per_block(num_envs * width * num_actions) == 1:
+        return draw(keys[:, None], rng.STREAM_NOISE, t, slots, actions)
+    every = np.arange(num_actions)[None, None, None, :]
+
+    def block(ts: np.ndarray) -> np.ndarray:  # (B, T, L, K)
+        return draw(keys[:, None, None, None], rng.STREAM_NOISE, ts[None, :, None, None], slots[..., None], every)
+
+    table = blocks.get("noise_" + kind, keys, t, num_envs * width * num_actions, block)  # (B, L, K)
+    return table[np.arange(num_envs)[:, None], slots, actions]
+
+
 def gaussian_rewards(
-    keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray, noise_std: float
+    keys: np.ndarray,
+    t: int,
+    actions: np.ndarray,
+    means: np.ndarray,
+    noise_std: float | np.ndarray,
+    blocks: RoundBlocks | None = None,
+    num_actions: int = 0,
 ) -> np.ndarray:
     """``means + noise_std * eps`` with eps the common random number of (key, t, slot, action)."""
-    slots = np.arange(actions.shape[1])[None, :]
-    return means + noise_std * rng.normal(keys[:, None], rng.STREAM_NOISE, t, slots, actions)
+    return means + noise_std * common_noise("normal", keys, t, actions, num_actions, blocks)
 
 
-def bernoulli_rewards(keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray) -> np.ndarray:
+def bernoulli_rewards(
+    keys: np.ndarray,
+    t: int,
+    actions: np.ndarray,
+    means: np.ndarray,
+    blocks: RoundBlocks | None = None,
+    num_actions: int = 0,
+) -> np.ndarray:
     """Bernoulli(``means``) rewards from the common uniform of (key, t, slot, action)."""
-    slots = np.arange(actions.shape[1])[None, :]
-    u = rng.uniform(keys[:, None], rng.STREAM_NOISE, t, slots, actions)
+    u = common_noise("uniform", keys, t, actions, num_actions, blocks)
     return (u < means).astype(np.float64)
 
 
@@ -77,7 +108,7 @@ class HierGaussianSimulator(BanditSimulator):
         m = self.model
         num_envs, width = len(keys), m.tasks_per_round
         tasks = m.schedule.tasks(state, keys, t)  # (B, L)
-        theta = np.take_along_axis(instance.task_params, tasks[..., None], axis=1)  # (B, L, d)
+        theta = instance.task_params[np.arange(num_envs)[:, None], tasks]  # (B, L, d)
         shape = (num_envs, width, m.num_actions, m.dim)
         if m.action_set == "one_hot":
             features = np.broadcast_to(np.eye(m.num_actions), shape)
@@ -95,7 +126,8 @@ class HierGaussianSimulator(BanditSimulator):
     def draw_rewards(
         self, keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray
     ) -> np.ndarray:
-        return gaussian_rewards(keys, t, actions, means, self.model.noise_std)
+        m = self.model
+        return gaussian_rewards(keys, t, actions, means, m.noise_std, self.blocks, m.num_actions)
 
 
 class HierGaussianEnv(MultiTaskBanditEnv):

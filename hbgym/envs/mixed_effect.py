@@ -60,7 +60,12 @@ class MixedEffectSimulator(BanditSimulator):
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         m = self.model
         k, j = rng.indexed((m.num_actions, m.dim))
-        contexts = 2.0 * rng.uniform(keys[:, None, None], rng.STREAM_CONTEXT, t, k, j) - 1.0  # (B, K, d)
+
+        def block(ts: np.ndarray) -> np.ndarray:  # (B, T, K, d)
+            return rng.uniform(keys[:, None, None, None], rng.STREAM_CONTEXT, ts[None, :, None, None], k, j)
+
+        u = self.blocks.get("contexts", keys, t, len(keys) * m.num_actions * m.dim, block)
+        contexts = 2.0 * u - 1.0  # (B, K, d)
         logits = np.einsum("bkd,bkd->bk", contexts, instance.action_params)
         means = logits if m.reward == "linear" else sigmoid(logits)
         tasks = np.zeros((len(keys), 1), dtype=np.int64)
@@ -69,9 +74,10 @@ class MixedEffectSimulator(BanditSimulator):
     def draw_rewards(
         self, keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray
     ) -> np.ndarray:
-        if self.model.reward == "linear":
-            return gaussian_rewards(keys, t, actions, means, self.model.noise_std)
-        return bernoulli_rewards(keys, t, actions, means)
+        m = self.model
+        if m.reward == "linear":
+            return gaussian_rewards(keys, t, actions, means, self.model.noise_std, self.blocks, m.num_actions)
+        return bernoulli_rewards(keys, t, actions, means, self.blocks, m.num_actions)
 
 
 class MixedEffectEnv(MultiTaskBanditEnv):

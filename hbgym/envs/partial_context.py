@@ -311,7 +311,8 @@ class PartialContextSimulator(BanditSimulator):
     def draw_rewards(
         self, keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray
     ) -> np.ndarray:
-        return gaussian_rewards(keys, t, actions, means, self.model.sigma)
+        m = self.model
+        return gaussian_rewards(keys, t, actions, means, m.sigma, self.blocks, m.num_actions)
 
 
 # --------------------------------------------------------------------------- envs

@@ -1,0 +1,128 @@
+"""Single-env step cost of every family vs a minimal NumPy env of the same shape (the yardstick).
+
+    python -m benchmarks.env_step [--steps 3000] [--repeats 5]
+
+The yardstick is the smallest honest env a user could write by hand: L=5 tasks, K=10 actions, d=2,
+fixed actions, Gaussian rewards, the same observation keys (``task``, ``features``) and ``info`` keys,
+a range check of the action; its noise comes from ``np.random.Generator`` (no common random numbers).
+Both go through ``gym.make`` (same wrappers). Ours and the yardstick are timed interleaved, ``--repeats``
+times each, on the same seeded random actions, and the best repeat of each is kept; the figure is the
+ratio (issue 18 target: <= 2x for every family). Writes ``benchmarks/results/env_step.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+import hbgym  # noqa: F401
+from benchmarks.common import RESULTS, machine_line, markdown_table
+
+FAMILIES = ("HierGaussian-v0", "HierGaussianMAB-v0", "MixedEffect-v0", "PartialContext-v0", "MultiBandit-v0")
+YARDSTICK_ID = "hbgym-bench/NumpyYardstick-v0"
+
+
+class NumpyYardstickEnv(gym.Env):
+    """Minimal multi-task linear Gaussian bandit: L=5 tasks per round, K=10 actions, d=2."""
+
+    def __init__(self, num_tasks: int = 10, tasks_per_round: int = 5, num_actions: int = 10, dim: int = 2,
+                 horizon: int = 200, sigma: float = 0.5) -> None:
+        self.m, self.L, self.K, self.d, self.sigma = num_tasks, tasks_per_round, num_actions, dim, sigma
+        self.rounds = num_tasks * horizon // tasks_per_round
+        self.observation_space = spaces.Dict({
+            "task": spaces.MultiDiscrete(np.full(self.L, num_tasks)),
+            "features": spaces.Box(-0.5, 0.5, (self.L, num_actions, dim), dtype=np.float64),
+        })
+        self.action_space = spaces.MultiDiscrete(np.full(self.L, num_actions))
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        self.tasks = self.schedule[min(self.t, self.rounds - 1)]
+        self.means = self.theta[self.tasks] @ self.x.T  # (L, K)
+        return {"task": self.tasks, "features": np.broadcast_to(self.x, (self.L, self.K, self.d)).copy()}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        mu = self.np_random.normal(size=self.d)
+        self.theta = mu + 0.1 * self.np_random.normal(size=(self.m, self.d))
+        self.x = self.np_random.uniform(-0.5, 0.5, (self.K, self.d))
+        self.schedule = self.np_random.permutation(np.repeat(np.arange(self.m), self.rounds * self.L // self.m))
+        self.schedule = self.schedule.reshape(self.rounds, self.L)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
+        a = np.asarray(action)
+        if a.shape != (self.L,) or a.min() < 0 or a.max() >= self.K:
+            raise ValueError(f"action must be (L,) ints in [0, {self.K - 1}]")
+        rows = np.arange(self.L)
+        chosen = self.means[rows, a]
+        rewards = chosen + self.sigma * self.np_random.normal(size=self.L)
+        best = self.means.max(axis=1)
+        info = {"rewards": rewards, "expected_rewards": chosen, "optimal_actions": self.means.argmax(axis=1),
+                "regret": best - chosen, "round": self.t}
+        self.t += 1
+        done = self.t >= self.rounds
+        return self._obs(), float(rewards.sum()), done, False, info
+
+
+def us_per_step(env: gym.Env, actions: np.ndarray) -> float:
+    """Mean wall microseconds per ``env.step`` over ``actions`` ``(steps, L)`` (resets excluded)."""
+    env.reset(seed=0)
+    spent = 0.0
+    for a in actions:
+        start = time.perf_counter()
+        _, _, terminated, _, _ = env.step(a)
+        spent += time.perf_counter() - start
+        if terminated:
+            env.reset()
+    return spent / len(actions) * 1e6
+
+
+def measure(steps: int, repeats: int) -> list[list[Any]]:
+    if YARDSTICK_ID not in gym.registry:
+        gym.register(YARDSTICK_ID, entry_point=NumpyYardstickEnv)
+    yard = gym.make(YARDSTICK_ID)
+    rows = []
+    for env_id in FAMILIES:
+        env = gym.make(env_id)
+        model = env.unwrapped.model
+        acts = np.random.default_rng(0).integers(model.num_actions, size=(steps, model.tasks_per_round))
+        yard_acts = np.random.default_rng(0).integers(10, size=(steps, 5))
+        ours, base = [], []
+        for _ in range(repeats):
+            ours.append(us_per_step(env, acts))
+            base.append(us_per_step(yard, yard_acts))
+        shape = f"L={model.tasks_per_round}, K={model.num_actions}"
+        rows.append([env_id, shape, f"{min(ours):.1f}", f"{min(base):.1f}", f"{min(ours) / min(base):.2f}x"])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default=str(RESULTS / "env_step.md"))
+    args = parser.parse_args(argv)
+    rows = measure(args.steps, args.repeats)
+    table = markdown_table(["env", "shape", "ours us/step", "NumPy yardstick us/step", "ratio"], rows)
+    text = (
+        "# Single-env step cost vs a minimal NumPy env (issue 18 item 1: ratio <= 2x)\n\n"
+        f"Command: `python -m benchmarks.env_step {' '.join(sys.argv[1:] if argv is None else argv)}`\n\n"
+        f"{machine_line()}\n\n"
+        f"Both through `gym.make`; best of {args.repeats} interleaved repeats of {args.steps} steps; "
+        "yardstick: L=5, K=10, d=2, Gaussian rewards, same obs/info keys.\n\n" + table + "\n"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    with open(args.out, "w") as fh:
+        fh.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
