@@ -48,6 +48,18 @@ class RoundBlocks:
         self.budget = budget
         self._keys: np.ndarray | None = None
         self._blocks: dict[str, tuple[int, int, np.ndarray]] = {}
+        self._constants: dict[str, Any] = {}
+
+    def _start(self, keys: np.ndarray) -> None:
+        if keys is not self._keys:
+            self._keys, self._blocks, self._constants = keys, {}, {}
+
+    def constant(self, name: str, keys: np.ndarray, make: Any) -> Any:
+        """``make()`` computed once per episode batch ``keys`` (e.g. a broadcast view reused every round)."""
+        self._start(keys)
+        if name not in self._constants:
+            self._constants[name] = make()
+        return self._constants[name]
 
     def rounds_per_block(self, per_round: int) -> int:
         """How many rounds a block holds when one round needs ``per_round`` numbers (>= 1)."""
@@ -66,8 +78,7 @@ class RoundBlocks:
         block = self.rounds_per_block(per_round)
         if block == 1:
             return draw(np.array([t], dtype=np.int64))[:, 0]
-        if keys is not self._keys:
-            self._keys, self._blocks = keys, {}
+        self._start(keys)
         cached = self._blocks.get(name)
         if cached is None or not cached[0] <= t < cached[1]:
             start = t - t % block

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,8 @@ def common_noise(
     every = np.arange(num_actions)[None, None, None, :]
 
     def block(ts: np.ndarray) -> np.ndarray:  # (B, T, L, K)
-        return draw(keys[:, None, None, None], rng.STREAM_NOISE, ts[None, :, None, None], slots[..., None], every)
+        key = keys[:, None, None, None]
+        return draw(key, rng.STREAM_NOISE, ts[None, :, None, None], slots[..., None], every)
 
     table = blocks.get("noise_" + kind, keys, t, num_envs * width * num_actions, block)  # (B, L, K)
     return table[np.arange(num_envs)[:, None], slots, actions]
@@ -111,15 +113,22 @@ class HierGaussianSimulator(BanditSimulator):
         theta = instance.task_params[np.arange(num_envs)[:, None], tasks]  # (B, L, d)
         shape = (num_envs, width, m.num_actions, m.dim)
         if m.action_set == "one_hot":
-            features = np.broadcast_to(np.eye(m.num_actions), shape)
+            eye = np.eye(m.num_actions)
+            features = self.blocks.constant("features", keys, lambda: np.broadcast_to(eye, shape))
             means = theta
         else:
             if m.action_set == "fixed":
-                features = np.broadcast_to(instance.action_features[:, None], shape)
+                features = self.blocks.constant(
+                    "features", keys, lambda: np.broadcast_to(instance.action_features[:, None], shape)
+                )
             else:
-                slot, k, j = rng.indexed(shape[1:])
-                features = rng.uniform(keys[:, None, None, None], rng.STREAM_ACTIONS, t, slot, k, j)
-                features = features - 0.5
+
+                def block(ts: np.ndarray) -> np.ndarray:  # (B, T, L, K, d)
+                    slot, k, j = rng.indexed(shape[1:])
+                    key = keys[:, None, None, None, None]
+                    return rng.uniform(key, rng.STREAM_ACTIONS, ts[None, :, None, None, None], slot, k, j)
+
+                features = self.blocks.get("features", keys, t, math.prod(shape), block) - 0.5
             means = np.einsum("blkd,bld->blk", features, theta)
         return {"task": tasks, "features": features}, means
 

@@ -59,9 +59,9 @@ class MixedEffectSimulator(BanditSimulator):
         self, keys: np.ndarray, instance: MixedEffectInstance, state: Any, t: int
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         m = self.model
-        k, j = rng.indexed((m.num_actions, m.dim))
 
         def block(ts: np.ndarray) -> np.ndarray:  # (B, T, K, d)
+            k, j = rng.indexed((m.num_actions, m.dim))
             return rng.uniform(keys[:, None, None, None], rng.STREAM_CONTEXT, ts[None, :, None, None], k, j)
 
         u = self.blocks.get("contexts", keys, t, len(keys) * m.num_actions * m.dim, block)

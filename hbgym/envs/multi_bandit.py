@@ -174,7 +174,7 @@ class MultiBanditSimulator(BanditSimulator):
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         m = self.model
         tasks = m.schedule.tasks(state, keys, t)  # (B, 1)
-        x = self.blocks.get("contexts", keys, t, len(keys) * m.dim, lambda ts: self.contexts(keys, ts))  # (B, d)
+        x = self.blocks.get("contexts", keys, t, len(keys) * m.dim, lambda ts: self.contexts(keys, ts))
         beta = instance.task_params[np.arange(len(keys)), tasks[:, 0]]  # (B, K, d)
         means = np.einsum("bkd,bd->bk", beta, x)[:, None]  # (B, 1, K)
         obs = {"task": tasks, "context": x[:, None]}

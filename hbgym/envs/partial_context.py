@@ -66,7 +66,10 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def feature_map(x_obs: np.ndarray) -> np.ndarray:
     """The known MTTS feature map: ``x_obs`` ``(...)`` -> ``Phi`` ``(..., K, 2)`` rows ``[rho_a x, 1]``."""
     x = np.asarray(x_obs, dtype=np.float64)
-    return np.stack([ARM_SLOPES * x[..., None], np.ones(x.shape + (NUM_ACTIONS,))], axis=-1)
+    phi = np.empty(x.shape + (NUM_ACTIONS, 2))
+    phi[..., 0] = ARM_SLOPES * x[..., None]
+    phi[..., 1] = 1.0
+    return phi
 
 
 # --------------------------------------------------------------------------- model and instance
@@ -302,7 +305,7 @@ class PartialContextSimulator(BanditSimulator):
         B = len(keys)
         x = instance.contexts[:, users, 0]  # (B, L)
         obs = {
-            "task": np.broadcast_to(users, (B, len(users))).astype(np.int64),
+            "task": np.repeat(users.astype(np.int64)[None], B, axis=0),
             "context": x[..., None].copy(),
             "features": feature_map(x),
         }
