@@ -94,11 +94,16 @@ class _UnitTables:
         self, rewards: torch.Tensor, noise_var: float | torch.Tensor, mask: torch.Tensor | None
     ) -> torch.Tensor:
         """Observation weights ``1 / noise_var`` ``(B, n)``, zero where ``mask`` is False."""
-        weight = torch.ones_like(rewards) / _as_tensor(noise_var, self._like)
+        if isinstance(noise_var, (int, float)):
+            weight = torch.full_like(rewards, 1.0 / noise_var)
+        else:
+            weight = torch.ones_like(rewards) / _as_tensor(noise_var, self._like)
         return weight if mask is None else weight * mask.to(weight.dtype)
 
     def _flat(self, ids: torch.Tensor) -> torch.Tensor:
         """Row indices ``b * U + u`` of ``(B, n)`` unit ids into ``(B * U, ...)`` views of the tables."""
+        if self.num_envs == 1:
+            return ids.reshape(-1)
         return (torch.arange(self.num_envs, device=ids.device)[:, None] * self.num_units + ids).reshape(-1)
 
     def _take(self, table: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
@@ -154,6 +159,7 @@ class HierarchicalGaussian(_UnitTables):
         if self.mixing is not None and self.mixing.shape[-1] != self.hyper_dim:
             raise ValueError(f"mixing must have last dim D={self.hyper_dim}, got {tuple(self.mixing.shape)}")
         self._set_unit_prior(unit_cov)
+        self._eye = torch.eye(self.unit_dim, **self._like)
         self.reset()
 
     # ------------------------------------------------------------------ construction helpers
@@ -207,21 +213,33 @@ class HierarchicalGaussian(_UnitTables):
     def _unit_cache(self, ids: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         """Everything a unit's posterior needs, from its statistics (B, n units at a time).
 
-        Returns ``P_u`` ``(B, n, d, d)``, ``q_u`` ``(B, n, d)``, the conditional covariance
-        ``S~_u = L0 C^{-1} L0^T`` and its square-root factor ``L0 C^{-T/2}`` (both ``(B, n, d, d)``).
+        Returns the packed per-unit cache ``(B, n, d, 4 d + 2)`` (see :meth:`_unpack`): ``P_u``,
+        the conditional covariance ``S~_u = L0 C^{-1} L0^T``, its square-root factor
+        ``L0 C^{-T/2}``, the shrinkage ``M_u = I - S~_u G_u`` (all ``d x d``), ``q_u`` and
+        ``S~_u b_u`` (``d``). With them the conditional mean given psi is ``M_u A_u psi + S~_u b_u``.
         """
         gram, moment = self._take(self.gram, ids), self._take(self.moment, ids)
-        factor = self._take(self._unit_factor, ids)
-        w = factor.transpose(-1, -2) @ gram  # W = L0^T G
-        eye = torch.eye(self.unit_dim, **self._like)
-        chol_c = robust_cholesky(symmetrize(eye + w @ factor))  # C = I + L0^T G L0
-        half = torch.linalg.solve_triangular(chol_c, factor.transpose(-1, -2), upper=False)
-        cond_factor = half.transpose(-1, -2)
-        c_inv_w = torch.cholesky_solve(w, chol_c)
-        precision = symmetrize(gram - w.transpose(-1, -2) @ c_inv_w)
-        projected = factor.transpose(-1, -2) @ moment[..., None]
-        eta = moment - (w.transpose(-1, -2) @ torch.cholesky_solve(projected, chol_c))[..., 0]
-        return precision, eta, cond_factor @ half, cond_factor
+        factor_t = self._take(self._unit_factor, ids).mT  # L0^T
+        w = factor_t @ gram  # W = L0^T G
+        chol_c = robust_cholesky(symmetrize(self._eye + w @ factor_t.mT))  # C = I + L0^T G L0
+        half = torch.linalg.solve_triangular(chol_c, factor_t, upper=False)  # C^{-1/2} L0^T
+        cond_factor = half.mT
+        cond_cov = cond_factor @ half  # S~ = L0 C^{-1} L0^T
+        # W^T C^{-1} W = G S~ G and W^T C^{-1} L0^T b = G S~ b: one product serves both
+        g_s = gram @ cond_cov
+        precision = symmetrize(gram - g_s @ gram)
+        eta = moment[..., None] - g_s @ moment[..., None]
+        shrink = self._eye - g_s.mT  # M = I - S~ G  (S~ and G symmetric)
+        offset = cond_cov @ moment[..., None]  # S~ b
+        return torch.cat([precision, cond_cov, cond_factor, shrink, eta, offset], dim=-1)
+
+    def _unpack(self, packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Views ``(P, S~, F, M)`` ``(..., d, d)`` and ``(q, S~ b)`` ``(..., d)`` of a packed cache."""
+        d = self.unit_dim
+        return (
+            packed[..., 0:d], packed[..., d : 2 * d], packed[..., 2 * d : 3 * d], packed[..., 3 * d : 4 * d],
+            packed[..., 4 * d], packed[..., 4 * d + 1],
+        )
 
     def _lift(
         self, ids: torch.Tensor | None, precision: torch.Tensor, eta: torch.Tensor
@@ -230,10 +248,8 @@ class HierarchicalGaussian(_UnitTables):
         if self.mixing is None:
             return precision.sum(1), eta.sum(1)
         a = self._take(self.mixing, ids)
-        return (
-            torch.einsum("bnkD,bnkl,bnlE->bDE", a, precision, a),
-            torch.einsum("bnkD,bnk->bD", a, eta),
-        )
+        a_t = a.mT
+        return (a_t @ precision @ a).sum(1), (a_t @ eta[..., None]).sum(1)[..., 0]
 
     def _apply_mixing(self, ids: torch.Tensor | None, hyper: torch.Tensor) -> torch.Tensor:
         """``A_u psi`` ``(B, n, d)`` for ``hyper`` ``(B, D)``."""
@@ -245,19 +261,19 @@ class HierarchicalGaussian(_UnitTables):
     def _refresh_units(self, ids: torch.Tensor) -> None:
         """Recompute the caches of units ``ids`` ``(B, n)`` and their share of the running sums."""
         self._hyper_cache = None
-        precision, eta, cond_cov, cond_factor = self._unit_cache(ids)
+        packed = self._unit_cache(ids)
         if self.learn_hyper:
-            first = _first_occurrence(ids).to(precision.dtype)
-            d_prec = (precision - self._take(self._unit_precision, ids)) * first[..., None, None]
-            d_eta = (eta - self._take(self._unit_eta, ids)) * first[..., None]
-            add_prec, add_eta = self._lift(ids, d_prec, d_eta)
+            old = self._take(self._packed, ids)
+            d = self.unit_dim
+            delta = packed[..., :d] - old[..., :d]  # P_u new - old
+            delta_eta = packed[..., 4 * d] - old[..., 4 * d]  # q_u new - old
+            if ids.shape[1] > 1:  # a unit repeated within a row counts once
+                first = _first_occurrence(ids).to(packed.dtype)
+                delta, delta_eta = delta * first[..., None, None], delta_eta * first[..., None]
+            add_prec, add_eta = self._lift(ids, delta, delta_eta)
             self._sum_precision += add_prec
             self._sum_eta += add_eta
-        rows = torch.arange(self.num_envs, device=ids.device)[:, None].expand_as(ids)
-        self._unit_precision[rows, ids] = precision
-        self._unit_eta[rows, ids] = eta
-        self._cond_cov[rows, ids] = cond_cov
-        self._cond_factor[rows, ids] = cond_factor
+        self._packed.view(-1, *self._packed.shape[2:])[self._flat(ids)] = packed.reshape(-1, *packed.shape[2:])
         self._num_updates += 1
         if self.learn_hyper and self.refresh_every and self._num_updates % self.refresh_every == 0:
             self._recompute_sums()
@@ -265,11 +281,20 @@ class HierarchicalGaussian(_UnitTables):
     def _refresh_all(self) -> None:
         """Recompute every unit's cache and the running sums exactly (reset, prior changes)."""
         self._hyper_cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        cache = self._unit_cache(None)
-        self._unit_precision, self._unit_eta, self._cond_cov, self._cond_factor = (
-            t.contiguous() for t in cache
-        )
+        self._packed = self._unit_cache(None).contiguous()  # (B, U, d, 4 d + 2), one gather per query
         self._recompute_sums()
+
+    @property
+    def _unit_precision(self) -> torch.Tensor:
+        return self._unpack(self._packed)[0]
+
+    @property
+    def _unit_eta(self) -> torch.Tensor:
+        return self._unpack(self._packed)[4]
+
+    @property
+    def _cond_cov(self) -> torch.Tensor:
+        return self._unpack(self._packed)[1]
 
     def _recompute_sums(self) -> None:
         """Exact running sums from the stored per-unit contributions."""
@@ -404,9 +429,14 @@ class HierarchicalGaussian(_UnitTables):
 
         ``scale`` multiplies the deviation from the conditional mean (1 = exact posterior draw).
         """
-        mean, _ = self.conditional(unit_ids, hyper)
-        z = scale * torch.randn(mean.shape, generator=generator, **self._like)
-        return mean + (self._take(self._cond_factor, _as_ids(unit_ids)) @ z[..., None])[..., 0]
+        ids = _as_ids(unit_ids)
+        _, _, cond_factor, shrink, _, offset = self._unpack(self._take(self._packed, ids))
+        prior_mean = self._apply_mixing(ids, hyper)
+        mean = (shrink @ prior_mean[..., None])[..., 0] + offset  # M A psi + S~ b (eq. (6))
+        z = torch.randn(mean.shape, generator=generator, **self._like)
+        if scale != 1.0:
+            z = scale * z
+        return mean + (cond_factor @ z[..., None])[..., 0]
 
     def marginal_posterior(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """theta_u | all data (HierTS eq. (8)): mean ``(B, n, d)``, covariance ``(B, n, d, d)``."""
