@@ -31,13 +31,13 @@ obs, _ = env.reset(seed=0)
 agent.reset(seed=0)
 spent = 0.0
 for t in range({rounds}):
-    start = time.perf_counter()
+    start = time.process_time()
     action = agent.act(obs)
-    spent -= start - time.perf_counter()
+    spent -= start - time.process_time()
     nxt, _, term, _, info = env.step(action)
-    start = time.perf_counter()
+    start = time.process_time()
     agent.update(obs, action, info["rewards"])
-    spent -= start - time.perf_counter()
+    spent -= start - time.process_time()
     obs = nxt
 print(json.dumps(spent / {rounds} * 1e6))
 """
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         f"Command: `python -m benchmarks.agent_single {' '.join(sys.argv[1:] if argv is None else argv)}`\n\n"
         f"{machine_line()}\n\n"
         f"{args.rounds} rounds from reset, best of {args.repeats} alternated child processes per side; "
-        "env step excluded.\n\n" + table + "\n"
+        "env step excluded; CPU time of the process (time.process_time), robust to other load on the shared machine.\n\n" + table + "\n"
     )
     RESULTS.mkdir(exist_ok=True)
     with open(args.out, "w") as fh:

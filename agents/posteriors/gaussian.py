@@ -112,9 +112,15 @@ class _UnitTables:
         return _take(table, ids)
 
 
-def _first_occurrence(ids: torch.Tensor) -> torch.Tensor:
-    """``(B, n)`` bool: True where ``ids[b, j]`` does not occur in ``ids[b, :j]``."""
+def _first_occurrence(ids: torch.Tensor) -> torch.Tensor | None:
+    """``(B, n)`` bool: True where ``ids[b, j]`` does not occur in ``ids[b, :j]``; None when every
+    entry is a first occurrence (no unit repeats within a row: the common case)."""
     n = ids.shape[1]
+    if n == 1:
+        return None
+    if ids.device.type == "cpu" and ids.numel() <= 256:  # a few ids: Python beats a dozen torch ops
+        if all(len(set(row)) == n for row in ids.tolist()):
+            return None
     same = ids[:, :, None] == ids[:, None, :]
     earlier = torch.ones(n, n, dtype=torch.bool, device=ids.device).tril(-1)
     return ~(same & earlier).any(-1)
@@ -221,17 +227,19 @@ class HierarchicalGaussian(_UnitTables):
         gram, moment = self._take(self.gram, ids), self._take(self.moment, ids)
         factor_t = self._take(self._unit_factor, ids).mT  # L0^T
         w = factor_t @ gram  # W = L0^T G
-        chol_c = robust_cholesky(symmetrize(self._eye + w @ factor_t.mT))  # C = I + L0^T G L0
+        # C = I + L0^T G L0 (Cholesky reads its lower triangle only: no symmetrisation needed)
+        chol_c = robust_cholesky(self._eye + w @ factor_t.mT)
         half = torch.linalg.solve_triangular(chol_c, factor_t, upper=False)  # C^{-1/2} L0^T
         cond_factor = half.mT
         cond_cov = cond_factor @ half  # S~ = L0 C^{-1} L0^T
-        # W^T C^{-1} W = G S~ G and W^T C^{-1} L0^T b = G S~ b: one product serves both
-        g_s = gram @ cond_cov
-        precision = symmetrize(gram - g_s @ gram)
-        eta = moment[..., None] - g_s @ moment[..., None]
-        shrink = self._eye - g_s.mT  # M = I - S~ G  (S~ and G symmetric)
-        offset = cond_cov @ moment[..., None]  # S~ b
-        return torch.cat([precision, cond_cov, cond_factor, shrink, eta, offset], dim=-1)
+        # Woodbury: W^T C^{-1} W = G S~ G and W^T C^{-1} L0^T b = G S~ b; two products give all four
+        d = self.unit_dim
+        s_rhs = cond_cov @ torch.cat([gram, moment[..., None]], dim=-1)  # [S~ G | S~ b]
+        g_s_rhs = gram @ s_rhs  # [G S~ G | G S~ b]
+        precision = symmetrize(gram - g_s_rhs[..., :d])
+        eta = moment[..., None] - g_s_rhs[..., d:]
+        shrink = self._eye - s_rhs[..., :d]  # M = I - S~ G
+        return torch.cat([precision, cond_cov, cond_factor, shrink, eta, s_rhs[..., d:]], dim=-1)
 
     def _unpack(self, packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Views ``(P, S~, F, M)`` ``(..., d, d)`` and ``(q, S~ b)`` ``(..., d)`` of a packed cache."""
@@ -267,8 +275,9 @@ class HierarchicalGaussian(_UnitTables):
             d = self.unit_dim
             delta = packed[..., :d] - old[..., :d]  # P_u new - old
             delta_eta = packed[..., 4 * d] - old[..., 4 * d]  # q_u new - old
-            if ids.shape[1] > 1:  # a unit repeated within a row counts once
-                first = _first_occurrence(ids).to(packed.dtype)
+            first = _first_occurrence(ids)  # a unit repeated within a row counts once
+            if first is not None:
+                first = first.to(packed.dtype)
                 delta, delta_eta = delta * first[..., None, None], delta_eta * first[..., None]
             add_prec, add_eta = self._lift(ids, delta, delta_eta)
             self._sum_precision += add_prec
@@ -353,9 +362,11 @@ class HierarchicalGaussian(_UnitTables):
         if self.mixing.shape[:2] != (self.num_envs, self.num_units):
             self.mixing = self.mixing.expand(self.num_envs, self.num_units, -1, -1).clone()
         if self.learn_hyper:
-            first = _first_occurrence(ids).to(self.mixing.dtype)
-            precision = self._take(self._unit_precision, ids) * first[..., None, None]
-            eta = self._take(self._unit_eta, ids) * first[..., None]
+            precision, eta = self._take(self._unit_precision, ids), self._take(self._unit_eta, ids)
+            first = _first_occurrence(ids)
+            if first is not None:
+                first = first.to(self.mixing.dtype)
+                precision, eta = precision * first[..., None, None], eta * first[..., None]
             old_prec, old_eta = self._lift(ids, precision, eta)
         rows = torch.arange(self.num_envs, device=ids.device)[:, None].expand_as(ids)
         self.mixing[rows, ids] = mixing.to(**self._like)
@@ -383,8 +394,8 @@ class HierarchicalGaussian(_UnitTables):
         if not self.learn_hyper:
             raise RuntimeError("this posterior was built with learn_hyper=False")
         if self._hyper_cache is None:
-            precision = symmetrize(self._prior_precision + self._sum_precision)
-            factor = robust_cholesky(precision)
+            # both terms are symmetric; Cholesky reads the lower triangle only
+            factor = robust_cholesky(self._prior_precision + self._sum_precision)
             eta = self._prior_eta + self._sum_eta
             mean = torch.cholesky_solve(eta[..., None], factor)[..., 0]
             self._hyper_cache = (mean, factor)
