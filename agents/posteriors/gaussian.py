@@ -119,8 +119,11 @@ def _first_occurrence(ids: torch.Tensor) -> torch.Tensor | None:
     if n == 1:
         return None
     if ids.device.type == "cpu" and ids.numel() <= 256:  # a few ids: Python beats a dozen torch ops
-        if all(len(set(row)) == n for row in ids.tolist()):
+        rows = ids.tolist()
+        if all(len(set(row)) == n for row in rows):
             return None
+        mask = [[row.index(u) == j for j, u in enumerate(row)] for row in rows]
+        return torch.tensor(mask, dtype=torch.bool)
     same = ids[:, :, None] == ids[:, None, :]
     earlier = torch.ones(n, n, dtype=torch.bool, device=ids.device).tril(-1)
     return ~(same & earlier).any(-1)
@@ -264,6 +267,9 @@ class HierarchicalGaussian(_UnitTables):
         if self.mixing is None:
             n = self.num_units if ids is None else ids.shape[1]
             return hyper[:, None, :].expand(self.num_envs, n, self.unit_dim)
+        if ids is None and self.mixing.shape[0] == 1:  # one A for all replicates: a single GEMM
+            stacked = self.mixing[0].reshape(-1, self.hyper_dim)  # (U d, D)
+            return (hyper @ stacked.mT).view(self.num_envs, self.num_units, self.unit_dim)
         return (self._take(self.mixing, ids) @ hyper[:, None, :, None])[..., 0]
 
     def _refresh_units(self, ids: torch.Tensor) -> None:
