@@ -114,7 +114,9 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"## Curve ({args.rounds} rounds after 5 warm-up rounds; CPU time; one torch thread)",
         "",
-        markdown_table(["agent", "env", "B", "agent s / seed-round", "env s / seed-round", "peak extra MiB"], rows),
+        markdown_table(
+            ["agent", "env", "B", "agent s / seed-round", "env s / seed-round", "peak extra MiB"], rows
+        ),
         "",
         "Skipped (over the time or memory limit): " + ("; ".join(skipped) if skipped else "none"),
         "",

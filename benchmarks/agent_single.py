@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         f"Command: `python -m benchmarks.agent_single {' '.join(sys.argv[1:] if argv is None else argv)}`\n\n"
         f"{machine_line()}\n\n"
         f"{args.rounds} rounds from reset, best of {args.repeats} alternated child processes per side; "
-        "env step excluded; CPU time of the process (time.process_time), robust to other load on the shared machine.\n\n" + table + "\n"
+        "env step excluded; CPU time of the process (time.process_time), robust to other load on the "
+        "shared machine.\n\n" + table + "\n"
     )
     RESULTS.mkdir(exist_ok=True)
     with open(args.out, "w") as fh:

@@ -288,7 +288,8 @@ class HierarchicalGaussian(_UnitTables):
             add_prec, add_eta = self._lift(ids, delta, delta_eta)
             self._sum_precision += add_prec
             self._sum_eta += add_eta
-        self._packed.view(-1, *self._packed.shape[2:])[self._flat(ids)] = packed.reshape(-1, *packed.shape[2:])
+        tail = self._packed.shape[2:]
+        self._packed.view(-1, *tail)[self._flat(ids)] = packed.reshape(-1, *tail)
         self._num_updates += 1
         if self.learn_hyper and self.refresh_every and self._num_updates % self.refresh_every == 0:
             self._recompute_sums()
