@@ -17,10 +17,9 @@ and excluded. Writes ``benchmarks/results/agent_scaling.md``.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from benchmarks.baseline import run_python, tree_at
-from benchmarks.common import RESULTS, machine_line, markdown_table
+from benchmarks.common import RESULTS, markdown_table, write_result
 
 CASES = (("HierTS", "HierGaussian-v0"), ("meTS", "MixedEffect-v0"), ("EbmTS", "MultiBandit-v0"))
 
@@ -101,13 +100,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append([agent, env, size, f"{seconds:.2e}", f"{env_seconds:.2e}", f"{peak / 2**20:.0f}"])
             print(rows[-1], flush=True)
             previous = (size, seconds + env_seconds, max(peak, 1.0))
-    text = "\n".join([
-        "# Batched agents: seconds per seed-round and peak memory (issue 18 item 4)",
-        "",
-        f"Command: `python -m benchmarks.agent_scaling {' '.join(sys.argv[1:] if argv is None else argv)}`",
-        "",
-        machine_line(),
-        "",
+    body = "\n".join([
         f"## meTS at B=50 (target <= 15 us per seed-round): {args.baseline} vs now, best of {args.repeats}",
         "",
         markdown_table(["us per seed-round", args.baseline, "now", "speed-up"], target_rows),
@@ -119,12 +112,9 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "",
         "Skipped (over the time or memory limit): " + ("; ".join(skipped) if skipped else "none"),
-        "",
     ])
-    RESULTS.mkdir(exist_ok=True)
-    with open(args.out, "w") as fh:
-        fh.write(text)
-    print(text)
+    write_result(args.out, "Batched agents: seconds per seed-round and peak memory (issue 18 item 4)",
+                 "agent_scaling", argv, body)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ the figure is the speed-up (issue 18 item 3 target: >= 3x). Writes ``benchmarks/
 from __future__ import annotations
 
 import argparse
-import sys
 
 from benchmarks.baseline import run_python, tree_at
-from benchmarks.common import RESULTS, machine_line, markdown_table
+from benchmarks.common import RESULTS, markdown_table, write_result
 
 CASES = (("HierTS", "HierGaussian-v0"), ("meTS", "MixedEffect-v0"), ("LinTS", "MixedEffect-v0"))
 
@@ -63,18 +62,14 @@ def main(argv: list[str] | None = None) -> None:
     table = markdown_table(
         ["agent", "env", f"{args.baseline} us/round", "now us/round", "speed-up"], rows
     )
-    text = (
-        "# Single replicate (B=1) act + update per round, CPU, one torch thread (issue 18 item 3: >= 3x)\n\n"
-        f"Command: `python -m benchmarks.agent_single {' '.join(sys.argv[1:] if argv is None else argv)}`\n\n"
-        f"{machine_line()}\n\n"
+    write_result(
+        args.out,
+        "Single replicate (B=1) act + update per round, CPU, one torch thread (issue 18 item 3: >= 3x)",
+        "agent_single", argv,
         f"{args.rounds} rounds from reset, best of {args.repeats} alternated child processes per side; "
         "env step excluded; CPU time of the process (time.process_time), robust to other load on the "
-        "shared machine.\n\n" + table + "\n"
+        "shared machine.\n\n" + table,
     )
-    RESULTS.mkdir(exist_ok=True)
-    with open(args.out, "w") as fh:
-        fh.write(text)
-    print(text)
 
 
 if __name__ == "__main__":

@@ -138,3 +138,19 @@ def machine_line() -> str:
     except ImportError:
         pass
     return line
+
+
+def write_result(out: str | Path, title: str, script: str, argv: list[str] | None, body: str) -> str:
+    """Write (and print) a results page: ``title``, the exact command, the machine line, ``body``.
+
+    ``argv`` is what the script's ``main`` received (None: the command line).
+    """
+    import sys
+
+    command = " ".join(sys.argv[1:] if argv is None else argv)
+    text = f"# {title}\n\nCommand: `python -m benchmarks.{script} {command}`\n\n{machine_line()}\n\n{body}\n"
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(text)
+    return text

@@ -1,6 +1,6 @@
 """Single-env step cost of every family vs a minimal NumPy env of the same shape (the yardstick).
 
-    python -m benchmarks.env_step [--steps 20000] [--repeats 40]
+    python -m benchmarks.env_step [--steps 20000] [--repeats 40] [--baseline bba5658]
 
 The yardstick is the smallest honest env a user could write by hand: L=5 tasks, K=10 actions, d=2,
 fixed actions, Gaussian rewards, the same observation keys (``task``, ``features``) and ``info`` keys,
@@ -13,7 +13,7 @@ is the ratio (issue 18 target: <= 2x for every family). Writes ``benchmarks/resu
 from __future__ import annotations
 
 import argparse
-import sys
+import inspect
 import time
 from typing import Any
 
@@ -22,7 +22,8 @@ import numpy as np
 from gymnasium import spaces
 
 import hbgym  # noqa: F401
-from benchmarks.common import RESULTS, machine_line, markdown_table
+from benchmarks.baseline import run_python, tree_at
+from benchmarks.common import RESULTS, markdown_table, write_result
 
 FAMILIES = ("HierGaussian-v0", "HierGaussianMAB-v0", "MixedEffect-v0", "PartialContext-v0", "MultiBandit-v0")
 YARDSTICK_ID = "hbgym-bench/NumpyYardstick-v0"
@@ -82,7 +83,8 @@ def us_per_step(env: gym.Env, actions: np.ndarray) -> float:
     return (time.process_time() - start) / len(actions) * 1e6
 
 
-def measure(steps: int, repeats: int) -> list[list[Any]]:
+def measure(steps: int, repeats: int) -> list[tuple[str, str, float, float]]:
+    """Per family: (env id, shape, ours us/step, yardstick us/step), best interleaved chunk of each."""
     if YARDSTICK_ID not in gym.registry:
         gym.register(YARDSTICK_ID, entry_point=NumpyYardstickEnv)
     yard = gym.make(YARDSTICK_ID)
@@ -98,31 +100,50 @@ def measure(steps: int, repeats: int) -> list[list[Any]]:
         for chunk in np.array_split(np.arange(steps), repeats):  # interleaved: load spikes hit both
             ours.append(us_per_step(env, acts[chunk]))
             base.append(us_per_step(yard, yard_acts[chunk]))
-        shape = f"L={model.tasks_per_round}, K={model.num_actions}"
-        rows.append([env_id, shape, f"{min(ours):.1f}", f"{min(base):.1f}", f"{min(ours) / min(base):.2f}x"])
+        rows.append((env_id, f"L={model.tasks_per_round}, K={model.num_actions}", min(ours), min(base)))
     return rows
+
+
+def measure_baseline(ref: str, steps: int, repeats: int) -> list[list]:
+    """:func:`measure` run by a child process on the code at git ``ref`` (same yardstick, same loop)."""
+    source = "\n\n".join(inspect.getsource(obj) for obj in (NumpyYardstickEnv, us_per_step, measure))
+    code = "\n".join([
+        "import json, time; from typing import Any; import numpy as np, gymnasium as gym",
+        "from gymnasium import spaces; import hbgym",
+        f"FAMILIES = {FAMILIES!r}; YARDSTICK_ID = {YARDSTICK_ID!r}",
+        source,
+        f"print(json.dumps(measure({steps}, {repeats})))",
+    ])
+    return run_python(tree_at(ref), code)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--repeats", type=int, default=40, help="interleaved chunks; the best chunk counts")
+    parser.add_argument("--baseline", default="bba5658", help="git ref measured too ('' to skip)")
     parser.add_argument("--out", default=str(RESULTS / "env_step.md"))
     args = parser.parse_args(argv)
-    rows = measure(args.steps, args.repeats)
-    table = markdown_table(["env", "shape", "ours us/step", "NumPy yardstick us/step", "ratio"], rows)
-    text = (
-        "# Single-env step cost vs a minimal NumPy env (issue 18 item 1: ratio <= 2x)\n\n"
-        f"Command: `python -m benchmarks.env_step {' '.join(sys.argv[1:] if argv is None else argv)}`\n\n"
-        f"{machine_line()}\n\n"
+    old = measure_baseline(args.baseline, args.steps, args.repeats) if args.baseline else None
+    rows = []
+    for i, (env_id, shape, ours, yard) in enumerate(measure(args.steps, args.repeats)):
+        row = [env_id, shape, f"{ours:.1f}", f"{yard:.1f}", f"{ours / yard:.2f}x"]
+        if old is not None:
+            row += [f"{old[i][2]:.1f}", f"{old[i][3]:.1f}", f"{old[i][2] / old[i][3]:.2f}x"]
+        rows.append(row)
+    header = ["env", "shape", "ours us/step", "yardstick us/step", "ratio"]
+    if old is not None:
+        header += [f"{args.baseline}: ours", f"{args.baseline}: yardstick", f"{args.baseline}: ratio"]
+    table = markdown_table(header, rows)
+    write_result(
+        args.out, "Single-env step cost vs a minimal NumPy env (issue 18 item 1: ratio <= 2x)", "env_step",
+        argv,
         f"Both through `gym.make`; {args.steps} steps each, timed in {args.repeats} interleaved chunks, best "
-        "chunk of each (resets at episode ends included); "
-        "yardstick: L=5, K=10, d=2, Gaussian rewards, same obs/info keys.\n\n" + table + "\n"
+        "chunk of each (resets at episode ends included; CPU time of the process, `time.process_time`); "
+        "yardstick: L=5, K=10, d=2, Gaussian rewards, same obs/info keys. The baseline columns are the "
+        "same loop run by a child process on the code before the speed work (its own yardstick run).\n\n"
+        + table,
     )
-    RESULTS.mkdir(exist_ok=True)
-    with open(args.out, "w") as fh:
-        fh.write(text)
-    print(text)
 
 
 if __name__ == "__main__":

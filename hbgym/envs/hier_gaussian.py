@@ -109,7 +109,9 @@ class HierGaussianSimulator(BanditSimulator):
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         m = self.model
         num_envs, width = len(keys), m.tasks_per_round
-        tasks = m.schedule.tasks(state, keys, t)  # (B, L)
+        tasks = self.blocks.get(
+            "tasks", keys, t, num_envs * width, lambda ts: m.schedule.tasks(state, keys, ts)
+        )  # (B, L)
         theta = instance.task_params[np.arange(num_envs)[:, None], tasks]  # (B, L, d)
         shape = (num_envs, width, m.num_actions, m.dim)
         if m.action_set == "one_hot":

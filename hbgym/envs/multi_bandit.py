@@ -173,7 +173,9 @@ class MultiBanditSimulator(BanditSimulator):
         self, keys: np.ndarray, instance: MultiBanditInstance, state: Any, t: int
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         m = self.model
-        tasks = m.schedule.tasks(state, keys, t)  # (B, 1)
+        tasks = self.blocks.get(
+            "tasks", keys, t, len(keys) * m.tasks_per_round, lambda ts: m.schedule.tasks(state, keys, ts)
+        )  # (B, 1)
         x = self.blocks.get("contexts", keys, t, len(keys) * m.dim, lambda ts: self.contexts(keys, ts))
         beta = instance.task_params[np.arange(len(keys)), tasks[:, 0]]  # (B, K, d)
         means = np.einsum("bkd,bd->bk", beta, x)[:, None]  # (B, 1, K)
