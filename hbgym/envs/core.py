@@ -75,16 +75,17 @@ class RoundBlocks:
             per_round: numbers one round of the whole batch needs (sizes the block).
             draw: ``ts`` ``(T,)`` int64 -> array ``(B, T, ...)``.
         """
+        cached = self._blocks.get(name) if keys is self._keys else None
+        if cached is not None and cached[0] <= t < cached[1]:  # the common case: served from the block
+            return cached[2][:, t - cached[0]]
         block = self.rounds_per_block(per_round)
         if block == 1:
             return draw(np.array([t], dtype=np.int64))[:, 0]
         self._start(keys)
-        cached = self._blocks.get(name)
-        if cached is None or not cached[0] <= t < cached[1]:
-            start = t - t % block
-            values = draw(np.arange(start, start + block, dtype=np.int64))
-            cached = self._blocks[name] = (start, start + block, values)
-        return cached[2][:, t - cached[0]]
+        start = t - t % block
+        values = draw(np.arange(start, start + block, dtype=np.int64))
+        self._blocks[name] = (start, start + block, values)
+        return values[:, t - start]
 
 
 class BanditSimulator(ABC):
