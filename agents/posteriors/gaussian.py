@@ -448,13 +448,16 @@ class HierarchicalGaussian(_UnitTables):
         ``scale`` multiplies the deviation from the conditional mean (1 = exact posterior draw).
         """
         ids = _as_ids(unit_ids)
-        _, _, cond_factor, shrink, _, offset = self._unpack(self._take(self._packed, ids))
+        packed = self._take(self._packed, ids)
+        d = self.unit_dim
         prior_mean = self._apply_mixing(ids, hyper)
-        mean = (shrink @ prior_mean[..., None])[..., 0] + offset  # M A psi + S~ b (eq. (6))
-        z = torch.randn(mean.shape, generator=generator, **self._like)
+        z = torch.randn(prior_mean.shape, generator=generator, **self._like)
         if scale != 1.0:
             z = scale * z
-        return mean + (cond_factor @ z[..., None])[..., 0]
+        # [F | M] [z; A psi] + S~ b = S~ b + M A psi + F z: conditional mean (eq. (6)) plus the draw
+        return (packed[..., 2 * d : 4 * d] @ torch.cat([z, prior_mean], dim=-1)[..., None])[..., 0] + packed[
+            ..., 4 * d + 1
+        ]
 
     def marginal_posterior(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """theta_u | all data (HierTS eq. (8)): mean ``(B, n, d)``, covariance ``(B, n, d, d)``."""
