@@ -210,7 +210,7 @@ class GIDS(_CoCoAgent):
         h0 = -(logw.exp() * logw).sum(-1)  # (B,)
         actions = torch.empty(B, L, dtype=torch.long, device=self.device)
         bidx = torch.arange(B, device=self.device)
-        lik, _ = self.smc._scaled(self.smc.user_log_likelihood(users))  # (B, L, G^K)
+        lik, _ = self.smc.scaled(self.smc.user_log_likelihood(users))  # (B, L, G^K)
         lo, t = self.kl.context_cells(x_obs)  # (B, L)
         probs = self.smc.probs
         for slot in range(L):

@@ -23,7 +23,7 @@ OraclePrior-TS     the true P*(mu | x_obs) (a Gaussian mixture; oracle)         
   Alg. 1 with the exact Gaussian posterior). It is :class:`~hbgym.agents.hier_ts.HierTS` on this
   hierarchy; :class:`~hbgym.agents.hier_ts.OracleTS` on it knows theta (lmm scenarios).
 * **OraclePrior-TS** (Sec. 2.3, eq. (2): the reference of the multi-task regret): TS per user with
-  the exact posterior under the true conditional prior :func:`hbgym.envs.partial_context.
+  the exact posterior under the true conditional prior :func:`hbgym.models.
   conditional_prior` (mixture scenarios: the true 2-component mixture; partial_linear: its two
   rank-one components; lmm scenarios: ``N(Phi theta*, Sigma_delta)`` with the instance's theta*),
   conditioned on the user's own rewards only (:mod:`hbgym.agents.posteriors.mixture`). A draw samples a
@@ -40,56 +40,19 @@ from typing import Any
 import numpy as np
 import torch
 from hbgym.agents.base import TorchAgent
-from hbgym.agents.gaussian_policy import GaussianHierarchy, GaussianPolicy, TaskUnits, register_hierarchy
+from hbgym.agents.gaussian_policy import GaussianPolicy
 from hbgym.agents.hier_ts import HierTS
+from hbgym.agents.hierarchies import GaussianHierarchy, OneHotUserUnits
 from hbgym.agents.posteriors.mixture import mixture_posterior, sample_mixture
 
-from hbgym.envs.partial_context import PartialContextModel, conditional_prior
+from hbgym.models import PartialContextModel, conditional_prior
 
-__all__ = ["IndTS", "MTTS", "OraclePriorTS", "OneHotUserUnits", "LMMUserUnits"]
+__all__ = ["IndTS", "MTTS", "OraclePriorTS"]
 
 
 def _require_partial_context(model: Any, name: str) -> None:
     if not isinstance(model, PartialContextModel):
         raise ValueError(f"{name} needs a PartialContext-v0 env, got a {type(model).__name__}")
-
-
-class OneHotUserUnits(TaskUnits):
-    """Units are users; arm ``a`` of a user is read through the one-hot feature ``e_a`` ``(B, L, K, K)``."""
-
-    def __init__(self, num_actions: int) -> None:
-        self.num_actions = num_actions
-
-    def features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        task = obs["task"]
-        eye = torch.eye(self.num_actions, dtype=obs["features"].dtype, device=task.device)
-        return eye.expand(*task.shape, self.num_actions, self.num_actions)
-
-
-class LMMUserUnits(OneHotUserUnits):
-    """As :class:`OneHotUserUnits`, and the observation reveals ``A_u = Phi_u`` ``(B, L, K, 2)``."""
-
-    def mixing(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return obs["features"]
-
-
-@register_hierarchy(PartialContextModel)
-def _partial_context(model: PartialContextModel, **options: Any) -> GaussianHierarchy:
-    """MTTS's Gaussian LMM (see the module docstring); ``A_u`` placeholders are filled online."""
-    if options:
-        raise ValueError(f"unknown options for PartialContext models: {sorted(options)}")
-    prior, K = model.mtts_prior, model.num_actions
-    return GaussianHierarchy(
-        num_units=model.num_tasks,
-        hyper_mean=prior.mu_theta,
-        hyper_cov=prior.Sigma_theta,
-        unit_cov=prior.Sigma_delta,
-        mixing=np.zeros((model.num_tasks, K, model.feature_dim)),
-        noise_var=model.sigma**2,
-        layout=LMMUserUnits(K),
-        truth=lambda instance: instance.theta,
-        online_mixing=True,
-    )
 
 
 class MTTS(HierTS):

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from hbgym.agents.gaussian_policy import GaussianPolicy
-from hbgym.agents.hier_ts import FlatTS, _RidgePolicy
+from hbgym.agents.hier_ts import FlatTS, RidgePolicy
 from hbgym.agents.mets import MeTS
 from hbgym.agents.posteriors.laplace import LaplaceLogistic
 
@@ -76,7 +76,7 @@ class GLMTS(_LaplaceStatistics, FlatTS):
     name = "GLM-TS"
 
 
-class UCBGLM(_LaplaceStatistics, _RidgePolicy):
+class UCBGLM(_LaplaceStatistics, RidgePolicy):
     """UCB-GLM (Li et al. 2017): MLE plus an elliptical bonus from the raw design matrix."""
 
     name = "UCB-GLM"

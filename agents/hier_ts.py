@@ -25,11 +25,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from hbgym.agents.gaussian_policy import GaussianHierarchy, GaussianPolicy
+from hbgym.agents.gaussian_policy import GaussianPolicy
+from hbgym.agents.hierarchies import GaussianHierarchy
 
 from hbgym.models import MixedEffectModel
 
-__all__ = ["HierTS", "OracleTS", "FlatTS", "HierUCB", "LinTS", "LinUCB"]
+__all__ = ["HierTS", "OracleTS", "FlatTS", "HierUCB", "LinTS", "LinUCB", "RidgePolicy"]
 
 
 class HierTS(GaussianPolicy):
@@ -116,7 +117,7 @@ def _ridge(hierarchy: GaussianHierarchy, ridge: float) -> GaussianHierarchy:
     )
 
 
-class _RidgePolicy(GaussianPolicy):
+class RidgePolicy(GaussianPolicy):
     """Independent units with the ridge prior N(0, noise_var / ridge I) (no sharing, no structure)."""
 
     learn_hyper = False
@@ -136,7 +137,7 @@ class _RidgePolicy(GaussianPolicy):
         self._origin = torch.zeros(self.num_envs, dim, device=self.device, dtype=self.dtype)
 
 
-class LinTS(_RidgePolicy):
+class LinTS(RidgePolicy):
     """Linear Thompson sampling per unit (Agrawal & Goyal 2013): draw from N(theta_hat, v^2 B^{-1}),
     ``B = lambda I + sum x x^T``, ``theta_hat`` the ridge estimate; ``v = scale * sigma``.
 
@@ -155,7 +156,7 @@ class LinTS(_RidgePolicy):
         return self._thompson(ids, features, self._origin, self.scale)
 
 
-class LinUCB(_RidgePolicy):
+class LinUCB(RidgePolicy):
     """LinUCB (Li et al. 2010) per unit: ``x^T theta_hat + alpha sqrt(x^T B^{-1} x)`` with
     ``B = lambda I + sum x x^T`` (the posterior standard deviation divided by sigma)."""
 

@@ -58,7 +58,7 @@ class MeTSFactored(MeTS):
     name = "meTS-Fa"
 
     def _sample_effects(self) -> torch.Tensor:
-        mean, _ = self.posterior._hyper_factor()
+        mean, _ = self.posterior.hyper_factor()
         precision = self.posterior.hyper_precision()
         d, num_effects = self.model.dim, self.model.num_effects
         blocks = torch.stack(

@@ -41,10 +41,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from hbgym.agents.gaussian_policy import GaussianHierarchy, GaussianPolicy
+from hbgym.agents.gaussian_policy import GaussianPolicy
+from hbgym.agents.hierarchies import GaussianHierarchy
 
 from hbgym.models import take_slot
-from hbgym.offline import LoggedDataset, instance_fingerprint
+from hbgym.offline.dataset import LoggedDataset, instance_fingerprint
 
 __all__ = ["OfflinePolicy", "HierOPO", "OracleOPO", "FlatOPO"]
 

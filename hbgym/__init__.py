@@ -2,7 +2,8 @@
 
 ``import hbgym`` registers every environment id, after which ``gym.make("HierGaussian-v0")`` and
 ``gym.make_vec("HierGaussian-v0", num_envs=B)`` work. This package depends on NumPy and Gymnasium
-only; it never imports torch (agents live in the separate ``agents`` package).
+only; it never imports torch (the torch agents are the subpackage ``hbgym.agents``, imported only
+when asked for).
 """
 
 from __future__ import annotations

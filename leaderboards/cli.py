@@ -166,9 +166,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     specs = _expand(args.agent, suite.agents)
     out = Path(args.out or f"results/{suite.name}")
     start = time.perf_counter()
+    cells, skipped = plan(suite, specs, device=args.device, log=None)  # bad specs fail before any mkdir
     store = ResultStore(out)
     store.open(suite)
-    cells, skipped = plan(suite, specs, device=args.device, log=None)
     _report_skipped(skipped, verbose=args.verbose and not args.quiet)
     done = store.completed()
     _print(
@@ -222,7 +222,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("zoo agents:")
     for name, cls in zoo().items():
         flags = [
-            f for f, on in (("oracle", getattr(cls, "oracle", False)), ("offline", hasattr(cls, "fit"))) if on
+            f for f in ("oracle", "offline") if getattr(cls, f, False)
         ]
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         print(f"    {name:16s} {'(' + ', '.join(flags) + ')' if flags else '':20s} {doc[:90]}")
@@ -234,16 +234,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"run": cmd_run, "report": cmd_report, "submit": cmd_submit, "list": cmd_list}
-    if args.command == "train-rl":
-        from hbgym.leaderboards.rl import train_from_args
-
-        train_from_args(args)
-        return 0
     try:
-        return handlers[args.command](args)
+        if args.command == "train-rl":
+            from hbgym.leaderboards.rl import train_from_args
+
+            train_from_args(args)
+            return 0
+        code = handlers[args.command](args)
+        sys.stdout.flush()  # a pipe closed by the reader (`| head`) fails here, not at exit
+        return code
     except ValueError as err:  # bad input and tampered directories: one clear line, exit code 2
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except FileNotFoundError as err:  # e.g. a real-data env whose data is missing (hbgym.datasets)
+        lines = str(err).strip().splitlines() or [repr(err)]
+        if getattr(args, "verbose", False) or len(lines) == 1:
+            print(f"error: {' '.join(line.strip() for line in lines if line.strip())}", file=sys.stderr)
+        else:
+            print(f"error: {lines[0]} (--verbose lists every way to provide it)", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `... | head` closed stdout: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
 
 
 if __name__ == "__main__":

@@ -13,9 +13,14 @@ share a seed.
 
 Command line (also ``python -m hbgym.leaderboards train-rl``)::
 
-    python -m hbgym.leaderboards.rl --algo all            # the four committed baselines (defaults below)
+    python -m hbgym.leaderboards.rl --algo all            # the four baselines -> ./rl_models/<algo>.zip
     python -m hbgym.leaderboards.rl --algo PPO --timesteps 300000 --out my_ppo.zip \\
         --env-id HierGaussianMAB-v0 --env-kwargs '{"schedule": "sequential", "horizon": 20}'
+
+Training writes only to ``--out`` (default :data:`DEFAULT_OUT_DIR` under the current directory),
+never into an installed package (a target inside ``site-packages`` is refused). Every sidecar
+records the model file's sha256, checked by :func:`load_sb3_agent`; the packaged baselines must
+have it, so an edited or replaced ``leaderboards/baselines/*.zip`` is refused, not scored.
 
 stable-baselines3 and sb3-contrib (RecurrentPPO) are optional dependencies (``pip install
 hbgym[rl]``); they are imported only when a model is trained or loaded.
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -47,7 +53,11 @@ __all__ = [
     "SB3Agent",
     "TRAIN_SEED_OFFSET",
     "add_train_arguments",
+    "DEFAULT_OUT_DIR",
     "baseline_path",
+    "output_path",
+    "verify_checksum",
+    "write_checksum",
     "load_sb3_agent",
     "make_training_env",
     "train",
@@ -70,6 +80,8 @@ TRAIN_SEED_OFFSET = 10**6
 BASELINE_ENV_ID = "HierGaussianMAB-v0"
 BASELINE_ENV_KWARGS: dict[str, Any] = {"schedule": "sequential", "num_tasks": 5, "horizon": 20}
 BASELINE_DIR = Path(__file__).resolve().parent / "baselines"
+#: where ``train-rl`` writes without ``--out`` (relative to the current directory)
+DEFAULT_OUT_DIR = Path("rl_models")
 
 #: Default hyper-parameters (``n_envs`` = parallel training envs; the rest go to the SB3 class).
 #: SB3 defaults except: smaller nets (64-64), an entropy bonus of 0.01 for the on-policy methods,
@@ -192,6 +204,7 @@ def load_sb3_agent(algo: str, path: str | Path, env: Any, num_envs: int = 1, dev
     if not file.is_file():
         raise ValueError(f"no {algo} model file at {str(path)!r}; "
                          "train one with `python -m hbgym.leaderboards.rl`")
+    verify_checksum(file)
     unwrapped = getattr(env, "unwrapped", env)
     space = getattr(unwrapped, "single_observation_space", None) or unwrapped.observation_space
     stats = SufficientStats(unwrapped.model, space)
@@ -206,7 +219,60 @@ def load_sb3_agent(algo: str, path: str | Path, env: Any, num_envs: int = 1, dev
     return SB3Agent(model, stats, num_envs=num_envs, deterministic=deterministic, name=f"sb3:{algo}")
 
 
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksum(file: Path) -> None:
+    """Check ``file`` against the ``sha256`` of its JSON sidecar (``<file>.json``).
+
+    A packaged baseline (inside :data:`BASELINE_DIR`) must have a sidecar with a ``sha256``; any
+    other model is checked when its sidecar records one. Raises ValueError on a mismatch.
+    """
+    sidecar = file.with_suffix(".json")
+    packaged = file.resolve().parent == BASELINE_DIR
+    expected = json.loads(sidecar.read_text()).get("sha256") if sidecar.is_file() else None
+    if expected is None:
+        if packaged:
+            raise ValueError(f"packaged baseline {file} has no sha256 in {sidecar.name}: refusing to load it")
+        return
+    actual = _sha256(file)
+    if actual != expected:
+        raise ValueError(
+            f"{file} does not match the sha256 in {sidecar.name} (expected {expected[:12]}..., got "
+            f"{actual[:12]}...): the model was changed after training; restore or retrain it")
+
+
+def write_checksum(file: Path) -> str:
+    """Record ``file``'s sha256 in its JSON sidecar (created if missing); return the digest."""
+    sidecar = file.with_suffix(".json")
+    info = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    info["sha256"] = _sha256(file)
+    sidecar.write_text(json.dumps(info, indent=2) + "\n")
+    return info["sha256"]
+
+
 # --------------------------------------------------------------------------- training
+
+
+def output_path(algo: str, out: str | Path | None) -> Path:
+    """Where :func:`train` saves ``algo``: ``out`` (``.zip`` added), else ``./rl_models/<algo>.zip``.
+
+    Raises ValueError for a target inside an installed package (``site-packages``/``dist-packages``).
+    """
+    _check_algo(algo)
+    path = DEFAULT_OUT_DIR / f"{algo.lower()}.zip" if out is None else Path(out)
+    if path.suffix != ".zip":
+        path = Path(f"{path}.zip")
+    installed = {"site-packages", "dist-packages"} & set(path.resolve().parts)
+    if installed:
+        raise ValueError(f"--out {path} is inside an installed package ({installed.pop()}); "
+                         "give a path in your own directory")
+    return path
 
 
 def make_training_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env:
@@ -224,10 +290,11 @@ def train(algo: str, env_id: str = BASELINE_ENV_ID, env_kwargs: Mapping[str, Any
     ``env_kwargs`` :data:`BASELINE_ENV_KWARGS` when ``env_id`` is the baseline env,
     ``total_timesteps`` :data:`DEFAULT_TIMESTEPS`, ``hyperparams`` :data:`DEFAULT_HYPERPARAMS`
     (given keys override the defaults; ``n_envs`` is the number of training envs), ``out_path``
-    :func:`baseline_path`. Torch uses one thread.
+    :func:`output_path` (``./rl_models/<algo>.zip``; never inside an installed package). Torch uses
+    one thread.
 
     The sidecar ``<out>.json`` records algo, env id and kwargs, timesteps, seed, training seeds,
-    hyper-parameters, wall time and package versions.
+    hyper-parameters, wall time, package versions and the model file's sha256.
     """
     import stable_baselines3
     import torch
@@ -241,9 +308,7 @@ def train(algo: str, env_id: str = BASELINE_ENV_ID, env_kwargs: Mapping[str, Any
         raise ValueError(f"total_timesteps must be a positive integer, got {total_timesteps}")
     params = copy.deepcopy({**DEFAULT_HYPERPARAMS[algo], **dict(hyperparams or {})})
     n_envs = int(params.pop("n_envs"))
-    out = Path(out_path) if out_path is not None else baseline_path(algo)
-    if out.suffix != ".zip":
-        out = Path(f"{out}.zip")
+    out = output_path(algo, out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     torch.set_num_threads(1)
@@ -264,6 +329,7 @@ def train(algo: str, env_id: str = BASELINE_ENV_ID, env_kwargs: Mapping[str, Any
         "versions": _versions(stable_baselines3.__version__, torch.__version__),
     }
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    write_checksum(out)
     return out
 
 
@@ -285,7 +351,8 @@ def _versions(sb3: str, torch_version: str) -> dict[str, str]:
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``train-rl`` (also ``python -m hbgym.leaderboards.rl``)."""
     parser.add_argument("--algo", required=True, choices=[*ALGOS, "all"],
-                        help="SB3 algorithm; 'all' trains the four baselines into leaderboards/baselines/")
+                        help=f"SB3 algorithm; 'all' trains the four baselines into --out (a directory, "
+                             f"default ./{DEFAULT_OUT_DIR}/)")
     parser.add_argument("--env-id", default=BASELINE_ENV_ID, help=f"env id (default {BASELINE_ENV_ID})")
     parser.add_argument("--env-kwargs", type=json.loads, default=None,
                         help=f"env kwargs as JSON (baseline env default: {json.dumps(BASELINE_ENV_KWARGS)})")
@@ -294,7 +361,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--seed", type=int, default=0,
                         help=f"training seed; training envs use seeds {TRAIN_SEED_OFFSET} + 1000 * seed + i")
     parser.add_argument("--out", default=None,
-                        help="output .zip (default leaderboards/baselines/<algo>.zip) and its JSON sidecar")
+                        help=f"output .zip and its JSON sidecar (default ./{DEFAULT_OUT_DIR}/<algo>.zip); "
+                             "with --algo all, a directory")
     parser.add_argument("--hyperparams", type=json.loads, default=None,
                         help="JSON overriding the default hyper-parameters, e.g. '{\"learning_rate\": 1e-3}'")
     parser.add_argument("--verbose", type=int, default=0, help="SB3 verbosity (0, 1, 2)")
@@ -304,11 +372,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 def train_from_args(args: argparse.Namespace) -> list[Path]:
     """Run the training described by :func:`add_train_arguments`' arguments; print and return paths."""
     algos = list(ALGOS) if args.algo == "all" else [args.algo]
-    if args.out is not None and len(algos) > 1:
-        raise ValueError("--out names one file; give it with a single --algo, not 'all'")
     paths = []
     for algo in algos:
-        path = train(algo, args.env_id, args.env_kwargs, args.timesteps, args.seed, args.out,
+        out = args.out
+        if out is not None and len(algos) > 1:  # --algo all: --out is a directory
+            out = Path(out) / f"{algo.lower()}.zip"
+        path = train(algo, args.env_id, args.env_kwargs, args.timesteps, args.seed, out,
                      args.hyperparams, verbose=args.verbose)
         info = json.loads(path.with_suffix(".json").read_text())
         print(f"{algo}: {info['total_timesteps']} steps in {info['train_seconds']} s -> {path}")

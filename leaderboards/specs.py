@@ -126,7 +126,7 @@ def resolve(spec: str) -> ResolvedAgent:
     if spec in table:
         cls = table[spec]
         return ResolvedAgent(spec, spec, "zoo", True, bool(getattr(cls, "oracle", False)),
-                             hasattr(cls, "fit"), cls)
+                             bool(getattr(cls, "offline", False)), cls)
     if spec.startswith("sb3:"):
         parts = spec.split(":", 2)
         if len(parts) != 3 or not parts[1] or not parts[2]:

@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from hbgym.leaderboards.suites import Suite, canonical_json
+
+from hbgym.fileio import atomic_write
 
 __all__ = ["ResultStore", "TamperedResultsError", "atomic_write"]
 
@@ -34,22 +35,6 @@ FORMAT = 1
 
 class TamperedResultsError(ValueError):
     """A results directory that cannot be trusted (the message says why)."""
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _sha256(data: bytes) -> str:

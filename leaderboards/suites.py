@@ -278,7 +278,8 @@ def zoo_default_agents() -> tuple[str, ...]:
 
     return tuple(
         name for name, cls in AGENTS.items()
-        if name != "Uniform" and not hasattr(cls, "fit") and getattr(cls, "leaderboard_default", True)
+        if name != "Uniform" and not getattr(cls, "offline", False)
+        and getattr(cls, "leaderboard_default", True)
     )
 
 

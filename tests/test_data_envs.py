@@ -26,7 +26,7 @@ def installed(name: str) -> bool:
 
 
 def synthetic_fit(rank: int = 10, center: bool = False):
-    return movielens.fit_factorization(synthetic.synthetic_ratings(), rank=rank, center=center)
+    return movielens.fit_factorization(movielens.synthetic_ratings(), rank=rank, center=center)
 
 
 # --------------------------------------------------------------------------- MovieLensMulti

@@ -271,25 +271,6 @@ def test_md5_only_rows_are_verified(tmp_path):
         DataFile("f", "f.zip", None)
 
 
-def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
-    dest = tmp_path / "out.bin"
-    store.atomic_write(dest, lambda s: s.write(b"old"))
-
-    def failing(stream):
-        stream.write(b"half of the new con")
-        raise RuntimeError("killed")
-
-    with pytest.raises(RuntimeError, match="killed"):
-        store.atomic_write(dest, failing)
-    assert dest.read_bytes() == b"old"
-    with pytest.raises(ChecksumError):
-        store.atomic_write(dest, lambda s: s.write(b"new"), check=lambda p: (_ for _ in ()).throw(
-            ChecksumError("rejected")))
-    assert dest.read_bytes() == b"old" and no_temp_files(tmp_path)
-    store.atomic_write(dest, lambda s: s.write(b"new"))
-    assert dest.read_bytes() == b"new"
-
-
 # --------------------------------------------------------------------------- derived-array cache
 
 
@@ -330,10 +311,10 @@ def test_factorization_is_fitted_once_and_cached(monkeypatch, fresh_cache):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(movielens, "als", counting)
-    ratings = synthetic.synthetic_ratings()
+    ratings = movielens.synthetic_ratings()
     fit = movielens.fit_factorization(ratings, rank=3)
     store.clear_memory_cache()
-    again = movielens.fit_factorization(synthetic.synthetic_ratings(), rank=3)
+    again = movielens.fit_factorization(movielens.synthetic_ratings(), rank=3)
     assert len(calls) == 1
     np.testing.assert_array_equal(fit.user_factors, again.user_factors)
     assert again.key == fit.key and again.source["fit"]["rank"] == 3

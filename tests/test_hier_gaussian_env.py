@@ -104,7 +104,7 @@ def test_reward_of_a_probe_action_is_independent_of_history(history, probe, seed
         ({"num_tasks": 0}, "num_tasks"),
         ({"action_set": "one_hot", "dim": 3}, "dim"),
         ({"hyper_mean": [1.0, 2.0, 3.0]}, "hyper_mean"),
-        ({"render_mode": "human"}, "render_mode"),
+        ({"render_mode": "rgb"}, "render_mode"),  # "human" is wrapped by gymnasium (HumanRendering)
     ],
 )
 def test_invalid_configuration_raises_naming_the_parameter(kwargs, match):

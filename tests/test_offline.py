@@ -12,7 +12,7 @@ import pytest
 
 import hbgym  # noqa: F401  (registers the ids)
 from hbgym import offline, rng
-from hbgym.offline import LoggedDataset
+from hbgym.offline import LoggedDataset, slots
 
 SYNTH = {"num_tasks": 6, "num_actions": 5, "dim": 4, "sigma_q": 1.0, "sigma_0": 0.5,
          "action_set": "resampled", "horizon": 20}
@@ -82,11 +82,11 @@ def test_every_sample_is_the_simulators_slot_and_reward(dataset):
     env = dataset.make_env()  # also checks the instance fingerprint
     base = env.unwrapped
     sim, inst = base.simulator, base.instance
-    key0 = offline._seed_key(dataset.seed, offline.STREAM_LOG_CONTEXTS)
+    key0 = slots.seed_key(dataset.seed, slots.STREAM_LOG_CONTEXTS)
     for i in [0, 1, 57, 399]:
         episode, t, slot = dataset.provenance[i]
         keys = rng.hash_words(key0, np.array([episode]))
-        tiled = offline._tile_instance(inst, 1)
+        tiled = slots.tile_instance(inst, 1)
         obs, means = sim.observe(keys, tiled, sim.prepare(keys, tiled), int(t))
         assert obs["task"][0, slot] == dataset.tasks[i]
         np.testing.assert_array_equal(obs["features"][0, slot], dataset.features[i])
@@ -309,7 +309,7 @@ def test_collect_rejects_bad_arguments():
 
 
 def test_task_that_never_acts_raises(monkeypatch):
-    monkeypatch.setattr(offline, "_MAX_CONTEXT_EPISODES", 8)
+    monkeypatch.setattr(slots, "_MAX_CONTEXT_EPISODES", 8)
     with pytest.raises(ValueError, match=r"tasks \[1\] never"):
         offline.collect("HierGaussian-v0", 20, seed=0, task_sampling=[0.5, 0.5],
                         env_kwargs={"num_tasks": 2, "schedule": "arrival", "horizon": 5,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from hbgym.agents import AGENTS, Agent, FlatOPO, HierOPO, OracleOPO
-from hbgym.agents.gaussian_policy import hierarchy_for
+from hbgym.agents.hierarchies import hierarchy_for
 
 import hbgym  # noqa: F401
 from hbgym import offline

@@ -133,7 +133,8 @@ def test_feature_map_is_the_lmm_design():
 def test_recruitment_schedule_and_observations(scenario):
     env = gym.make(ENV_ID, scenario=scenario, num_batches=3, batch_size=4, steps_per_user=2)
     model = env.unwrapped.model
-    assert (model.num_tasks, model.tasks_per_round, model.horizon, model.num_rounds) == (12, 4, 6, 6)
+    # horizon = interactions per user (steps_per_user); rounds = num_batches * steps_per_user
+    assert (model.num_tasks, model.tasks_per_round, model.horizon, model.num_rounds) == (12, 4, 2, 6)
     obs, _ = env.reset(seed=0)
     inst = env.unwrapped.instance
     acted = np.zeros(model.num_tasks, dtype=int)
@@ -159,10 +160,10 @@ def test_paper_defaults_per_scenario():
     sizes = {s: gym.make(ENV_ID, scenario=s).unwrapped.model for s in
              ("mixture", "partial_linear", "lmm", "lmm_mixture")}
     mix = sizes["mixture"]
-    assert (mix.num_tasks, mix.tasks_per_round, mix.horizon) == (150, 5, 150)
-    assert (sizes["partial_linear"].num_tasks, sizes["partial_linear"].horizon) == (150, 150)
-    assert (sizes["lmm"].num_tasks, sizes["lmm"].tasks_per_round, sizes["lmm"].horizon) == (50, 50, 5)
-    assert (sizes["lmm_mixture"].num_tasks, sizes["lmm_mixture"].horizon) == (100, 100)
+    assert (mix.num_tasks, mix.tasks_per_round, mix.num_rounds, mix.horizon) == (150, 5, 150, 5)
+    assert (sizes["partial_linear"].num_tasks, sizes["partial_linear"].num_rounds) == (150, 150)
+    assert (sizes["lmm"].num_tasks, sizes["lmm"].tasks_per_round, sizes["lmm"].num_rounds) == (50, 50, 5)
+    assert (sizes["lmm_mixture"].num_tasks, sizes["lmm_mixture"].num_rounds) == (100, 100)
     model = sizes["mixture"]
     assert (model.num_actions, model.sigma, model.context_dim, model.feature_dim) == (3, 0.1, 1, 2)
     np.testing.assert_allclose(model.mtts_prior.mu_theta, [1.0, 1.0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -144,3 +145,53 @@ def test_train_from_args_and_standalone_help(tmp_path, capsys):
     done = subprocess.run([sys.executable, "-m", "hbgym.leaderboards.rl", "--help"],
                           capture_output=True, text=True)
     assert done.returncode == 0 and "--algo" in done.stdout and "--hyperparams" in done.stdout
+
+
+def _tree_digest(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_train_rl_without_out_writes_under_cwd_and_leaves_package_data_identical(tmp_path, monkeypatch):
+    from hbgym.leaderboards import cli
+
+    before = _tree_digest(rl.BASELINE_DIR)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["train-rl", "--algo", "A2C", "--timesteps", "16", "--env-kwargs", json.dumps(ENV_KWARGS),
+                     "--hyperparams", '{"n_envs": 1}'])
+    assert code == 0
+    assert _tree_digest(rl.BASELINE_DIR) == before  # byte-identical packaged baselines
+    model = tmp_path / "rl_models" / "a2c.zip"
+    info = json.loads(model.with_suffix(".json").read_text())
+    assert info["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+
+
+def test_out_inside_an_installed_package_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="inside an installed package"):
+        rl.output_path("PPO", tmp_path / "lib" / "site-packages" / "hbgym" / "ppo.zip")
+    assert rl.output_path("PPO", None) == rl.DEFAULT_OUT_DIR / "ppo.zip"
+    assert rl.output_path("DQN", tmp_path / "m") == tmp_path / "m.zip"
+
+
+def test_packaged_baselines_carry_checksums_that_match():
+    for algo in rl.ALGOS:
+        rl.verify_checksum(rl.baseline_path(algo))  # raises on a mismatch or a missing sha256
+
+
+def test_tampered_model_is_refused(models, tmp_path):
+    env = gym.make(ENV_ID, **ENV_KWARGS)
+    copy = tmp_path / "ppo.zip"
+    copy.write_bytes(models["PPO"].read_bytes())
+    copy.with_suffix(".json").write_text(models["PPO"].with_suffix(".json").read_text())
+    rl.load_sb3_agent("PPO", copy, env)  # intact: loads
+    copy.write_bytes(copy.read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="does not match the sha256 in ppo.json"):
+        rl.load_sb3_agent("PPO", copy, env)
+
+
+def test_packaged_baseline_without_checksum_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(rl, "BASELINE_DIR", tmp_path)
+    model = tmp_path / "ppo.zip"
+    model.write_bytes(b"not a model")
+    model.with_suffix(".json").write_text("{}")
+    with pytest.raises(ValueError, match="no sha256"):
+        rl.verify_checksum(model)

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from hbgym.agents.posteriors.linalg import robust_cholesky, sample_precision_normal, symmetrize
+from hbgym.agents.posteriors.linalg import psd_factor, robust_cholesky, sample_precision_normal, symmetrize
 
 __all__ = ["HierarchicalGaussian", "DiagonalHierarchicalGaussian"]
 
@@ -48,18 +48,6 @@ def _as_tensor(value: Any, like: dict[str, Any]) -> torch.Tensor:
     if isinstance(value, np.ndarray) and not value.flags.writeable:
         value = value.copy()
     return torch.as_tensor(value, **like)
-
-
-def _psd_factor(cov: torch.Tensor) -> torch.Tensor:
-    """Square-root factor ``F`` with ``F F^T = cov`` (Cholesky; eigen-factor for singular PSD)."""
-    factor, info = torch.linalg.cholesky_ex(cov)
-    if not bool((info > 0).any()):
-        return factor
-    w, v = torch.linalg.eigh(symmetrize(cov))
-    if bool((w < -1e-8 * w.abs().amax(-1, keepdim=True).clamp_min(1.0)).any()):
-        raise ValueError("a prior covariance is not positive semi-definite")
-    eig_factor = v * w.clamp_min(0.0).sqrt()[..., None, :]
-    return torch.where((info > 0)[..., None, None], eig_factor, factor)
 
 
 def _take(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -204,7 +192,7 @@ class HierarchicalGaussian(_UnitTables):
         if cov.shape[-1] != self.unit_dim:
             raise ValueError(f"unit_cov must be {self.unit_dim}x{self.unit_dim}, got {tuple(cov.shape)}")
         self.unit_cov = cov
-        self._unit_factor = _psd_factor(symmetrize(cov))
+        self._unit_factor = psd_factor(symmetrize(cov))
 
     def reset(self) -> None:
         """Forget all observations."""
@@ -396,7 +384,7 @@ class HierarchicalGaussian(_UnitTables):
 
     # ------------------------------------------------------------------ posteriors
 
-    def _hyper_factor(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def hyper_factor(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Hyper-posterior mean ``(B, D)`` and the Cholesky factor of its precision ``(B, D, D)``."""
         if not self.learn_hyper:
             raise RuntimeError("this posterior was built with learn_hyper=False")
@@ -410,7 +398,7 @@ class HierarchicalGaussian(_UnitTables):
 
     def hyper_posterior(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Q_t = N(mu_bar, S_bar): mean ``(B, D)``, covariance ``(B, D, D)`` (HierTS eq. (5))."""
-        mean, factor = self._hyper_factor()
+        mean, factor = self.hyper_factor()
         return mean, torch.cholesky_inverse(factor)
 
     def hyper_precision(self) -> torch.Tensor:
@@ -419,7 +407,7 @@ class HierarchicalGaussian(_UnitTables):
 
     def sample_hyper(self, generator: torch.Generator) -> torch.Tensor:
         """psi_t ~ Q_t, ``(B, D)`` (Alg. 1 line 5)."""
-        mean, factor = self._hyper_factor()
+        mean, factor = self.hyper_factor()
         return sample_precision_normal(mean, factor, generator)
 
     def conditional(

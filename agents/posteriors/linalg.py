@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["NotPSDError", "robust_cholesky", "symmetrize", "sample_precision_normal"]
+__all__ = ["NotPSDError", "psd_factor", "robust_cholesky", "symmetrize", "sample_precision_normal"]
 
 
 class NotPSDError(ValueError):
@@ -57,3 +57,15 @@ def sample_precision_normal(
     z = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
     step = torch.linalg.solve_triangular(precision_factor.transpose(-1, -2), z[..., None], upper=True)
     return mean + step[..., 0]
+
+
+def psd_factor(cov: torch.Tensor) -> torch.Tensor:
+    """Square-root factor ``F`` with ``F F^T = cov`` (Cholesky; eigen-factor for singular PSD)."""
+    factor, info = torch.linalg.cholesky_ex(cov)
+    if not bool((info > 0).any()):
+        return factor
+    w, v = torch.linalg.eigh(symmetrize(cov))
+    if bool((w < -1e-8 * w.abs().amax(-1, keepdim=True).clamp_min(1.0)).any()):
+        raise ValueError("a prior covariance is not positive semi-definite")
+    eig_factor = v * w.clamp_min(0.0).sqrt()[..., None, :]
+    return torch.where((info > 0)[..., None, None], eig_factor, factor)

@@ -17,8 +17,7 @@ eq. (2.115) per component):
 from __future__ import annotations
 
 import torch
-from hbgym.agents.posteriors.gaussian import _psd_factor
-from hbgym.agents.posteriors.linalg import robust_cholesky, symmetrize
+from hbgym.agents.posteriors.linalg import psd_factor, robust_cholesky, symmetrize
 
 __all__ = ["mixture_posterior", "sample_mixture"]
 
@@ -42,7 +41,7 @@ def mixture_posterior(
         square-root factors ``F`` of the covariances (``F F^T = S~``) ``(..., C, d, d)``.
     """
     gram_c, moment_c = gram[..., None, :, :], moment[..., None, :]
-    factor = _psd_factor(symmetrize(covs))  # L, (..., C, d, d)
+    factor = psd_factor(symmetrize(covs))  # L, (..., C, d, d)
     w = factor.transpose(-1, -2) @ gram_c  # L^T G
     eye = torch.eye(means.shape[-1], dtype=means.dtype, device=means.device)
     chol_c = robust_cholesky(symmetrize(eye + w @ factor))

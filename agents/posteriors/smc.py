@@ -249,7 +249,8 @@ class GPDensitySMC:
                                  self.total_sq.gather(1, idx), self.kl.mu_grid, self.sigma)
         return grid_log_likelihood(arm)
 
-    def _scaled(self, loglik: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def scaled(self, loglik: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(exp(loglik - max), max)``: likelihoods ``(..., G^K)`` scaled by their max ``(...)``."""
         scale = loglik.amax(-1)
         return torch.exp(loglik - scale[..., None]), scale
 
@@ -298,9 +299,9 @@ class GPDensitySMC:
         seen = self.has_data.nonzero().squeeze(-1)
         others = seen[None, :].expand(B, -1)
         acting = (others[:, :, None] == users[:, None, :]).any(-1)  # (B, S)
-        lik_o, scale_o = self._scaled(self.user_log_likelihood(others))
-        lik_n, scale_n = self._scaled(new)
-        lik_p, scale_p = self._scaled(old)
+        lik_o, scale_o = self.scaled(self.user_log_likelihood(others))
+        lik_n, scale_n = self.scaled(new)
+        lik_p, scale_p = self.scaled(old)
         ctx = self.kl.context_weights
         w_o = ctx(self.context.gather(1, others))
         w_a = ctx(self.context.gather(1, users))
@@ -318,7 +319,7 @@ class GPDensitySMC:
     def _tempered_update(self, users: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> None:
         B, N = self.log_weights.shape
         L = users.shape[1]
-        lik, scale = self._scaled(torch.cat([new, old], 1))
+        lik, scale = self.scaled(torch.cat([new, old], 1))
         w_a = self.kl.context_weights(self.context.gather(1, users))
         ev = log_evidence(self.probs, lik, scale, torch.cat([w_a, w_a], 1))
         delta = (ev[..., :L] - ev[..., L:]).sum(-1)

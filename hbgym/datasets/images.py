@@ -44,6 +44,7 @@ from hbgym.datasets.store import (
     locate,
     offline_mode,
 )
+from hbgym.datasets.synthetic import synthetic_images
 
 __all__ = ["IMAGE_FILES", "Images", "area_downsample", "load_images"]
 
@@ -261,6 +262,19 @@ def _load_path(path: Path, size: int) -> Images:
     return _finish(path.name, sha256, prov, size, raw)
 
 
+def synthetic_digits(size: int = 7, **kwargs: object) -> Images:
+    """:func:`~hbgym.datasets.synthetic.synthetic_images` down-sampled to ``size x size``
+    (``dataset="synthetic"``)."""
+    images, labels = synthetic_images(**kwargs)  # type: ignore[arg-type]
+    sha256 = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()
+    feats = area_downsample(images, size).reshape(len(images), -1)
+    params = ", ".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
+    prov = {"dataset": "synthetic", "origin": f"hbgym.datasets.synthetic.synthetic_images({params})",
+            "sha256": sha256, "license": "generated", "downsampled_to": [size, size],
+            "num_images": len(labels)}
+    return Images(feats, labels, "synthetic", sha256, images.shape[1:], prov)
+
+
 def load_images(
     dataset: str | os.PathLike = "auto",
     *,
@@ -282,8 +296,6 @@ def load_images(
             "csv(.gz) file of images"
         )
     if dataset == "synthetic":
-        from hbgym.datasets.synthetic import synthetic_digits
-
         return synthetic_digits(size=size)
     if dataset == "digits":
         return _load_digits(size)

@@ -22,7 +22,7 @@ with ``importlib.metadata`` and never imported.
   copy in recbole).
 * ``"ml-100k"``, ``"ml-1m"``, ``"ml-latest-small"``, ``"ml-10m"``: that dataset only.
 * ``"synthetic"``: a small planted low-rank ratings table generated in memory
-  (:func:`hbgym.datasets.synthetic.synthetic_ratings`), for tests.
+  (:func:`synthetic_ratings`), for tests.
 * a path to a ratings file: one ``user item rating [...]`` row per line, separated by tabs,
   whitespace, commas or ``::``, with an optional header line.
 """
@@ -52,6 +52,7 @@ from hbgym.datasets.store import (
     locate,
     offline_mode,
 )
+from hbgym.datasets.synthetic import planted_ratings
 
 __all__ = [
     "CITATION",
@@ -271,6 +272,17 @@ def _looks_like_path(dataset: Any) -> bool:
     return isinstance(dataset, str) and (os.sep in dataset or "/" in dataset or Path(dataset).is_file())
 
 
+def synthetic_ratings(**kwargs: object) -> Ratings:
+    """A :class:`Ratings` table from :func:`~hbgym.datasets.synthetic.planted_ratings`
+    (``dataset="synthetic"``)."""
+    users, items, ratings, _, _ = planted_ratings(**kwargs)  # type: ignore[arg-type]
+    params = ", ".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
+    return Ratings.from_arrays(
+        "synthetic", users, items, ratings,
+        {"origin": f"hbgym.datasets.synthetic.planted_ratings({params})", "license": "generated"},
+    )
+
+
 def load_ratings(
     dataset: str | os.PathLike = "auto",
     *,
@@ -292,8 +304,6 @@ def load_ratings(
     if _looks_like_path(dataset):
         return _from_path(Path(dataset).expanduser())
     if dataset == "synthetic":
-        from hbgym.datasets.synthetic import synthetic_ratings
-
         return synthetic_ratings()
     if dataset in MOVIELENS:
         return _from_located(locate(MOVIELENS[dataset], data_dir=data_dir, download=download))

@@ -11,9 +11,9 @@ Lookup order for one data file (:func:`locate`), each step recorded in the error
    file whose size or checksum does not match the table (partial or corrupted) is deleted and
    fetched again; it is never used.
 3. **Download** from the table's URL (unless ``download=False`` or ``HBGYM_OFFLINE=1``): streamed to
-   a temporary file next to its destination, verified, then renamed into place (``os.replace``,
-   atomic), so a killed download never leaves a file that looks complete. A URL that failed is not
-   retried within the same process.
+   a temporary file next to its destination, verified, then renamed into place
+   (:func:`hbgym.fileio.atomic_write_stream`), so a killed download never leaves a file that looks
+   complete. A URL that failed is not retried within the same process.
 4. **An offline copy inside an installed package** (e.g. the MovieLens-100K ratings shipped in the
    ``recbole`` 1.2.1 wheel), found through ``importlib.metadata`` without importing the package, and
    verified against its own checksum.
@@ -31,7 +31,6 @@ import importlib.metadata
 import json
 import os
 import shutil
-import tempfile
 import urllib.request
 import warnings
 from collections.abc import Callable, Mapping
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hbgym.fileio import atomic_write_stream
 
 __all__ = [
     "ENV_CACHE_DIR",
@@ -50,7 +51,6 @@ __all__ = [
     "DataNotFoundError",
     "Located",
     "OfflineCopy",
-    "atomic_write",
     "cache_dir",
     "cached_arrays",
     "download_file",
@@ -232,34 +232,6 @@ def verify_file(path: Path | str, datafile: DataFile) -> str:
     return sha256
 
 
-# --------------------------------------------------------------------------- atomic writes
-
-
-def atomic_write(
-    dest: Path | str, write: Callable[[Any], None], check: Callable[[Path], Any] | None = None
-) -> Path:
-    """Write a file atomically: ``write(stream)`` fills a temporary file in the destination's
-    directory, which is fsync'ed, checked by ``check(tmp_path)`` (which may raise) and then renamed
-    over ``dest`` (``os.replace``). Readers see the old file or the complete new one, never a
-    partial one; on any error the temporary file is removed and ``dest`` is untouched."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        if check is not None:
-            check(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; cache files are ordinary files
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
-
-
 _FAILED_URLS: dict[str, str] = {}
 
 
@@ -283,7 +255,7 @@ def download_file(datafile: DataFile, dest: Path | str, timeout: float = DOWNLOA
     def check(tmp: Path) -> None:
         result["sha256"] = verify_file(tmp, datafile)
 
-    atomic_write(dest, write, check)
+    atomic_write_stream(dest, write, check)
     return result["sha256"]
 
 
@@ -483,7 +455,7 @@ def cached_arrays(
         arrays = {name: np.asarray(value) for name, value in compute().items()}
         if use_disk:
             try:
-                atomic_write(path, lambda s: np.savez(s, **arrays, **{_KEY_FIELD: np.array(key)}))
+                atomic_write_stream(path, lambda s: np.savez(s, **arrays, **{_KEY_FIELD: np.array(key)}))
             except OSError as err:
                 warnings.warn(f"hbgym: could not write the cache file {path}: {err}", stacklevel=2)
     for value in arrays.values():

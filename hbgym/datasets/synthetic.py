@@ -3,25 +3,23 @@
 ``synthetic_ratings`` plants a clustered low-rank structure (users drawn around a few cluster
 centres, ratings = rounded ``3.5 + U_i^T V_j + noise`` clipped to 1..5), so the MovieLens pipeline
 (ALS, Gaussian mixture, env construction) runs end to end in well under a second.
-``synthetic_digits`` draws 10 classes of blob images. Both are pure functions of their arguments.
+``synthetic_images`` draws 10 classes of blob images. Both are pure functions of their arguments.
+
+This module returns raw arrays only (it imports nothing of hbgym): the loaders wrap them,
+:func:`hbgym.datasets.movielens.synthetic_ratings` as ``Ratings`` and
+:func:`hbgym.datasets.images.synthetic_digits` as ``Images`` (``dataset="synthetic"``).
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
-from hbgym.datasets.images import Images, area_downsample
-from hbgym.datasets.movielens import Ratings
-
 __all__ = [
     "planted_ratings",
-    "synthetic_digits",
     "synthetic_images",
-    "synthetic_ratings",
     "write_synthetic_images",
     "write_synthetic_ratings",
 ]
@@ -62,16 +60,6 @@ def planted_ratings(
     return users + 1, items + 1, ratings, user_f, item_f
 
 
-def synthetic_ratings(**kwargs: object) -> Ratings:
-    """A :class:`Ratings` table from :func:`planted_ratings` (``dataset="synthetic"``)."""
-    users, items, ratings, _, _ = planted_ratings(**kwargs)  # type: ignore[arg-type]
-    params = ", ".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
-    return Ratings.from_arrays(
-        "synthetic", users, items, ratings,
-        {"origin": f"hbgym.datasets.synthetic.planted_ratings({params})", "license": "generated"},
-    )
-
-
 def write_synthetic_ratings(path: str | Path, **kwargs: object) -> Path:
     """Write :func:`planted_ratings` as a tab-separated file with a header; return its path."""
     users, items, ratings, _, _ = planted_ratings(**kwargs)  # type: ignore[arg-type]
@@ -102,18 +90,6 @@ def synthetic_images(
             images.append(np.clip(img, 0.0, 1.0))
             labels.append(label)
     return np.array(images), np.array(labels, dtype=np.int64)
-
-
-def synthetic_digits(size: int = 7, **kwargs: object) -> Images:
-    """:func:`synthetic_images` down-sampled to ``size x size`` (``dataset="synthetic"``)."""
-    images, labels = synthetic_images(**kwargs)  # type: ignore[arg-type]
-    sha256 = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()
-    feats = area_downsample(images, size).reshape(len(images), -1)
-    params = ", ".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
-    prov = {"dataset": "synthetic", "origin": f"hbgym.datasets.synthetic.synthetic_images({params})",
-            "sha256": sha256, "license": "generated", "downsampled_to": [size, size],
-            "num_images": len(labels)}
-    return Images(feats, labels, "synthetic", sha256, images.shape[1:], prov)
 
 
 def write_synthetic_images(path: str | Path, **kwargs: object) -> Path:

@@ -20,6 +20,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from hbgym import rng
+from hbgym.envs.limits import check_episode_memory
+from hbgym.envs.render import RENDER_MODES, EpisodeRecorder, check_render_mode
 from hbgym.models import BanditModel, take_slot
 
 __all__ = [
@@ -28,6 +30,9 @@ __all__ = [
     "MultiTaskBanditEnv",
     "MultiTaskBanditVectorEnv",
     "RoundBlocks",
+    "bernoulli_rewards",
+    "common_noise",
+    "gaussian_rewards",
 ]
 
 INFO_KEYS = ("rewards", "expected_rewards", "optimal_actions", "regret")
@@ -86,6 +91,52 @@ class RoundBlocks:
         values = draw(np.arange(start, start + block, dtype=np.int64))
         self._blocks[name] = (start, start + block, values)
         return values[:, t - start]
+
+def common_noise(
+    kind: str, keys: np.ndarray, t: int, actions: np.ndarray, num_actions: int, blocks: RoundBlocks | None
+) -> np.ndarray:
+    """The common random number ``(B, L)`` of (key, t, slot, action): standard ``"normal"`` or
+    ``"uniform"``. With ``blocks`` (small batches) the numbers of every action of a block of rounds
+    are drawn at once and looked up; the values are the same either way."""
+    draw = rng.normal if kind == "normal" else rng.uniform
+    num_envs, width = actions.shape
+    slots = np.arange(width)[None, :]
+    if blocks is None or blocks.rounds_per_block(num_envs * width * num_actions) == 1:
+        return draw(keys[:, None], rng.STREAM_NOISE, t, slots, actions)
+    every = np.arange(num_actions)[None, None, None, :]
+
+    def block(ts: np.ndarray) -> np.ndarray:  # (B, T, L, K)
+        key = keys[:, None, None, None]
+        return draw(key, rng.STREAM_NOISE, ts[None, :, None, None], slots[..., None], every)
+
+    table = blocks.get("noise_" + kind, keys, t, num_envs * width * num_actions, block)  # (B, L, K)
+    return table[np.arange(num_envs)[:, None], slots, actions]
+
+
+def gaussian_rewards(
+    keys: np.ndarray,
+    t: int,
+    actions: np.ndarray,
+    means: np.ndarray,
+    noise_std: float | np.ndarray,
+    blocks: RoundBlocks | None = None,
+    num_actions: int = 0,
+) -> np.ndarray:
+    """``means + noise_std * eps`` with eps the common random number of (key, t, slot, action)."""
+    return means + noise_std * common_noise("normal", keys, t, actions, num_actions, blocks)
+
+
+def bernoulli_rewards(
+    keys: np.ndarray,
+    t: int,
+    actions: np.ndarray,
+    means: np.ndarray,
+    blocks: RoundBlocks | None = None,
+    num_actions: int = 0,
+) -> np.ndarray:
+    """Bernoulli(``means``) rewards from the common uniform of (key, t, slot, action)."""
+    u = common_noise("uniform", keys, t, actions, num_actions, blocks)
+    return (u < means).astype(np.float64)
 
 
 class BanditSimulator(ABC):
@@ -217,15 +268,21 @@ class MultiTaskBanditEnv(gym.Env):
 
     Subclasses build a :class:`BanditSimulator` and call ``super().__init__(simulator)``.
     ``env.unwrapped.model`` is the public model; ``env.unwrapped.instance`` the sampled truth.
+
+    Rendering (``render_mode="rgb_array"`` or ``"ansi"``, see :mod:`hbgym.envs.render`): the
+    cumulative regret curve, per-task cumulative regret and the latest round's actions vs the optimal
+    ones. With ``render_mode=None`` (default) nothing extra is recorded.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 30}
 
     def __init__(self, simulator: BanditSimulator, render_mode: str | None = None) -> None:
-        if render_mode is not None:
-            raise ValueError(f"render_mode={render_mode!r} is not supported; hbgym envs do not render")
+        self.render_mode = check_render_mode(render_mode)
         self.simulator = simulator
         model = simulator.model
+        self._recorder = None if render_mode is None else EpisodeRecorder(
+            model.num_tasks, model.num_actions, model.tasks_per_round, model.num_rounds
+        )
         self.observation_space = simulator.observation_space()
         self.action_space = spaces.MultiDiscrete(
             np.full(model.tasks_per_round, model.num_actions, dtype=np.int64)
@@ -258,6 +315,8 @@ class MultiTaskBanditEnv(gym.Env):
             raise ValueError(f"reset options are not supported, got {sorted(options)}")
         obs = self._batch.reset(np.array([rng.episode_key(self.np_random)], dtype=np.uint64))
         self._running = True
+        if self._recorder is not None:
+            self._recorder.reset()
         return _unbatch(obs), {}
 
     def step(
@@ -267,11 +326,22 @@ class MultiTaskBanditEnv(gym.Env):
             raise RuntimeError("the episode is over (or never started): call reset() before step()")
         model = self.model
         actions = _check_actions(action, (model.tasks_per_round,), model.num_actions, "action")
+        if self._recorder is not None:
+            tasks, means = self._batch.obs["task"][0].copy(), self._batch.means[0].copy()
         obs, rewards, info, done = self._batch.step(actions[None])
+        if self._recorder is not None:
+            self._recorder.record(tasks, actions, means, info["regret"][0])
         self._running = not done
         out_info = {key: info[key][0] for key in INFO_KEYS}
         out_info["round"] = int(info["round"][0])
         return _unbatch(obs), float(rewards[0].sum()), done, False, out_info
+
+    def render(self) -> np.ndarray | str | None:
+        """The current frame: ``(240, 320, 3)`` uint8 for ``"rgb_array"``, text for ``"ansi"``,
+        None without a ``render_mode`` (Gymnasium's convention)."""
+        if self._recorder is None:
+            return None
+        return self._recorder.rgb_array() if self.render_mode == "rgb_array" else self._recorder.ansi()
 
 
 def _unbatch(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -297,7 +367,15 @@ class MultiTaskBanditVectorEnv(VectorEnv):
     def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        if kwargs.pop("render_mode", None) is not None:
+            raise ValueError("the native vector env does not render: use gym.make(id, render_mode=...)")
         template = self.env_class(**kwargs)
+        check_episode_memory(
+            f"{type(template).__name__} x num_envs={num_envs}",
+            {"episodes": getattr(template, "episode_bytes", 0.0)},
+            kwargs.get("max_memory_gib"),
+            copies=int(num_envs),
+        )
         self.simulator = template.simulator
         self.num_envs = int(num_envs)
         self.single_observation_space = template.observation_space

@@ -9,7 +9,8 @@ import numpy as np
 from gymnasium import spaces
 
 from hbgym import rng
-from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv, RoundBlocks
+from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv, gaussian_rewards
+from hbgym.envs.limits import F64, check_episode_memory, size_or_none
 from hbgym.models import (
     HierGaussianInstance,
     HierGaussianModel,
@@ -20,53 +21,6 @@ from hbgym.models import (
 from hbgym.schedules import TaskSchedule
 
 ACTION_SETS = ("fixed", "resampled", "one_hot")
-
-
-def common_noise(
-    kind: str, keys: np.ndarray, t: int, actions: np.ndarray, num_actions: int, blocks: RoundBlocks | None
-) -> np.ndarray:
-    """The common random number ``(B, L)`` of (key, t, slot, action): standard ``"normal"`` or
-    ``"uniform"``. With ``blocks`` (small batches) the numbers of every action of a block of rounds
-    are drawn at once and looked up; the values are the same either way."""
-    draw = rng.normal if kind == "normal" else rng.uniform
-    num_envs, width = actions.shape
-    slots = np.arange(width)[None, :]
-    if blocks is None or blocks.rounds_per_block(num_envs * width * num_actions) == 1:
-        return draw(keys[:, None], rng.STREAM_NOISE, t, slots, actions)
-    every = np.arange(num_actions)[None, None, None, :]
-
-    def block(ts: np.ndarray) -> np.ndarray:  # (B, T, L, K)
-        key = keys[:, None, None, None]
-        return draw(key, rng.STREAM_NOISE, ts[None, :, None, None], slots[..., None], every)
-
-    table = blocks.get("noise_" + kind, keys, t, num_envs * width * num_actions, block)  # (B, L, K)
-    return table[np.arange(num_envs)[:, None], slots, actions]
-
-
-def gaussian_rewards(
-    keys: np.ndarray,
-    t: int,
-    actions: np.ndarray,
-    means: np.ndarray,
-    noise_std: float | np.ndarray,
-    blocks: RoundBlocks | None = None,
-    num_actions: int = 0,
-) -> np.ndarray:
-    """``means + noise_std * eps`` with eps the common random number of (key, t, slot, action)."""
-    return means + noise_std * common_noise("normal", keys, t, actions, num_actions, blocks)
-
-
-def bernoulli_rewards(
-    keys: np.ndarray,
-    t: int,
-    actions: np.ndarray,
-    means: np.ndarray,
-    blocks: RoundBlocks | None = None,
-    num_actions: int = 0,
-) -> np.ndarray:
-    """Bernoulli(``means``) rewards from the common uniform of (key, t, slot, action)."""
-    u = common_noise("uniform", keys, t, actions, num_actions, blocks)
-    return (u < means).astype(np.float64)
 
 
 class HierGaussianSimulator(BanditSimulator):
@@ -208,6 +162,10 @@ class HierGaussianEnv(MultiTaskBanditEnv):
 
     Invalid values raise ``ValueError`` naming the parameter (non-PSD covariance, ``sigma <= 0``,
     a schedule that does not divide, unknown schedule or action set, bad probabilities).
+    * ``render_mode``: None (default), ``"rgb_array"`` or ``"ansi"`` (see :mod:`hbgym.envs.render`);
+      ``max_memory_gib``: limit on the estimated memory of one episode (default
+      ``$HBGYM_MAX_MEMORY_GIB`` or 4 GiB), above which construction raises ``ValueError`` with the
+      estimate (see :mod:`hbgym.envs.limits`).
 
     ## Public model and truth
     ``env.unwrapped.model`` is a :class:`hbgym.models.HierGaussianModel` (everything above);
@@ -247,7 +205,13 @@ class HierGaussianEnv(MultiTaskBanditEnv):
         hyper_mean: Any = 0.0,
         action_set: str = "fixed",
         render_mode: str | None = None,
+        max_memory_gib: float | None = None,
     ) -> None:
+        self.episode_bytes = check_episode_memory(
+            f"HierGaussian (num_tasks={num_tasks}, horizon={horizon}, dim={dim})",
+            episode_parts(num_tasks, num_actions, dim, horizon, tasks_per_round, schedule, action_set),
+            max_memory_gib,
+        )
         model = make_hier_gaussian_model(
             num_tasks=num_tasks,
             num_actions=num_actions,
@@ -263,6 +227,24 @@ class HierGaussianEnv(MultiTaskBanditEnv):
             action_set=action_set,
         )
         super().__init__(HierGaussianSimulator(model), render_mode=render_mode)
+
+
+def episode_parts(
+    num_tasks: Any, num_actions: Any, dim: Any, horizon: Any, tasks_per_round: Any, schedule: Any,
+    action_set: Any,
+) -> dict[str, float]:
+    """Estimated bytes of one episode by part (see :mod:`hbgym.envs.limits`); raw arguments."""
+    m, k, n = size_or_none(num_tasks) or 1, size_or_none(num_actions) or 1, size_or_none(horizon) or 1
+    d = k if action_set == "one_hot" else size_or_none(dim) or 2
+    width = size_or_none(tasks_per_round) or 5
+    # the concurrent/sequential task list: uniform scores, argsort, task ids (m * n entries)
+    listed = schedule in ("concurrent", "sequential")
+    return {
+        "covariances": 6 * d * d * F64,
+        "instance": (2 * m * d + 3 * k * d) * F64,
+        "schedule": 3.5 * m * n * F64 if listed else 0.0,
+        "round": 4 * width * k * d * F64,
+    }
 
 
 class HierGaussianVectorEnv(MultiTaskBanditVectorEnv):

@@ -8,8 +8,14 @@ import numpy as np
 from gymnasium import spaces
 
 from hbgym import rng
-from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv
-from hbgym.envs.hier_gaussian import bernoulli_rewards, gaussian_rewards
+from hbgym.envs.core import (
+    BanditSimulator,
+    MultiTaskBanditEnv,
+    MultiTaskBanditVectorEnv,
+    bernoulli_rewards,
+    gaussian_rewards,
+)
+from hbgym.envs.limits import F64, check_episode_memory, size_or_none
 from hbgym.models import (
     MixedEffectInstance,
     MixedEffectModel,
@@ -80,6 +86,17 @@ class MixedEffectSimulator(BanditSimulator):
         return bernoulli_rewards(keys, t, actions, means, self.blocks, m.num_actions)
 
 
+def episode_parts(num_actions: Any, num_effects: Any, dim: Any) -> dict[str, float]:
+    """Estimated bytes of one mixed-effect episode by part (see :mod:`hbgym.envs.limits`)."""
+    k, le, d = (size_or_none(v) or 1 for v in (num_actions, num_effects, dim))
+    return {
+        "covariances": 3 * (le + 1) * d * d * F64,
+        "mixing weights": 2 * k * le * F64,
+        "instance": (le * d + 2 * k * d) * F64,
+        "round": 4 * k * d * F64,
+    }
+
+
 class MixedEffectEnv(MultiTaskBanditEnv):
     """Mixed-effect bandit: many actions whose parameters mix a few shared effects (Aouali, Kveton,
     Katariya. Mixed-Effect Thompson Sampling. AISTATS 2023; poster "Model" and "Experiments").
@@ -130,6 +147,10 @@ class MixedEffectEnv(MultiTaskBanditEnv):
     ``(d, d)`` covariance), ``sigma`` (1, linear only), ``reward`` (``"linear"`` | ``"logistic"``),
     ``mixing_weights`` (``(K, L_e)`` real weights, or None), ``mixing`` (``"simplex"`` |
     ``"signed"``, used when ``mixing_weights`` is None), ``mixing_seed`` (0).
+    * ``render_mode``: None (default), ``"rgb_array"`` or ``"ansi"`` (see :mod:`hbgym.envs.render`);
+      ``max_memory_gib``: limit on the estimated memory of one episode (default
+      ``$HBGYM_MAX_MEMORY_GIB`` or 4 GiB), above which construction raises ``ValueError`` with the
+      estimate (see :mod:`hbgym.envs.limits`).
 
     ## Public model and truth
     ``env.unwrapped.model`` is a :class:`hbgym.models.MixedEffectModel`; ``env.unwrapped.instance``
@@ -156,7 +177,13 @@ class MixedEffectEnv(MultiTaskBanditEnv):
         mixing: str = "simplex",
         mixing_seed: int = 0,
         render_mode: str | None = None,
+        max_memory_gib: float | None = None,
     ) -> None:
+        self.episode_bytes = check_episode_memory(
+            f"MixedEffect (num_actions={num_actions}, num_effects={num_effects}, dim={dim})",
+            episode_parts(num_actions, num_effects, dim),
+            max_memory_gib,
+        )
         if reward not in REWARDS:
             raise ValueError(f"reward={reward!r} is unknown; allowed: {', '.join(REWARDS)}")
         check_positive("num_actions", num_actions, integer=True)
@@ -193,6 +220,7 @@ class MixedEffectEnv(MultiTaskBanditEnv):
             num_actions=num_actions,
             tasks_per_round=1,
             num_rounds=horizon,
+            horizon=horizon,
             dim=dim,
             num_effects=num_effects,
             effect_mean=np.zeros((num_effects, dim)),

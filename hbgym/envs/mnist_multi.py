@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,9 +12,10 @@ from gymnasium import spaces
 
 from hbgym import rng
 from hbgym.datasets.factorization import single_threaded_blas
-from hbgym.envs.core import MultiTaskBanditEnv, MultiTaskBanditVectorEnv
-from hbgym.envs.hier_gaussian import HierGaussianSimulator, bernoulli_rewards, make_hier_gaussian_model
-from hbgym.models import HierGaussianInstance, HierGaussianModel, check_positive
+from hbgym.envs.core import MultiTaskBanditEnv, MultiTaskBanditVectorEnv, bernoulli_rewards
+from hbgym.envs.hier_gaussian import HierGaussianSimulator, episode_parts, make_hier_gaussian_model
+from hbgym.envs.limits import check_episode_memory, size_or_none
+from hbgym.models import HierGaussianModel, MNISTInstance, check_positive
 
 _DIGIT, _POOLS = 201, 202  # stream words of this family (above 100, see hbgym.rng)
 PRIOR_VERSION = 1
@@ -82,22 +82,6 @@ def digit_task_priors(
         means.append(theta.mean(axis=0))
         covs.append(cov)
     return np.array(means), np.array(covs)
-
-
-@dataclass(frozen=True, eq=False)
-class MNISTInstance(HierGaussianInstance):
-    """Truth of one MNISTMulti episode.
-
-    Attributes:
-        hyper_param: ``(d,)`` mu* of the positive digit (estimated on the training split).
-        task_params: ``(m, d)`` theta_s: the linear probe of each task's image pool.
-        action_features: ``(0, d)`` (images are resampled every round).
-        pools: ``(m, P)`` indices (into the test split) of each task's images.
-        digit: the positive class (scalar).
-    """
-
-    pools: np.ndarray
-    digit: np.ndarray
 
 
 class MNISTMultiSimulator(HierGaussianSimulator):
@@ -249,6 +233,10 @@ class MNISTMultiEnv(MultiTaskBanditEnv):
     ``p_pos`` (0.9), ``p_neg`` (0.1), ``sigma`` (0.5, assumed noise), ``sigma_q`` (1.0,
     hyper-prior scale), ``size`` (7: images are ``size x size``), ``split_seed`` (0),
     ``num_prior_draws`` (200), ``prior_seed`` (0).
+    * ``render_mode``: None (default), ``"rgb_array"`` or ``"ansi"`` (see :mod:`hbgym.envs.render`);
+      ``max_memory_gib``: limit on the estimated memory of one episode (default
+      ``$HBGYM_MAX_MEMORY_GIB`` or 4 GiB), above which construction raises ``ValueError`` with the
+      estimate (see :mod:`hbgym.envs.limits`).
 
     ## Public model and truth
     ``env.unwrapped.model``: :class:`hbgym.models.HierGaussianModel` with ``action_set="mnist"``,
@@ -284,7 +272,14 @@ class MNISTMultiEnv(MultiTaskBanditEnv):
         num_prior_draws: int = 200,
         prior_seed: int = 0,
         render_mode: str | None = None,
+        max_memory_gib: float | None = None,
     ) -> None:
+        self.episode_bytes = check_episode_memory(
+            f"MNISTMulti (num_tasks={num_tasks}, horizon={horizon})",
+            episode_parts(num_tasks, num_actions, size * size if size_or_none(size) else None,
+                          horizon, tasks_per_round, schedule, "fixed"),
+            max_memory_gib,
+        )
         for name, value in (("p_pos", p_pos), ("p_neg", p_neg)):
             if not isinstance(value, (int, float, np.floating)) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")

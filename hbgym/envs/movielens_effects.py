@@ -12,7 +12,8 @@ from gymnasium import spaces
 
 from hbgym import rng
 from hbgym.envs.core import MultiTaskBanditEnv, MultiTaskBanditVectorEnv
-from hbgym.envs.mixed_effect import REWARDS, MixedEffectSimulator, sigmoid
+from hbgym.envs.limits import check_episode_memory
+from hbgym.envs.mixed_effect import REWARDS, MixedEffectSimulator, episode_parts, sigmoid
 from hbgym.envs.movielens_multi import feature_bound
 from hbgym.models import MixedEffectInstance, MixedEffectModel, as_cov, check_positive
 
@@ -135,6 +136,10 @@ class MovieLensEffectsEnv(MultiTaskBanditEnv):
     (``"linear"`` | ``"logistic"``), ``sigma`` (None: the residual standard deviation),
     ``action_std`` (None: the residual covariance above; or a scalar / ``(d, d)`` covariance),
     ``min_ratings`` (20), ``movie_seed`` (0), ``reg`` (0.1), ``fit_seed`` (0).
+    * ``render_mode``: None (default), ``"rgb_array"`` or ``"ansi"`` (see :mod:`hbgym.envs.render`);
+      ``max_memory_gib``: limit on the estimated memory of one episode (default
+      ``$HBGYM_MAX_MEMORY_GIB`` or 4 GiB), above which construction raises ``ValueError`` with the
+      estimate (see :mod:`hbgym.envs.limits`).
 
     ## Public model and truth
     ``env.unwrapped.model`` is a :class:`hbgym.models.MixedEffectModel` (effect prior, mixing
@@ -165,7 +170,13 @@ class MovieLensEffectsEnv(MultiTaskBanditEnv):
         reg: float = 0.1,
         fit_seed: int = 0,
         render_mode: str | None = None,
+        max_memory_gib: float | None = None,
     ) -> None:
+        self.episode_bytes = check_episode_memory(
+            f"MovieLensEffects (num_actions={num_actions}, num_effects={num_effects}, rank={rank})",
+            episode_parts(num_actions, num_effects, rank),
+            max_memory_gib,
+        )
         if reward not in REWARDS:
             raise ValueError(f"reward={reward!r} is unknown; allowed: {', '.join(REWARDS)}")
         check_positive("num_actions", num_actions, integer=True)
@@ -200,6 +211,7 @@ class MovieLensEffectsEnv(MultiTaskBanditEnv):
             num_actions=num_actions,
             tasks_per_round=1,
             num_rounds=horizon,
+            horizon=horizon,
             dim=rank,
             num_effects=num_effects,
             effect_mean=mixture.means.copy(),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,8 +12,9 @@ from gymnasium import spaces
 
 from hbgym import rng
 from hbgym.envs.core import MultiTaskBanditEnv, MultiTaskBanditVectorEnv
-from hbgym.envs.hier_gaussian import HierGaussianSimulator, make_hier_gaussian_model
-from hbgym.models import HierGaussianInstance, HierGaussianModel, check_positive
+from hbgym.envs.hier_gaussian import HierGaussianSimulator, episode_parts, make_hier_gaussian_model
+from hbgym.envs.limits import check_episode_memory, size_or_none
+from hbgym.models import HierGaussianModel, MovieLensInstance, check_positive
 
 #: stream words of this family (above 100, see hbgym.rng)
 _USERS = 101
@@ -29,20 +29,6 @@ def regularized_cov(cov: np.ndarray, ridge: float) -> np.ndarray:
     """``cov + ridge * (tr(cov) / d) I``: a positive-definite version of an empirical covariance."""
     d = cov.shape[0]
     return cov + ridge * np.trace(cov) / d * np.eye(d)
-
-
-@dataclass(frozen=True, eq=False)
-class MovieLensInstance(HierGaussianInstance):
-    """Truth of one MovieLensMulti episode.
-
-    Attributes:
-        hyper_param: ``(d,)`` mu*, the centre of the largest user cluster (the same every episode).
-        task_params: ``(m, d)`` the ALS factors U_i of the sampled users.
-        action_features: ``(0, d)`` (movies are resampled every round).
-        user_ids: ``(m,)`` row indices (into the factorisation) of the sampled users.
-    """
-
-    user_ids: np.ndarray
 
 
 class MovieLensMultiSimulator(HierGaussianSimulator):
@@ -173,6 +159,10 @@ class MovieLensMultiEnv(MultiTaskBanditEnv):
       HierGaussian-v0.
     * ``sigma`` (None: the residual standard deviation of the fit).
     * ``rank`` (10), ``reg`` (0.1), ``num_clusters`` (7), ``fit_seed`` (0), ``hyper_ridge`` (0.01).
+    * ``render_mode``: None (default), ``"rgb_array"`` or ``"ansi"`` (see :mod:`hbgym.envs.render`);
+      ``max_memory_gib``: limit on the estimated memory of one episode (default
+      ``$HBGYM_MAX_MEMORY_GIB`` or 4 GiB), above which construction raises ``ValueError`` with the
+      estimate (see :mod:`hbgym.envs.limits`).
 
     ## Public model and truth
     ``env.unwrapped.model`` is a :class:`hbgym.models.HierGaussianModel` with ``action_set=
@@ -205,7 +195,14 @@ class MovieLensMultiEnv(MultiTaskBanditEnv):
         fit_seed: int = 0,
         hyper_ridge: float = 0.01,
         render_mode: str | None = None,
+        max_memory_gib: float | None = None,
     ) -> None:
+        self.episode_bytes = check_episode_memory(
+            f"MovieLensMulti (num_tasks={num_tasks}, horizon={horizon})",
+            episode_parts(num_tasks, num_actions, rank if size_or_none(rank) else None,
+                          horizon, tasks_per_round, schedule, "fixed"),
+            max_memory_gib,
+        )
         check_positive("rank", rank, integer=True)
         check_positive("reg", reg)
         check_positive("num_clusters", num_clusters, integer=True)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
 from hbgym import rng
-from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv
-from hbgym.envs.hier_gaussian import gaussian_rewards
+from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv, gaussian_rewards
+from hbgym.envs.limits import F64, check_episode_memory, size_or_none
 from hbgym.models import (
-    BanditModel,
+    MultiBanditInstance,
+    MultiBanditModel,
     as_cov,
     check_positive,
     check_probabilities,
@@ -34,71 +34,6 @@ NORMAL_BOUND = float(np.sqrt(-2.0 * np.log(2.0**-54)))
 
 _TRUTH_HYPER, _TRUTH_DEVIATION, _TRUTH_SUPPORT = 0, 1, 2
 _CONTEXT_COMPONENT, _CONTEXT_VALUE = 0, 1
-
-
-# --------------------------------------------------------------------------- model and instance
-
-
-@dataclass(frozen=True, eq=False)
-class MultiBanditModel(BanditModel):
-    """Multi-bandit with arm-specific parameters (Jiang & Zhu, Sec. 3, eq. (3.1)).
-
-    ``beta_k ~ N(hyper_mean_k, hyper_cov_k)``; ``beta_{s,k} = beta_k + delta_{s,k}`` with
-    ``delta_{s,k} ~ N(0, task_cov_k)`` (``heterogeneity="gaussian"``) or a sparse deviation
-    (``"sparse"``); ``Y = x^T beta_{s,k} + eps``, ``eps ~ N(0, noise_std_k^2)``.
-
-    Attributes:
-        dim: d, context dimension.
-        horizon: n, expected interactions per instance under balanced arrival; the episode has
-            ``num_rounds = M * n`` rounds (the paper's T).
-        hyper_mean: ``(K, d)`` prior mean of the shared arm parameters beta_k.
-        hyper_cov: ``(K, d, d)`` prior covariance of beta_k.
-        task_cov: ``(K, d, d)`` Sigma_k, the covariance of the instance deviations delta_{s,k}. For
-            ``heterogeneity="sparse"`` it is the implied (second-moment) covariance
-            ``sparsity / d * sparse_std^2 * I``; the deviations are then not Gaussian.
-        noise_std: ``(K,)`` sigma_k, per-arm reward noise (heteroscedastic across arms).
-        arrival_probs: ``(M,)`` probabilities p_s that the arriving individual belongs to instance s.
-        arrival: ``"balanced"``, ``"data_poor"`` or ``"custom"`` (explicit probabilities).
-        context: ``"mixture"`` or ``"uniform"``.
-        mixture_means, mixture_stds, mixture_weights: ``(C,)`` the element-wise context mixture.
-        heterogeneity: ``"gaussian"`` or ``"sparse"``.
-        sparsity: number of non-zero coordinates of each sparse deviation (``"sparse"`` only).
-        sparse_std: standard deviation of the non-zero coordinates (``"sparse"`` only).
-        features: whether observations carry ``"features"`` (disjoint-arm encoding) besides
-            ``"context"``.
-        schedule: the ``arrival`` :class:`~hbgym.schedules.TaskSchedule` (L = 1).
-    """
-
-    dim: int
-    horizon: int
-    hyper_mean: np.ndarray
-    hyper_cov: np.ndarray
-    task_cov: np.ndarray
-    noise_std: np.ndarray
-    arrival_probs: np.ndarray
-    arrival: str
-    context: str
-    mixture_means: np.ndarray
-    mixture_stds: np.ndarray
-    mixture_weights: np.ndarray
-    heterogeneity: str
-    sparsity: int
-    sparse_std: float
-    features: bool
-    schedule: TaskSchedule = field(repr=False)
-
-
-@dataclass(frozen=True, eq=False)
-class MultiBanditInstance:
-    """Truth of one multi-bandit episode (leading batch dim ``B`` inside vector envs).
-
-    Attributes:
-        hyper_params: ``(K, d)`` the shared arm parameters beta_k.
-        task_params: ``(M, K, d)`` the instance-specific arm parameters beta_{s,k}.
-    """
-
-    hyper_params: np.ndarray
-    task_params: np.ndarray
 
 
 # --------------------------------------------------------------------------- simulator
@@ -295,6 +230,10 @@ class MultiBanditEnv(MultiTaskBanditEnv):
 
     Invalid values raise ``ValueError`` naming the parameter (non-PSD covariance, ``sigma <= 0``,
     unknown arrival / context / heterogeneity, bad probabilities, ``sparsity`` outside ``[1, d]``).
+    * ``render_mode``: None (default), ``"rgb_array"`` or ``"ansi"`` (see :mod:`hbgym.envs.render`);
+      ``max_memory_gib``: limit on the estimated memory of one episode (default
+      ``$HBGYM_MAX_MEMORY_GIB`` or 4 GiB), above which construction raises ``ValueError`` with the
+      estimate (see :mod:`hbgym.envs.limits`).
 
     ## Public model and truth
     ``env.unwrapped.model`` is a :class:`MultiBanditModel`: everything above, including the true
@@ -346,7 +285,19 @@ class MultiBanditEnv(MultiTaskBanditEnv):
         sigma: Any = 0.5,
         features: bool = False,
         render_mode: str | None = None,
+        max_memory_gib: float | None = None,
     ) -> None:
+        m, k, d = (size_or_none(v) or 1 for v in (num_tasks, num_actions, dim))
+        self.episode_bytes = check_episode_memory(
+            f"MultiBandit (num_tasks={num_tasks}, num_actions={num_actions}, dim={dim})",
+            {
+                "covariances": 4 * k * d * d * F64,
+                "instance": 3 * m * k * d * F64,
+                "arrival": 2 * m * F64,
+                "round": (2 * k * k * d if features else 2 * k * d) * F64,
+            },
+            max_memory_gib,
+        )
         model = make_multi_bandit_model(
             num_tasks=num_tasks,
             num_actions=num_actions,

@@ -3,16 +3,32 @@ Mukherjee et al. (CoCo bandits), Sec. 2 and App. C.1-C.3."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
 from hbgym import rng
-from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv
-from hbgym.envs.hier_gaussian import gaussian_rewards
-from hbgym.models import BanditModel, check_positive
+from hbgym.envs.core import BanditSimulator, MultiTaskBanditEnv, MultiTaskBanditVectorEnv, gaussian_rewards
+from hbgym.envs.limits import F64, check_episode_memory, size_or_none
+from hbgym.models import (
+    ARM_SLOPES,
+    DELTA_STD,
+    LATENT_MEAN,
+    LATENT_STD,
+    MIXTURE_MEANS,
+    NUM_ACTIONS,
+    PARTIAL_LINEAR_W,
+    THETA_MEAN,
+    THETA_STD,
+    MTTSPrior,
+    PartialContextInstance,
+    PartialContextModel,
+    check_positive,
+    conditional_prior,
+    feature_map,
+    logistic,
+)
 
 __all__ = [
     "SCENARIOS",
@@ -40,190 +56,9 @@ DEFAULT_SCHEDULES: dict[str, tuple[int, int, int]] = {
     "lmm_mixture": (20, 5, 5),  # App. C.3 misspecified: 20 batches of 5 users, 5 rounds each
 }
 
-NUM_ACTIONS = 3
-#: rho_a of the known feature map phi(x, a) = [rho_a x, 1] (App. C.3)
-ARM_SLOPES = np.array([0.9, -1.1, 0.2])
-#: App. C.1 component means mu^(1), mu^(2)
-MIXTURE_MEANS = np.array([[1.8, 1.0, -1.0], [1.0, 1.9, -1.8]])
-#: App. C.2 weight matrix W (K x 4), mu = W [x_o, x_c, x_d, 1]
-PARTIAL_LINEAR_W = np.array(
-    [[0.6, 0.1, 1.0, -0.9], [0.3, 0.3, -1.0, 0.9], [0.1, -0.2, -0.3, 0.1]]
-)
-#: App. C.2 latent continuous feature x_c ~ N(0.5, 0.1^2)
-LATENT_MEAN, LATENT_STD = 0.5, 0.1
-#: App. C.3 hyper-prior of theta and random-effect scale
-THETA_MEAN, THETA_STD, DELTA_STD = 1.0, 0.5, 0.05
-
 # counter words of the instance stream
 _X_OBS, _COMPONENT, _MU_NOISE, _X_LATENT, _THETA_COMPONENT, _THETA = 0, 1, 2, 3, 4, 5
 _THETA_USER_COMPONENT, _THETA_USER = 6, 7
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def feature_map(x_obs: np.ndarray) -> np.ndarray:
-    """The known MTTS feature map: ``x_obs`` ``(...)`` -> ``Phi`` ``(..., K, 2)`` rows ``[rho_a x, 1]``."""
-    x = np.asarray(x_obs, dtype=np.float64)
-    phi = np.empty(x.shape + (NUM_ACTIONS, 2))
-    phi[..., 0] = ARM_SLOPES * x[..., None]
-    phi[..., 1] = 1.0
-    return phi
-
-
-# --------------------------------------------------------------------------- model and instance
-
-
-@dataclass(frozen=True, eq=False)
-class MTTSPrior:
-    """The Gaussian linear mixed model MTTS assumes (Wan et al. 2021; CoCo App. C.3):
-    ``mu_i = Phi_i theta + delta_i``, ``theta ~ N(mu_theta, Sigma_theta)``, ``delta_i ~ N(0, Sigma_delta)``.
-
-    Attributes:
-        mu_theta: ``(2,)`` = ``1_2``.
-        Sigma_theta: ``(2, 2)`` = ``0.25 I``.
-        Sigma_delta: ``(K, K)`` = ``0.05^2 I``.
-    """
-
-    mu_theta: np.ndarray
-    Sigma_theta: np.ndarray
-    Sigma_delta: np.ndarray
-
-
-@dataclass(frozen=True, eq=False)
-class PartialContextModel(BanditModel):
-    """Public model of PartialContext-v0 (what agents may know).
-
-    Attributes:
-        horizon: rounds per episode, ``num_batches * steps_per_user`` (= ``num_rounds``).
-        batch_size: users recruited together; they act concurrently (= ``tasks_per_round``).
-        num_batches: recruitment rounds; ``num_tasks = num_batches * batch_size``.
-        steps_per_user: rounds each user acts before leaving.
-        context_dim: 1, the observed context ``x_obs``.
-        feature_dim: 2, the dimension of ``phi(x, a) = [rho_a x, 1]``.
-        arm_slopes: ``(K,)`` rho.
-        sigma: reward noise standard deviation.
-        scenario: one of :data:`SCENARIOS`.
-        mtts_prior: the :class:`MTTSPrior` MTTS is given in every scenario (it is the true model
-            only for ``"lmm"``).
-        theta_per_user: lmm scenarios: each user draws its own theta (else one per episode).
-    """
-
-    horizon: int
-    batch_size: int
-    num_batches: int
-    steps_per_user: int
-    context_dim: int
-    feature_dim: int
-    arm_slopes: np.ndarray
-    sigma: float
-    scenario: str
-    mtts_prior: MTTSPrior = field(repr=False)
-    theta_per_user: bool = False
-
-    def users_in_round(self, t: int) -> np.ndarray:
-        """User ids ``(L,)`` acting in round ``t``: batch ``t // steps_per_user``, in slot order."""
-        if not 0 <= t < self.num_rounds:
-            raise ValueError(f"round must be in [0, {self.num_rounds - 1}], got {t}")
-        return (t // self.steps_per_user) * self.batch_size + np.arange(self.batch_size)
-
-
-@dataclass(frozen=True, eq=False)
-class PartialContextInstance:
-    """Truth of one episode (leading batch dim ``B`` inside vector envs).
-
-    Attributes:
-        contexts: ``(n, D)`` full user contexts: ``D = 4`` ``[x_o, x_c, x_d, 1]`` for
-            ``"partial_linear"``, else ``D = 1`` (``x_obs`` is the whole context).
-        components: ``(n,)`` int, the latent mixture component of each user (``"mixture"``: j - 1;
-            ``"partial_linear"``: x_d; ``"lmm_mixture"`` with ``theta_per_user``: the user's theta
-            mode, 0 for -1 and 1 for +1; else 0).
-        mu: ``(n, K)`` user mean rewards.
-        theta: ``(2,)`` population fixed effect (lmm scenarios; ``(n, 2)`` one per user with
-            ``theta_per_user``; ``(0,)`` otherwise).
-        theta_component: int, the mode theta was drawn from (``"lmm_mixture"``: 0 for -1, 1 for +1;
-            else 0).
-    """
-
-    contexts: np.ndarray
-    components: np.ndarray
-    mu: np.ndarray
-    theta: np.ndarray
-    theta_component: np.ndarray
-
-    @property
-    def x_obs(self) -> np.ndarray:
-        """``(..., n)`` the observed context of each user."""
-        return self.contexts[..., 0]
-
-
-# --------------------------------------------------------------------------- true conditional prior
-
-
-def conditional_prior(
-    model: PartialContextModel, instance: PartialContextInstance | None, x_obs: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The true conditional prior ``P*(mu | x_obs)`` of a user, a Gaussian mixture over ``R^K``.
-
-    * ``"mixture"`` (App. C.1): weights ``[sigmoid(x), 1 - sigmoid(x)]``, means ``mu^(1), mu^(2)``,
-      covariances ``(0.2 + 0.1 x)^2 I``.
-    * ``"partial_linear"`` (App. C.2): component ``j = x_d in {0, 1}`` with weight
-      ``[1 - sigmoid(x), sigmoid(x)]``, mean ``W [x, 0.5, j, 1]``, covariance
-      ``0.1^2 w_c w_c^T`` (``w_c`` = column 2 of W): **rank one, singular** — consumers must use
-      forms that do not invert it.
-    * ``"lmm"`` / ``"lmm_mixture"`` (App. C.3): with ``instance`` given, the oracle knows the
-      population draw theta: one component ``N(Phi(x) theta, 0.05^2 I)``. With ``instance=None``,
-      the marginal over theta: ``"lmm"`` one component ``N(Phi 1_2, 0.25 Phi Phi^T + 0.05^2 I)``,
-      ``"lmm_mixture"`` two equal-weight components with means ``-+Phi 1_2``. With
-      ``model.theta_per_user`` this marginal is the true population prior and ``instance`` is
-      ignored (knowing a user's own theta would be knowing its mu up to ``Sigma_delta``).
-
-    Args:
-        model: the public model (selects the scenario).
-        instance: the episode's truth; needed only to condition lmm scenarios on theta. Its
-            ``theta`` ``(*lead, 2)`` is broadcast against ``x_obs`` ``(*lead, n)`` (one trailing user
-            axis; e.g. ``(B, 2)`` with ``(B, n)`` for a vector env's instance).
-        x_obs: observed contexts, any shape ``(...)``.
-
-    Returns:
-        weights ``(..., C)``, means ``(..., C, K)``, covs ``(..., C, K, K)`` (float64).
-    """
-    x = np.asarray(x_obs, dtype=np.float64)
-    K = NUM_ACTIONS
-    eye = np.eye(K)
-    if model.scenario == "mixture":
-        v1 = _sigmoid(x)
-        weights = np.stack([v1, 1.0 - v1], axis=-1)
-        means = np.broadcast_to(MIXTURE_MEANS, x.shape + (2, K)).copy()
-        scale = (0.2 + 0.1 * x)[..., None, None, None] ** 2
-        covs = scale * np.broadcast_to(eye, (2, K, K))
-        return weights, means, covs
-    if model.scenario == "partial_linear":
-        p1 = _sigmoid(x)
-        weights = np.stack([1.0 - p1, p1], axis=-1)
-        w = PARTIAL_LINEAR_W
-        base = w[:, 0] * x[..., None] + w[:, 1] * LATENT_MEAN + w[:, 3]  # (..., K)
-        means = np.stack([base, base + w[:, 2]], axis=-2)
-        rank_one = LATENT_STD**2 * np.outer(w[:, 1], w[:, 1])
-        covs = np.broadcast_to(rank_one, x.shape + (2, K, K)).copy()
-        return weights, means, covs
-    phi = feature_map(x)  # (..., K, 2)
-    delta_cov = model.mtts_prior.Sigma_delta
-    if instance is not None and not model.theta_per_user:
-        theta = np.asarray(instance.theta, dtype=np.float64)
-        if theta.shape[-1:] != (2,):
-            raise ValueError(f"instance.theta must end with dimension 2, got shape {theta.shape}")
-        theta = theta.reshape(theta.shape[:-1] + (1,) * (x.ndim - theta.ndim + 1) + (2,))
-        means = np.einsum("...kd,...d->...k", phi, theta)[..., None, :]
-        covs = np.broadcast_to(delta_cov, means.shape[:-1] + (K, K)).copy()
-        return np.ones(means.shape[:-1]), means, covs
-    centres = (-1.0, 1.0) if model.scenario == "lmm_mixture" else (THETA_MEAN,)
-    spread = THETA_STD**2 * np.einsum("...kd,...jd->...kj", phi, phi) + delta_cov
-    means = np.stack([c * phi.sum(axis=-1) for c in centres], axis=-2)
-    covs = np.broadcast_to(spread[..., None, :, :], means.shape + (K,)).copy()
-    weights = np.full(means.shape[:-1], 1.0 / len(centres))
-    return weights, means, covs
 
 
 # --------------------------------------------------------------------------- simulator
@@ -260,12 +95,12 @@ class PartialContextSimulator(BanditSimulator):
         theta_comp = np.zeros(B, dtype=np.int64)
         components = np.zeros((B, n), dtype=np.int64)
         if m.scenario == "mixture":
-            components = (u_comp >= _sigmoid(x)).astype(np.int64)  # 0 with prob v1(x)
+            components = (u_comp >= logistic(x)).astype(np.int64)  # 0 with prob v1(x)
             mu = MIXTURE_MEANS[components] + (0.2 + 0.1 * x)[..., None] * z_mu
             contexts = x[..., None]
         elif m.scenario == "partial_linear":
             x_c = LATENT_MEAN + LATENT_STD * rng.normal(key_u, rng.STREAM_INSTANCE, _X_LATENT, users)
-            components = (u_comp < _sigmoid(x)).astype(np.int64)  # x_d ~ Bernoulli(sigmoid(x_o))
+            components = (u_comp < logistic(x)).astype(np.int64)  # x_d ~ Bernoulli(sigmoid(x_o))
             contexts = np.stack([x, x_c, components.astype(np.float64), np.ones_like(x)], axis=-1)
             mu = contexts @ PARTIAL_LINEAR_W.T
         else:
@@ -400,6 +235,10 @@ class PartialContextEnv(MultiTaskBanditEnv):
     * ``theta_per_user`` (False): lmm scenarios only, see above.
 
     Invalid values raise ``ValueError`` naming the parameter and what is allowed.
+    * ``render_mode``: None (default), ``"rgb_array"`` or ``"ansi"`` (see :mod:`hbgym.envs.render`);
+      ``max_memory_gib``: limit on the estimated memory of one episode (default
+      ``$HBGYM_MAX_MEMORY_GIB`` or 4 GiB), above which construction raises ``ValueError`` with the
+      estimate (see :mod:`hbgym.envs.limits`).
 
     ## Public model and truth
     ``env.unwrapped.model`` is a :class:`PartialContextModel` (sizes, schedule, ``arm_slopes``,
@@ -435,7 +274,16 @@ class PartialContextEnv(MultiTaskBanditEnv):
         sigma: float = 0.1,
         theta_per_user: bool = False,
         render_mode: str | None = None,
+        max_memory_gib: float | None = None,
     ) -> None:
+        defaults = DEFAULT_SCHEDULES.get(scenario, (1, 1, 1)) if isinstance(scenario, str) else (1, 1, 1)
+        nb, bs = size_or_none(num_batches) or defaults[0], size_or_none(batch_size) or defaults[1]
+        # per user: observed and latent contexts, components, uniforms (~12 arrays), K means and gaps
+        self.episode_bytes = check_episode_memory(
+            f"PartialContext (num_batches={num_batches}, batch_size={batch_size})",
+            {"users": nb * bs * (12 + 3 * NUM_ACTIONS) * F64, "round": 4 * bs * NUM_ACTIONS * 2 * F64},
+            max_memory_gib,
+        )
         model = make_partial_context_model(
             scenario=scenario,
             num_batches=num_batches,
@@ -494,14 +342,14 @@ def make_partial_context_model(
         num_actions=K,
         tasks_per_round=bs,
         num_rounds=nb * spu,
-        horizon=nb * spu,
+        dim=2,
+        horizon=spu,
+        noise_std=float(sigma),
         batch_size=bs,
         num_batches=nb,
         steps_per_user=spu,
         context_dim=1,
-        feature_dim=2,
         arm_slopes=ARM_SLOPES.copy(),
-        sigma=float(sigma),
         scenario=scenario,
         mtts_prior=prior,
         theta_per_user=bool(theta_per_user),
