@@ -11,8 +11,10 @@ never passes ``info`` to an agent. Oracle agents (``oracle = True``) read the en
 ``reset`` and are labelled as such in results.
 
 :class:`TorchAgent` implements the batching contract once: agents are natively batched over ``B``
-independent replicates (a leading dim on every observation array), own one seeded
-``torch.Generator``, and convert NumPy <-> torch at one boundary (:meth:`TorchAgent.act`). A single
+independent replicates (a leading dim on every observation array), draw every random number from
+per-replicate streams (:class:`~hbgym.agents.random.ReplicateStreams`: replicate ``b`` of an agent
+seeded ``s`` uses the stream of seed ``s + b``, so a seed's results do not depend on its chunk), and
+convert NumPy <-> torch at one boundary (:meth:`TorchAgent.act`). A single
 (unbatched) observation is accepted too and gives an unbatched action.
 """
 
@@ -24,6 +26,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from hbgym.agents.random import ReplicateStreams
 
 __all__ = ["Agent", "TorchAgent", "UniformAgent", "resolve_device", "resolve_dtype"]
 
@@ -83,7 +86,8 @@ class TorchAgent(ABC):
         num_envs: ``B``, number of independent replicates run in lockstep.
         device: ``"cpu"`` or ``"cuda[:N]"``.
         dtype: ``torch.float64`` (default) or ``torch.float32``.
-        seed: seed of the agent's generator (``reset(seed)`` reseeds it).
+        seed: replicate ``b`` draws from the random stream of seed ``seed + b`` (``reset(seed)``
+            reseeds; None: a fresh OS seed).
     """
 
     #: name used in results and on the leaderboard
@@ -107,7 +111,7 @@ class TorchAgent(ABC):
         self.num_envs = int(num_envs)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        self.generator = torch.Generator(device=self.device)
+        self.streams = ReplicateStreams(self.num_envs, self.device)
         self._env: Any = None
         self._seed = seed
         self._setup()
@@ -140,12 +144,9 @@ class TorchAgent(ABC):
     # ------------------------------------------------------------------ protocol (NumPy boundary)
 
     def reset(self, seed: int | None = None) -> None:
-        """Forget all data and (re)seed the generator (``seed=None`` keeps the construction seed)."""
+        """Forget all data and (re)seed the streams (``seed=None`` keeps the construction seed)."""
         seed = self._seed if seed is None else seed
-        if seed is None:
-            self.generator.seed()
-        else:
-            self.generator.manual_seed(int(seed))
+        self.streams.seed(None if seed is None else int(seed))
         self._reset_state()
 
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -229,7 +230,7 @@ class UniformAgent(TorchAgent):
 
     def _act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         shape = obs["task"].shape
-        return torch.randint(self.model.num_actions, shape, generator=self.generator, device=self.device)
+        return self.streams.randint(self.model.num_actions, shape[1:])
 
     def _update(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor) -> None:
         pass

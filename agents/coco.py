@@ -93,7 +93,7 @@ class _CoCoAgent(TorchAgent):
         self.smc = GPDensitySMC(
             self.kl, num_envs=self.num_envs, num_tasks=self.model.num_tasks, sigma=self.model.sigma,
             num_particles=hp["num_particles"], step_size=hp["step_size"], ess_threshold=hp["ess_threshold"],
-            num_mh_steps=hp["num_mh_steps"], max_stages=hp["max_stages"], generator=self.generator,
+            num_mh_steps=hp["num_mh_steps"], max_stages=hp["max_stages"], streams=self.streams,
         )
 
     def _update(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor) -> None:
@@ -101,7 +101,7 @@ class _CoCoAgent(TorchAgent):
 
     def _sample_particles(self, L: int) -> torch.Tensor:
         """Particle indices ``(B, L)`` drawn by weight, one per acting user."""
-        return torch.multinomial(self.smc.weights, L, replacement=True, generator=self.generator)
+        return self.streams.categorical(self.smc.weights, L)
 
     def _user_conditionals(self, particles: torch.Tensor, x_obs: torch.Tensor) -> torch.Tensor:
         """``pi_f(mu_g | x_obs)`` ``(B, L, G^K)`` of particles ``(B, L)`` at contexts ``(B, L)``."""
@@ -129,7 +129,7 @@ class NPMTS(_CoCoAgent):
         cond = self._user_conditionals(self._sample_particles(L), obs["context"][..., 0])
         post = self.smc.user_posterior(cond, users)  # (B, L, G^K)
         p_best = (post @ self.best_arm).reshape(B * L, -1).clamp_min(0)  # P(a* = k), (B L, K)
-        return torch.multinomial(p_best, 1, generator=self.generator).reshape(B, L)
+        return self.streams.categorical(p_best.reshape(B, L, -1))
 
 
 def _arm_marginals(post: torch.Tensor, K: int, G: int) -> torch.Tensor:
@@ -230,5 +230,5 @@ class GIDS(_CoCoAgent):
             h_new = -(new_logw.exp() * new_logw).sum(1)  # (B, K, R)
             gain = (h0[:, None] - (pred[bidx, mine] * h_new).sum(-1)).clamp_min(0.0)  # (B, K)
             policy = self.ids_policy(regret, gain)
-            actions[:, slot] = torch.multinomial(policy.clamp_min(0), 1, generator=self.generator)[:, 0]
+            actions[:, slot] = self.streams.categorical(policy.clamp_min(0))
         return actions

@@ -150,7 +150,7 @@ class OraclePriorTS(TorchAgent):
 
     def _act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         weights, means, _, factors = self.posterior(obs["task"])
-        return sample_mixture(weights, means, factors, self.generator).argmax(-1)
+        return sample_mixture(weights, means, factors, self.streams).argmax(-1)
 
     def _update(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor) -> None:
         B, U, K = self.counts.shape

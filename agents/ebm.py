@@ -179,7 +179,7 @@ class _Ebm(MultiBanditAgent):
             gram, moment, sq, counts, min_obs=self.min_obs, min_units=self.min_units, min_dof=self.min_dof,
             threshold=self.threshold, num_splits=self.num_splits, num_grid=self.num_grid,
             universal_c=self.universal_c, debias=self.debias, min_eig=self.min_eig,
-            noise_var_fallback=self.noise_var, generator=self.generator)
+            noise_var_fallback=self.noise_var, streams=self.streams)
         if self.estimate_cov:
             self.cov = torch.where(est.cov_ready[:, None, None], est.cov, self.cov)
         if self.estimate_noise:
@@ -239,11 +239,11 @@ class EbmTS(_Ebm):
 
     def _scores(self, task: Tensor, x: Tensor) -> Tensor:
         post, ids = self.posterior, self._folded_ids(task)
-        hyper = post.sample_hyper(self.generator)  # (B K, d)
+        hyper = post.sample_hyper(self.streams)  # (B K, d)
         if self.rho != 1.0:  # scale the hyper draw's deviation too, so the joint draw is N(m, rho^2 S)
             hyper_mean, _ = post.hyper_posterior()
             hyper = hyper_mean + self.rho * (hyper - hyper_mean)
-        theta = post.sample_units(ids, hyper, self.generator, scale=self.rho)  # (B K, 1, d)
+        theta = post.sample_units(ids, hyper, self.streams, scale=self.rho)  # (B K, 1, d)
         theta = theta.reshape(self.num_envs, self.num_arms, self.dim)
         return (theta * x[:, None]).sum(-1)
 

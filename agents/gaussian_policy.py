@@ -138,7 +138,7 @@ class GaussianPolicy(TorchAgent):
 
         ``scale`` inflates the draw's deviation from the conditional mean (1 = exact draw).
         """
-        theta = self.posterior.sample_units(self._query(ids), hyper, self.generator, scale=scale)
+        theta = self.posterior.sample_units(self._query(ids), hyper, self.streams, scale=scale)
         return torch.linalg.vecdot(features, self._per_slot(theta, ids))
 
     def _bound(

@@ -46,7 +46,7 @@ class HierTS(GaussianPolicy):
     hierarchy_options: ClassVar[dict[type, dict[str, Any]]] = {MixedEffectModel: {"collapsed": True}}
 
     def _scores(self, ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        hyper = self.posterior.sample_hyper(self.generator)
+        hyper = self.posterior.sample_hyper(self.streams)
         return self._thompson(ids, features, hyper)
 
 

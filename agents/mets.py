@@ -46,7 +46,7 @@ class MeTS(GaussianPolicy):
 
     def _sample_effects(self) -> torch.Tensor:
         """psi_t ~ Q_t ``(B, L_e d)``."""
-        return self.posterior.sample_hyper(self.generator)
+        return self.posterior.sample_hyper(self.streams)
 
     def _scores(self, ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         return self._thompson(ids, features, self._sample_effects())
@@ -65,5 +65,5 @@ class MeTSFactored(MeTS):
             [precision[:, l * d : (l + 1) * d, l * d : (l + 1) * d] for l in range(num_effects)], dim=1
         )  # (B, L_e, d, d)
         draws = sample_precision_normal(mean.reshape(-1, num_effects, d), robust_cholesky(blocks),
-                                        self.generator)
+                                        self.streams)
         return draws.reshape(self.num_envs, -1)

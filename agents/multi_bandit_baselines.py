@@ -106,7 +106,7 @@ class DisjointLinTS(_DisjointLinear):
 
     def _scores(self, task: Tensor, x: Tensor) -> Tensor:
         ids = self._folded_ids(task)
-        theta = self.posterior.sample_units(ids, self._zero, self.generator, scale=self.rho)
+        theta = self.posterior.sample_units(ids, self._zero, self.streams, scale=self.rho)
         return (theta.reshape(self.num_envs, self.num_arms, self.dim) * x[:, None]).sum(-1)
 
 

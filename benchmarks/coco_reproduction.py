@@ -21,7 +21,15 @@ import matplotlib
 import numpy as np
 
 import hbgym  # noqa: F401
-from benchmarks.common import RESULTS, markdown_table, write_report
+from benchmarks.common import (
+    REPO,
+    command_line,
+    is_full_run,
+    markdown_table,
+    results_path,
+    source_hash,
+    write_report,
+)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -32,6 +40,8 @@ COCO = {"NPM-TS", "GIDS"}
 #: env kwargs per scenario: Fig. 2(d) with one theta per user (the bimodal population the paper
 #: describes; with one theta per episode MTTS learns it from a few users, see PartialContext's docs)
 ENV_KWARGS = {"lmm_mixture": {"theta_per_user": True}}
+#: hash of the sources a cell's result depends on (agents, envs, this script): part of the cache key
+CODE_VERSION = source_hash([REPO / "agents", REPO / "hbgym", Path(__file__).resolve()])
 TITLES = {"mixture": "(a) mixture of Gaussians", "partial_linear": "(b) partially observed context",
           "lmm": "(c) LMM, Gaussian latent", "lmm_mixture": "(d) LMM, non-Gaussian latent"}
 
@@ -41,7 +51,8 @@ def run_cell(scenario: str, agent: str, seeds: int, dtype: str, cache: Path) -> 
     import torch
     from hbgym.agents import AGENTS
 
-    path = cache / f"{scenario}_{agent}_{seeds}_{dtype}.npz"
+    # keyed by the code that computes a cell too, so a rerun after a code change never reuses stale cells
+    path = cache / f"{scenario}_{agent}_{seeds}_{dtype}_{CODE_VERSION}.npz"
     if path.exists():
         data = np.load(path)
         regret, seconds = data["regret"], float(data["seconds"])
@@ -132,13 +143,14 @@ def main() -> None:
         "the bimodal mixture).",
         "CoCo agents: N = 200, M = 80, 20^3 x 10 grid, lengthscale 0.7, eta = 0.05, tau = 0.5,",
         f"dtype {args.dtype}.",
-        f"Command: `python -m benchmarks.coco_reproduction --jobs {args.jobs}` (wall {wall / 60:.1f} min;",
-        "`s` = seconds of the cell, all seeds batched).",
+        f"Wall {wall / 60:.1f} min (`s` = seconds of the cell, all seeds batched; cells cached under",
+        f"`--cache` with code version {CODE_VERSION} are reused).",
         "",
         markdown_table(["scenario", "agent", "multi-task regret", "Bayes regret", "s"], rows),
     ])
-    (RESULTS / "coco_fig2.json").write_text(json.dumps(dump))
-    write_report("coco_fig2", fig, text)
+    full = is_full_run(parser, args, ("seeds", "dtype", "scenarios", "agents"))
+    results_path("coco_fig2.json", full).write_text(json.dumps(dump))
+    write_report("coco_fig2", fig, text, command_line("benchmarks.coco_reproduction"), full)
 
 
 if __name__ == "__main__":

@@ -11,14 +11,21 @@ The paper (App. C.4) reports up to 60 minutes per seed on a laptop; our target i
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import gymnasium as gym
 import torch
 
 import hbgym  # noqa: F401
-from benchmarks.common import RESULTS, markdown_table, timed_episode
+from benchmarks.common import (
+    RESULTS,
+    command_line,
+    is_full_run,
+    markdown_table,
+    provenance,
+    results_path,
+    timed_episode,
+)
 
 
 def time_agent(agent: str, num_envs: int, dtype: str, device: str = "cpu", seed: int = 0) -> dict:
@@ -73,9 +80,8 @@ def main() -> None:
         "N = 200 particles, M = 80 KL components, 20^3 mu-grid x 10 context slices, default schedule",
         "(one tempered SMC update per round, 1 Langevin-MH step after each ESS-triggered resampling).",
         "Target: <= 60 s per seed (paper, App. C.4: up to 60 min per seed on a MacBook Air M1).",
-        f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{args.threads} torch thread(s), shared 2-core CPU.",
-        "Command: `python -m benchmarks.coco_speed`",
+        f"{args.threads} torch thread(s).",
+        provenance(command_line("benchmarks.coco_speed")),
         "",
         markdown_table(header, rows),
         "",
@@ -93,7 +99,9 @@ def main() -> None:
         "in B); it is there for CUDA, where the same code runs with `device=\"cuda\"`.",
     ])
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "coco_speed.md").write_text(text + "\n")
+    # a run on a subset of agents / dtypes / batches goes to coco_speed.partial.md
+    full = is_full_run(parser, args, ("agents", "dtypes", "batch", "batch_dtype"))
+    results_path("coco_speed.md", full).write_text(text + "\n")
     print(text)
 
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import os
+import platform
+import shlex
+import subprocess
+import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +21,74 @@ import numpy as np
 import hbgym  # noqa: F401
 
 RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- provenance of results
+
+
+def git_commit() -> str:
+    """The checkout's commit (``+dirty`` with uncommitted changes), or ``unknown``."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def machine_line() -> str:
+    """One line saying where and when a figure was measured: CPU, cores, load, versions, commit."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    cpu = platform.processor() or platform.machine()
+    versions = f"Python {platform.python_version()}"
+    if "torch" in sys.modules:
+        versions += f", torch {sys.modules['torch'].__version__}"
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return (f"Machine: {cpu}, {os.cpu_count()} CPUs, load average {load:.1f} at the end; {versions}; "
+            f"commit {git_commit()}; {stamp}.")
+
+
+def command_line(module: str, argv: Sequence[str] | None = None) -> str:
+    """The exact command that produced a result: ``python -m MODULE ARGS``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return " ".join(["python", "-m", module, *(shlex.quote(a) for a in argv)])
+
+
+def is_full_run(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, subset_keys: Iterable[str]
+) -> bool:
+    """True when none of the arguments in ``subset_keys`` (those that select a subset of the work:
+    agents, scenarios, a skipped part...) differs from its default."""
+    defaults = parser.parse_args([])
+    return all(getattr(args, key) == getattr(defaults, key) for key in subset_keys)
+
+
+def results_path(name: str, full: bool, out: Path = RESULTS) -> Path:
+    """``out/name`` for a full run; ``out/<stem>.partial<suffix>`` for a run on a subset of its
+    arguments, so a partial run never overwrites the committed full results."""
+    path = out / name
+    return path if full else path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def provenance(command: str) -> str:
+    """The two lines every results file starts with: the command and the machine."""
+    return f"Command: `{command}`\n\n{machine_line()}"
+
+
+def source_hash(paths: Iterable[Path]) -> str:
+    """sha256 (16 hex digits) of the given source files and every ``*.py`` under given folders: a
+    cache key that changes whenever the code that computes a cached result changes."""
+    digest = hashlib.sha256()
+    files: list[Path] = []
+    for path in paths:
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(REPO)).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -92,13 +168,15 @@ def timed_episode(agent: Any, vec: Any, seed: int = 0) -> EpisodeTimes:
     return EpisodeTimes(act_s, update_s, env_s, rounds, float(regret.mean()))
 
 
-def write_report(name: str, fig: Any, text: str) -> None:
-    """Save ``results/<name>.png`` and ``results/<name>.md`` (``text`` plus the figure) and print it."""
+def write_report(name: str, fig: Any, text: str, command: str, full: bool = True) -> None:
+    """Save ``results/<name>.png`` and ``results/<name>.md`` (``text``, the command and machine
+    lines, and the figure) and print it; a partial run writes ``<name>.partial.{md,png}`` instead."""
     RESULTS.mkdir(exist_ok=True)
     fig.tight_layout()
-    fig.savefig(RESULTS / f"{name}.png", dpi=110)
-    text = f"{text}\n\n![curves]({name}.png)\n"
-    (RESULTS / f"{name}.md").write_text(text)
+    png = results_path(f"{name}.png", full)
+    fig.savefig(png, dpi=110)
+    text = f"{text}\n\n{provenance(command)}\n\n![curves]({png.name})\n"
+    results_path(f"{name}.md", full).write_text(text)
     print(text)
 
 
@@ -122,33 +200,13 @@ def plot_curves(ax: Any, runs: list[Run], title: str, z: float = 1.96) -> None:
     ax.legend()
 
 
-def machine_line() -> str:
-    """One line naming the machine and software the figures were measured on."""
-    import os
-    import platform
-
-    line = (
-        f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs (shared), "
-        f"Python {platform.python_version()}, NumPy {np.__version__}"
-    )
-    try:
-        import torch
-
-        line += f", torch {torch.__version__} ({torch.get_num_threads()} thread(s))"
-    except ImportError:
-        pass
-    return line
-
-
 def write_result(out: str | Path, title: str, script: str, argv: list[str] | None, body: str) -> str:
     """Write (and print) a results page: ``title``, the exact command, the machine line, ``body``.
 
     ``argv`` is what the script's ``main`` received (None: the command line).
     """
-    import sys
-
-    command = " ".join(sys.argv[1:] if argv is None else argv)
-    text = f"# {title}\n\nCommand: `python -m benchmarks.{script} {command}`\n\n{machine_line()}\n\n{body}\n"
+    command = command_line(f"benchmarks.{script}", argv)
+    text = f"# {title}\n\nCommand: `{command}`\n\n{machine_line()}\n\n{body}\n"
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

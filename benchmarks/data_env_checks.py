@@ -34,7 +34,15 @@ from hbgym.agents import AGENTS  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 
 import hbgym  # noqa: E402, F401
-from benchmarks.common import Run, markdown_table, plot_curves, run_agent, write_report  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    Run,
+    command_line,
+    is_full_run,
+    markdown_table,
+    plot_curves,
+    run_agent,
+    write_report,
+)
 
 QUICK_HORIZON = {"MovieLensMulti-v0": 10, "MovieLensEffects-v0": 200, "MNISTMulti-v0": 20}
 TS_AGENTS = ["HierTS", "FlatTS", "OracleTS"]
@@ -126,7 +134,8 @@ def source_of(setting: Setting) -> dict:
     return {k: source[k] for k in keys if k in source}
 
 
-def report(name: str, exp: Experiment, runs: dict[str, dict[str, Run]], seeds: int, quick: bool) -> bool:
+def report(name: str, exp: Experiment, runs: dict[str, dict[str, Run]], seeds: int, quick: bool,
+           argv: list[str] | None = None, full: bool = True) -> bool:
     rows = []
     for setting in exp.settings:
         for agent, run in runs[setting.label].items():
@@ -175,7 +184,7 @@ def report(name: str, exp: Experiment, runs: dict[str, dict[str, Run]], seeds: i
         print(text)
         plt.close(fig)
     else:
-        write_report(name, fig, text)
+        write_report(name, fig, text, command_line("benchmarks.data_env_checks", argv), full)
     return all_ok
 
 
@@ -205,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, dict[str, Run]] = {s.label: {} for s in exp.settings}
         for (setting, agent, _), run in zip(cells, done, strict=True):
             runs[setting.label][agent] = run
-        all_ok &= report(name, exp, runs, args.seeds, args.quick)
+        all_ok &= report(name, exp, runs, args.seeds, args.quick, argv, is_full_run(parser, args, ("seeds",)))
     return 0 if all_ok else 1
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS, markdown_table
+from benchmarks.common import RESULTS, is_full_run, machine_line, markdown_table
 
 AGENT_NAMES = ("EbmTS", "EbmUCB", "DisjointLinTS", "DisjointLinUCB", "OLSBandit", "RMBandit")
 LABELS = {"DisjointLinTS": "LinTS", "DisjointLinUCB": "LinUCB"}
@@ -138,6 +138,9 @@ def write_report(results: list[dict[str, Any]], cells: list[Setting], args: argp
         "",
         f"Command: `python -m benchmarks.ebm_reproduction --seeds {args.seeds} --jobs {args.jobs}"
         + (" --quick" if args.quick else "") + "`",
+        "",
+        machine_line(),
+        "",
         f"Seeds: {args.seeds} per cell (env seeds 0..{args.seeds - 1}, paired across agents); "
         f"T = {args.rounds} rounds per episode; CPU, torch {torch.__version__}, float64, 1 thread per "
         f"cell; Python {platform.python_version()}; total wall {wall / 60:.1f} min on this 2-core machine.",
@@ -251,6 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     args.rounds = 200 if args.quick else TOTAL_ROUNDS
+    if args.out == RESULTS and not is_full_run(parser, args, ("quick", "seeds")):
+        args.out = RESULTS / "partial"  # a smoke or smaller run never overwrites the committed results
     cells = settings(args.rounds)
     args.out.mkdir(parents=True, exist_ok=True)
     from joblib import Parallel, delayed

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, markdown_table, timed_episode
+from benchmarks.common import RESULTS, command_line, markdown_table, provenance, timed_episode
 
 
 def episode(agent_cls, seeds: int) -> dict[str, float]:
@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# EbmTS vs LinTS speed at the Fig. 1 setting (MultiBandit-v0 defaults)",
         "",
-        f"Command: `python -m benchmarks.ebm_speed --seeds {args.seeds} --repeats {args.repeats} "
-        f"--threads {args.threads}`",
+        provenance(command_line("benchmarks.ebm_speed", argv)),
+        "",
         f"CPU ({platform.processor() or platform.machine()}), torch {torch.__version__}, float64, "
         f"{args.threads} intra-op thread(s); B = {args.seeds} replicates batched; T = "
         f"{int(med['EbmTS']['rounds'])} rounds = {int(decisions)} decisions per episode; median of "

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from hbgym.agents import FlatOPO, HierOPO, OracleOPO  # noqa: E402
 
 import hbgym  # noqa: E402
+from benchmarks.common import RESULTS, command_line, is_full_run, provenance  # noqa: E402
 from hbgym import offline  # noqa: E402
 
 LEARNERS = (OracleOPO, HierOPO, FlatOPO)
@@ -168,8 +169,10 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.1, help="LCB width (paper: 0.1)")
     parser.add_argument("--quick", action="store_true", help="two points per sweep (smoke run)")
     parser.add_argument("--movielens", action="store_true", help="also Sec. 7.2 on MovieLensMulti-v0")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.out == RESULTS and not is_full_run(parser, args, ("quick", "runs", "contexts", "alpha")):
+        args.out = RESULTS / "partial"  # a smoke or smaller run never overwrites the committed results
     torch.set_num_threads(1)  # tiny batched linear algebra: threads only add overhead
     args.out.mkdir(parents=True, exist_ok=True)
     n_values, m_values = (QUICK_N, QUICK_M) if args.quick else (N_VALUES, M_VALUES)
@@ -193,9 +196,8 @@ def main() -> None:
         "## HierOPO Sec. 7.1 (Fig. 2): suboptimality, mean ± standard error over "
         f"{args.runs} runs\n\nHierGaussian-v0, d=4, K=5, resampled action features in [-0.5, 0.5]^d, "
         f"sigma=0.5, sigma_0=0.5, alpha={args.alpha}, uniform tasks and actions, "
-        f"{args.contexts} evaluation contexts per task. Produced by "
-        "`python benchmarks/hieropo_reproduction.py` in "
-        f"{seconds:.0f} s on {platform.machine()} CPU (torch {torch.__version__}, float64, 1 thread)."
+        f"{args.contexts} evaluation contexts per task; {seconds:.0f} s (float64, 1 thread).\n\n"
+        + provenance(command_line("benchmarks.hieropo_reproduction"))
     )
     (args.out / "hieropo_fig2.md").write_text(markdown(panels, header) + "\n")
     plot(panels, args.out / "hieropo_fig2.png")
@@ -230,7 +232,7 @@ def main() -> None:
         )
         header = (
             f"## HierOPO Sec. 7.2 (Fig. 3): MovieLensMulti-v0, m=100, K=10, {runs} runs, "
-            "mean ± standard error"
+            "mean ± standard error\n\n" + provenance(command_line("benchmarks.hieropo_reproduction"))
         )
         panel = [("MovieLens, vary n, m=100", rows)]
         (args.out / "hieropo_fig3.md").write_text(markdown(panel, header) + "\n")

@@ -20,7 +20,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from joblib import Parallel, delayed  # noqa: E402
 
-from benchmarks.common import markdown_table, plot_curves, run_agent, write_report  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    command_line,
+    is_full_run,
+    markdown_table,
+    plot_curves,
+    run_agent,
+    write_report,
+)
 
 ENV = "HierGaussian-v0"
 AGENTS = ["OracleTS", "HierTS", "FlatTS"]
@@ -53,12 +60,12 @@ def main(argv: list[str] | None = None) -> None:
     table = markdown_table(["setting", "agent", "final regret (mean)", "95% CI half-width"], rows)
     text = (
         "# HierTS paper Fig. 2 on HierGaussian-v0\n\n"
-        f"`python -m benchmarks.hierts_reproduction --seeds {args.seeds}` "
         f"({args.seeds} paired seeds; m=10, K=10, d=2, n=200 per task, L=5 unless stated, "
         "sigma_0=0.1, sigma=0.5). Regret is the pseudo-regret summed over all m n = 2000 decisions.\n\n"
         f"{table}"
     )
-    write_report("hierts_fig2", fig, text)
+    write_report("hierts_fig2", fig, text, command_line("benchmarks.hierts_reproduction", argv),
+                 is_full_run(parser, args, ("seeds",)))
 
 
 if __name__ == "__main__":

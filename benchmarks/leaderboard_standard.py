@@ -9,8 +9,9 @@
    ``results/leaderboard_standard`` (not committed); ``LEADERBOARD.md`` and the PNGs go to
    ``benchmarks/results/leaderboard_standard/``.
 
-Writes ``benchmarks/results/leaderboard_speedup.md``. Timings depend on the load of the machine:
-the load average at the start is recorded with them.
+Writes ``benchmarks/results/leaderboard_speedup.md`` (``leaderboard_speedup.partial.md`` when a part
+is skipped) with the command and a machine line. Timings depend on the load of the machine: the
+load average at the start is recorded with them.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from hbgym.leaderboards.runner import execute, plan
 from hbgym.leaderboards.store import ResultStore
 from hbgym.leaderboards.suites import SUITES, Suite
 
-from benchmarks.common import RESULTS, markdown_table
+from benchmarks.common import RESULTS, command_line, is_full_run, markdown_table, provenance, results_path
 
 ZOO_I = ("HierTS", "OracleTS", "FlatTS", "HierUCB", "LinTS", "LinUCB", "meTS")
 RAW = Path("results") / "leaderboard_standard"
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     text = [
         "# Leaderboard runner: standard suite wall time and `--jobs 2` speed-up",
         "",
-        f"Machine: {machine}.",
+        f"At the start: {machine}.",
     ]
     if not args.skip_speedup:
         rows = speedup()
@@ -112,14 +113,12 @@ def main(argv: list[str] | None = None) -> None:
             table,
             "```",
         ]
-    path = RESULTS / "leaderboard_speedup.md"
-    if path.exists():  # keep the sections of a part that was skipped this time
-        old = path.read_text().split("\n## ")
-        for skipped, title in ((args.skip_speedup, "Speed-up"), (args.skip_standard, "Full `standard`")):
-            text += ["", *(f"## {part.rstrip()}" for part in old[1:] if skipped and part.startswith(title))]
+    text += ["", provenance(command_line("benchmarks.leaderboard_standard", argv))]
     out = "\n".join(text) + "\n"
     RESULTS.mkdir(exist_ok=True)
-    path.write_text(out)
+    # a run that skips a part writes its own file: it never overwrites (or merges into) the full one
+    full = is_full_run(parser, args, ("skip_speedup", "skip_standard"))
+    results_path("leaderboard_speedup.md", full).write_text(out)
     print(out)
 
 

@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 from hbgym.leaderboards.rl import ALGOS, BASELINE_DIR, BASELINE_ENV_ID, BASELINE_ENV_KWARGS, load_sb3_agent
 
-from benchmarks.common import Run, markdown_table, plot_curves, write_report
+from benchmarks.common import Run, command_line, is_full_run, markdown_table, plot_curves, write_report
 from hbgym.wrappers import SufficientStats
 
 REFERENCE_AGENTS = ("Uniform", "HierTS", "OracleTS")
@@ -81,7 +81,7 @@ class PooledGreedy:
         self.stats.update(obs, action, reward)
 
 
-def report(runs: list[Run], seeds: int, models: Path) -> None:
+def report(runs: list[Run], seeds: int, models: Path, command: str, full: bool = True) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,7 +110,7 @@ def report(runs: list[Run], seeds: int, models: Path) -> None:
     plot_curves(ax, shown, f"{BASELINE_ENV_ID} {json.dumps(BASELINE_ENV_KWARGS)}")
     text = (
         "# RL baselines vs Bayesian agents\n\n"
-        f"`python -m benchmarks.rl_baselines --seeds {seeds}` — {BASELINE_ENV_ID} with "
+        f"{BASELINE_ENV_ID} with "
         f"`{json.dumps(BASELINE_ENV_KWARGS)}` (K=10 arms, 100 rounds), evaluation seeds 0..{seeds - 1} "
         "(paired; training used seeds >= 10**6). SB3 models see SufficientStatsObservation vectors and "
         "act on the policy's mode (`PPO`) or sample from it (`PPO (sampled)`); models from "
@@ -118,7 +118,7 @@ def report(runs: list[Run], seeds: int, models: Path) -> None:
         "the same vectors (each arm once, then the best pooled mean).\n\n"
         f"{table}"
     )
-    write_report("rl_baselines", fig, text)
+    write_report("rl_baselines", fig, text, command, full)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=100, help="evaluation seeds 0..N-1 (default 100)")
     parser.add_argument("--models", type=Path, default=BASELINE_DIR, help="directory of <algo>.zip models")
     args = parser.parse_args(argv)
-    report(evaluate(args.seeds, args.models), args.seeds, args.models)
+    report(evaluate(args.seeds, args.models), args.seeds, args.models,
+           command_line("benchmarks.rl_baselines", argv), is_full_run(parser, args, ("seeds", "models")))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+from hbgym.leaderboards.console import (
+    agent_names,
+    expand,
+    print_zoo_rank,
+    report_skipped,
+    say,
+    suite_from_args,
+)
 from hbgym.leaderboards.suites import SUITES, get_suite
 
 __all__ = ["main", "build_parser"]
@@ -25,17 +33,6 @@ SPEC_HELP = (
     "agent SPEC: a zoo name (e.g. HierTS), 'all' (every zoo agent of the suite), 'package.module:factory', "
     "'path/to/file.py:factory' or 'sb3:ALGO:path/to/model.zip'; repeat for several agents"
 )
-
-
-def _expand(specs: list[str] | None, suite_agents: tuple[str, ...]) -> list[str]:
-    from hbgym.leaderboards.suites import expand_agents
-
-    out: list[str] = []
-    for spec in specs or ["all"]:
-        for s in expand_agents(suite_agents) if spec == "all" else (spec,):
-            if s not in out:
-                out.append(s)
-    return out
 
 
 def _add_common(p: argparse.ArgumentParser, agent_required: bool) -> None:
@@ -59,6 +56,20 @@ def _add_common(p: argparse.ArgumentParser, agent_required: bool) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true",
                    help="list every (agent, setting) pair skipped because the agent does not fit the env")
+    p.add_argument("--name", action="append", default=None, metavar="NAME",
+                   help="leaderboard name of each --agent (one per --agent, in order), e.g. to keep two "
+                   "variants of one file apart (default: <file stem>.<factory>)")
+    p.add_argument("--compare", default=None, metavar="DIR",
+                   help="rank third-party agents within the zoo results in DIR (default: the zoo's results "
+                   "for the suite, computed once and cached in $HBGYM_CACHE_DIR or ~/.cache/hbgym/zoo)")
+    p.add_argument("--no-compare", action="store_true", help="do not rank third-party agents within the zoo")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=DEFAULT_JOBS,
+        metavar="N",
+        help=f"parallel workers (default: min(4, CPUs) = {DEFAULT_JOBS})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,13 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(run, agent_required=False)
     run.add_argument(
-        "--jobs",
-        type=int,
-        default=DEFAULT_JOBS,
-        metavar="N",
-        help=f"parallel workers (default: min(4, CPUs) = {DEFAULT_JOBS})",
-    )
-    run.add_argument(
         "--backend",
         default="local",
         choices=("local", "ray", "dask"),
@@ -107,11 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sm = sub.add_parser(
         "submit",
-        help="run an untrusted agent in a sandbox (time and memory limits)",
-        description="Run an untrusted agent on a suite, each cell in a separate process "
-        "with wall-time and memory limits; a crash, hang, invalid action/NaN or "
-        "limit marks that cell failed with the reason and the run continues. The "
-        "results directory is verified first (a tampered one is rejected).",
+        help="run an untrusted agent sandboxed (separate least-privileged process, limits)",
+        description="Run an untrusted agent on a suite: the runner keeps the env and writes the results; "
+        "the agent runs in a separate process (empty temp dir, minimal environment, uid nobody and "
+        "its own PID and network namespaces when run as root, wall-time and memory limits) that sees "
+        "only the "
+        "public model, the spaces, its observations and its own rewards. A crash, hang, invalid "
+        "action/NaN, malformed message or limit marks that cell failed with the reason and the run "
+        "continues. The results directory is verified first (a tampered one is rejected).",
     )
     _add_common(sm, agent_required=True)
     sm.add_argument("--timeout", type=float, default=600.0, metavar="S", help="wall-time limit per cell (s)")
@@ -132,57 +139,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _suite(args: argparse.Namespace):
-    if getattr(args, "device", "cpu") != "cpu":
-        from hbgym.agents.base import resolve_device
-
-        resolve_device(args.device)  # a clear error now rather than every cell failing
-    if args.seeds is not None and args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-    return get_suite(args.suite).with_seeds(args.seeds)
-
-
-def _report_skipped(skipped: list[tuple[str, str, str]], verbose: bool) -> None:
-    """One line per skipped (agent, setting) pair when verbose or when there are few, else a summary."""
-    if verbose or len(skipped) <= 10:
-        for name, key, reason in skipped:
-            _print(f"skip {name} on {key}: {reason.splitlines()[0][:120]}")
-    else:
-        agents = len({name for name, _, _ in skipped})
-        _print(f"skipped {len(skipped)} (agent, setting) pairs of {agents} agents that do not apply to "
-               "that env family (--verbose lists them with the reason)")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from hbgym.leaderboards.report import build_report, console_table
     from hbgym.leaderboards.runner import execute, plan
     from hbgym.leaderboards.store import ResultStore
 
-    suite = _suite(args)
-    specs = _expand(args.agent, suite.agents)
+    suite = suite_from_args(args)
+    specs = expand(args.agent, suite.agents)
+    names = agent_names(specs, args.name)
     out = Path(args.out or f"results/{suite.name}")
     start = time.perf_counter()
-    cells, skipped = plan(suite, specs, device=args.device, log=None)  # bad specs fail before any mkdir
+    cells, skipped = plan(suite, specs, device=args.device, log=None, names=names)  # fails before any mkdir
     store = ResultStore(out)
     store.open(suite)
-    _report_skipped(skipped, verbose=args.verbose and not args.quiet)
+    report_skipped(skipped, verbose=args.verbose and not args.quiet)
     done = store.completed()
-    _print(
+    say(
         f"suite {suite.name} v{suite.version} ({suite.hash[:12]}): {len(cells)} cells, "
         f"{sum(c.id in done for c in cells)} already done, results in {out}"
     )
     new = execute(cells, store, jobs=args.jobs, backend=args.backend, progress=not args.quiet)
     failed = [r for r in new if r["status"] != "ok"]
     for r in failed:
-        _print(f"FAILED {r['cell']['id']}: {r['reason'][:300]}")
+        say(f"FAILED {r['cell']['id']}: {r['reason'][:300]}")
     if args.no_report:
         return 0
     _, ranks = build_report(out, expected_hash=suite.hash)
     print(console_table(ranks))
+    print_zoo_rank(args, out, suite, specs, names)
     print(
         f"\n{out / 'LEADERBOARD.md'} (and regret PNGs for online suites) written "
         f"({time.perf_counter() - start:.0f} s)"
@@ -194,9 +178,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     from hbgym.leaderboards.report import build_report, console_table
 
     expected = get_suite(args.suite).hash if args.suite else None
-    _, ranks = build_report(args.dir, args.out, expected_hash=expected)
+    text, ranks = build_report(args.dir, args.out, expected_hash=expected)
     print(console_table(ranks))
     print(f"\n{Path(args.out or args.dir) / 'LEADERBOARD.md'} written")
+    if "## Incomplete" in text:
+        say(f"warning: {args.dir} is incomplete (some agents lack seeds; see '## Incomplete' in "
+            "LEADERBOARD.md); "
+            "rerun the same `run` command to complete it")
+    failed = sum(e["failed"] for e in ranks)
+    if failed:
+        say(f"warning: {failed} failed cells (they score 0; see '## Failed cells' in LEADERBOARD.md)")
     return 0
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hbgym.leaderboards.records import agent_label
 from hbgym.leaderboards.scoring import ScoreTable, iqm, iqm_ci, probability_of_improvement, score_rows
 from hbgym.leaderboards.store import ResultStore
 from hbgym.leaderboards.suites import Suite
 
-__all__ = ["build_report", "ranking", "setting_dicts"]
+__all__ = ["build_report", "ranking", "setting_dicts", "labelled_rows", "rank_rows"]
 
 
 def setting_dicts(suite: Suite) -> list[dict[str, Any]]:
@@ -22,17 +24,40 @@ def _fmt(x: float, digits: int = 2) -> str:
     return "-" if not np.isfinite(x) else f"{x:.{digits}f}"
 
 
+def labelled_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with ``agent`` set to the name it is ranked under (``records.agent_label``:
+    trusted third-party results marked, several code versions of one name kept apart); ``name`` keeps
+    the stored name."""
+    versions: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in rows:
+        versions[(r["agent"], r.get("mode", "trusted"))].add(str(r.get("agent_code_hash")))
+    return [{**r, "name": r["agent"],
+             "agent": agent_label(r, len(versions[(r["agent"], r.get("mode", "trusted"))]) > 1)}
+            for r in rows]
+
+
+def rank_rows(rows: list[dict[str, Any]], suite: Suite) -> list[dict[str, Any]]:
+    """:func:`ranking` of stored rows on ``suite`` (labelled by :func:`labelled_rows`)."""
+    table = score_rows(labelled_rows(rows), setting_dicts(suite))
+    return ranking(table, list(dict.fromkeys(s.family for s in suite.settings)))
+
+
 def ranking(table: ScoreTable, families: list[str]) -> list[dict[str, Any]]:
-    """One entry per agent (sorted by IQM, best first): score, CI, per-family IQM, envs played."""
+    """One entry per agent (sorted by IQM, best first): score, CI, per-family IQM, envs played.
+
+    Failed (seed, setting) pairs score 0 (see :func:`score_rows`); an agent none of whose cells
+    succeeded gets no score and no rank (``ranked`` False, listed last).
+    """
     out = []
     for agent in table.scores:
         played = table.columns(agent)
-        point, lo, hi = iqm_ci(played) if played.size else (np.nan, np.nan, np.nan)
-        out.append({
+        ranked = bool(np.isfinite(table.final[agent]).any())
+        point, lo, hi = iqm_ci(played) if played.size and ranked else (np.nan, np.nan, np.nan)
+        out.append({"ranked": ranked,
             "agent": agent, "oracle": table.oracle.get(agent, False), "iqm": point, "low": lo, "high": hi,
             "families": {f: iqm(table.columns(agent, f)) for f in families},
             "envs": int(played.shape[1]) if played.size else 0,
-            "failed": len(table.failures.get(agent, [])),
+            "failed": table.failed_cells.get(agent, 0),
         })
     out.sort(key=lambda e: (-np.nan_to_num(e["iqm"], nan=-np.inf), e["agent"]))
     return out
@@ -84,7 +109,7 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     out = Path(out_dir or results_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = store.records()
-    rows = [r for rec in records for r in rec["rows"]]
+    rows = labelled_rows([r for rec in records for r in rec["rows"]])
     table = score_rows(rows, setting_dicts(suite))
     families = list(dict.fromkeys(s.family for s in suite.settings))
     ranks = ranking(table, families)
@@ -96,7 +121,9 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
         f"{len(suite.settings)} settings. "
         f"Score = {what}: uniform = 0, oracle = 1 (per env, from the reference agents stored with these "
         "results); aggregate = IQM over (seed, env) with a 95% percentile bootstrap CI over seeds "
-        "(scipy.stats.bootstrap, random_state=0). (oracle) marks agents that read the sampled truth. "
+        "(scipy.stats.bootstrap, random_state=0). (oracle) marks agents that read the sampled truth; "
+        "(trusted) marks third-party agents run in-process by `run`, not sandboxed by `submit`. "
+        "A failed cell scores 0 (uniform) on its seeds; an agent whose cells all failed is not ranked. "
         "Agents are ranked over the envs they apply to (column envs): compare the per-family columns "
         "for like-for-like comparisons. Scores above 1 beat the oracle reference (an oracle-prior "
         "agent is Bayes-optimal only on average over instances, not per seed).",
@@ -106,6 +133,7 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     ]
     for i, e in enumerate(ranks, 1):
         name = e["agent"] + (" (oracle)" if e["oracle"] else "")
+        i = i if e["ranked"] else "-"  # noqa: PLW2901 - a fully failed agent has no rank
         fam = " | ".join(_fmt(e["families"][f]) for f in families)
         lines.append(f"| {i} | {name} | {_fmt(e['iqm'])} | [{_fmt(e['low'])}, {_fmt(e['high'])}] | {fam} | "
                      f"{e['envs']} | {e['failed']} |")
@@ -163,11 +191,14 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     return text, ranks
 
 
-def console_table(ranks: list[dict[str, Any]], limit: int | None = None) -> str:
-    """The ranking as a fixed-width table for the terminal."""
-    lines = [f"{'rank':>4}  {'agent':24s} {'IQM score':>9}  {'95% CI':>16}  envs"]
+def console_table(ranks: list[dict[str, Any]], limit: int | None = None, mark: set[str] | None = None) -> str:
+    """The ranking as a fixed-width table for the terminal; agents in ``mark`` get a ``<--``."""
+    lines = [f"{'rank':>4}  {'agent':24s} {'IQM score':>9}  {'95% CI':>16}  envs  failed cells"]
     for i, e in enumerate(ranks[:limit], 1):
         name = e["agent"] + (" (oracle)" if e["oracle"] else "")
         ci = f"[{_fmt(e['low'])}, {_fmt(e['high'])}]"
-        lines.append(f"{i:4d}  {name:24s} {_fmt(e['iqm']):>9}  {ci:>16}  {e['envs']:>4}")
+        rank = f"{i:4d}" if e.get("ranked", True) else "   -"
+        arrow = "  <--" if mark and e["agent"] in mark else ""
+        lines.append(f"{rank}  {name:24s} {_fmt(e['iqm']):>9}  {ci:>16}  {e['envs']:>4}  "
+                     f"{e.get('failed', 0):>12}{arrow}")
     return "\n".join(lines)

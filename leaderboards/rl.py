@@ -137,8 +137,10 @@ class SB3Agent:
     ``act`` turns the observation into :class:`SufficientStats` vectors ``(B, D)`` and asks the model
     for actions, returned as ``(B, L)`` (``(L,)`` for an unbatched observation); ``update`` feeds
     the statistics. Recurrent models keep their LSTM state per replicate, restarted by ``reset``.
-    ``deterministic=False`` samples from the policy, seeded through torch's global generator at
-    ``reset(seed)``.
+    ``deterministic=False`` samples from the policy: a categorical policy (PPO, A2C) and DQN's
+    epsilon-greedy draw from per-replicate streams (:class:`~hbgym.agents.random.ReplicateStreams`,
+    replicate ``b`` of ``reset(seed=s)`` uses seed ``s + b``), so a seed's actions do not depend on its
+    chunk; other models (recurrent) sample through torch's global generator, seeded at ``reset(seed)``.
     """
 
     oracle = False
@@ -148,16 +150,40 @@ class SB3Agent:
         self.model, self.stats, self.num_envs = model, stats, int(num_envs)
         self.deterministic, self.name = deterministic, name
         self.recurrent = hasattr(model.policy, "lstm_actor")
+        from hbgym.agents.random import ReplicateStreams
+
+        self._streams = ReplicateStreams(self.num_envs)
         self.reset()
 
     def reset(self, seed: int | None = None) -> None:
         self.stats.reset(self.num_envs)
         self._state: Any = None
         self._start = np.ones(self.num_envs, dtype=bool)
-        if seed is not None and not self.deterministic:
+        self._streams.seed(None if seed is None else int(seed))
+        if seed is not None and not self.deterministic:  # SB3's own sampling (recurrent models)
             import torch
 
             torch.manual_seed(int(seed))
+
+    def _sample(self, vectors: np.ndarray) -> np.ndarray | None:
+        """Sampled actions ``(B,)`` from the per-replicate streams, or None for a policy whose
+        distribution is not one categorical (then SB3's own sampling is used)."""
+        import torch
+
+        policy = self.model.policy
+        obs_t, _ = policy.obs_to_tensor(vectors)
+        with torch.no_grad():
+            if hasattr(policy, "get_distribution"):  # actor-critic: sample the categorical policy
+                dist = policy.get_distribution(obs_t).distribution
+                if not isinstance(dist, torch.distributions.Categorical):
+                    return None
+                return self._streams.categorical(dist.probs.double().cpu()).numpy()
+            if hasattr(policy, "q_net") and hasattr(self.model, "exploration_rate"):  # DQN: epsilon-greedy
+                greedy = policy.q_net(obs_t).argmax(-1).cpu()
+                explore = self._streams.uniform((1,))[:, 0] < float(self.model.exploration_rate)
+                uniform = self._streams.randint(int(self.model.action_space.n), ())
+                return torch.where(explore, uniform, greedy).numpy()
+        return None
 
     def _batch(self, obs: Mapping[str, np.ndarray]) -> tuple[bool, dict[str, np.ndarray]]:
         batched = np.ndim(obs["task"]) == 2
@@ -175,7 +201,10 @@ class SB3Agent:
                 vectors, state=self._state, episode_start=self._start, deterministic=self.deterministic)
             self._start[:] = False
         else:
-            actions, _ = self.model.predict(vectors, deterministic=self.deterministic)
+            sampled = None if self.deterministic else self._sample(vectors)
+            if sampled is None:
+                sampled = self.model.predict(vectors, deterministic=self.deterministic)[0]
+            actions = sampled
         actions = np.asarray(actions, dtype=np.int64).reshape(obs["task"].shape)
         return actions if batched else actions[0]
 

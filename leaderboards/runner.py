@@ -1,11 +1,17 @@
 """The runner: cells = (agent, env setting, seed chunk), run locally, on Ray or on Dask.
 
-A batched agent (the zoo, SB3 models, factories marked ``batched = True``) runs a whole seed chunk
-in one process on ``gym.make_vec(env_id, num_envs=B)`` reset with the chunk's first seed (slot ``i``
-is the single env reset with seed ``s + i``); a third-party agent loops over single envs, one per seed.
-Both see exactly the same instances and reward noise per seed (common random numbers). The runner
-strips ``info`` (agents see observations and their own per-slot rewards only) and checks every action:
-shape ``(L,)`` / ``(B, L)``, integer, finite, in ``[0, K)``; anything else fails the cell.
+Every online cell plays one episode per seed on ``gym.make_vec(env_id, num_envs=B)`` reset with the
+chunk's first seed (slot ``i`` is the single env reset with seed ``s + i``) through the one play loop
+:func:`hbgym.leaderboards.play.play`: a batched agent (the zoo, SB3 models, factories marked
+``batched = True``) acts on the batch, a per-env third-party agent gets one instance per slot. All see
+exactly the same instances and reward noise per seed (common random numbers). The runner strips
+``info`` (agents see observations and their own per-slot rewards only) and checks every action with
+the env's own check; anything else fails the cell.
+
+A cell's ``mode`` is ``"trusted"`` (``run``: the agent is built in this process) or ``"sandboxed"``
+(``submit``: the agent runs in a child process, :mod:`hbgym.leaderboards.sandbox`, and this side keeps
+the env and writes the record). Third-party cells carry the agent's code hash in their id, so changed
+code never reuses old cells.
 
 Cells are scheduled through joblib: ``loky`` processes by default (``--jobs``), or joblib's ``ray`` /
 ``dask`` backends, so ``ray.init(address=...)`` or a Dask ``Client(scheduler)`` made before
@@ -23,23 +29,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hbgym.leaderboards.specs import ResolvedAgent, applicable, resolve
+from hbgym.leaderboards.play import InvalidAgentOutput, build_slot_agents, checked_actions, play, public_view
+from hbgym.leaderboards.records import make_record
+from hbgym.leaderboards.specs import ResolvedAgent, applicable, code_hash, resolve, spec_kind, spec_name
 from hbgym.leaderboards.store import ResultStore
 from hbgym.leaderboards.suites import Setting, Suite
 
 __all__ = ["Cell", "InvalidAgentOutput", "plan", "run_cell", "execute", "log_steps", "environment_info"]
 
 BACKENDS = ("local", "ray", "dask")
-
-
-class InvalidAgentOutput(ValueError):
-    """An agent returned an action the env cannot take (wrong shape, type, range, NaN)."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,16 @@ class Cell:
     dtype: str | None = None
     role: str = "agent"  # "agent" | "uniform" | "oracle" (reference agents of the suite)
     cost: float = 0.0  # scheduling hint (rounds x observation size x seeds); not part of the results
+    mode: str = "trusted"  # "trusted" (run, in-process) | "sandboxed" (submit, child process)
+    code_hash: str = ""  # sha256 of the agent's source and factory name (specs.code_hash)
+    agent_kind: str = "zoo"  # "zoo" | "sb3" | "file" | "module" (specs.spec_kind)
 
     @property
     def id(self) -> str:
+        """``<agent>__<setting>__s<seed>``; third-party and sandboxed cells add ``@<code hash 12>-<mode>``."""
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.agent_name)
+        if self.agent_kind != "zoo" or self.mode != "trusted":
+            slug += f"@{self.code_hash[:12]}-{self.mode}"
         return f"{slug}__{self.setting_key}__s{self.seed_start}"
 
 
@@ -99,6 +109,12 @@ def environment_info() -> dict[str, Any]:
 # --------------------------------------------------------------------------- planning
 
 
+def _unresolved(spec: str) -> ResolvedAgent:
+    """A third-party agent to be run sandboxed: known by its spec only (its code is never imported here)."""
+    return ResolvedAgent(spec_name(spec), spec, "sandboxed", False, False, False, None)
+
+
+
 def plan(
     suite: Suite,
     agent_specs: Iterable[str],
@@ -106,17 +122,30 @@ def plan(
     dtype: str | None = None,
     with_references: bool = True,
     log: Callable[[str], None] | None = None,
+    mode: str = "trusted",
+    names: dict[str, str] | None = None,
 ) -> tuple[list[Cell], list[tuple[str, str, str]]]:
     """The cells of ``agent_specs`` on ``suite`` (plus the suite's reference agents).
+
+    ``mode="sandboxed"``: the agents' cells run in a child process (``submit``; the parent never
+    imports third-party code, so third-party agents are assumed applicable); references stay trusted.
+    ``names``: spec -> leaderboard name (``--name``), instead of the derived one.
 
     Returns:
         ``(cells, skipped)``; ``skipped`` lists ``(agent, setting key, reason)`` for zoo agents that
         do not apply to a setting (their ``from_env`` or first ``act`` raised ``ValueError``).
     """
-    resolved = [resolve(s) for s in agent_specs]
-    names = [r.name for r in resolved]
-    if len(set(names)) != len(names):
-        raise ValueError(f"agent names must be unique, got {names}")
+    if mode not in ("trusted", "sandboxed"):
+        raise ValueError(f"mode must be 'trusted' or 'sandboxed', got {mode!r}")
+    names = dict(names or {})
+    resolved = [_unresolved(s) if mode == "sandboxed" and spec_kind(s) != "zoo" else resolve(s)
+                for s in agent_specs]
+    for r in resolved:
+        r.name = names.get(r.spec, r.name)
+    labels = [r.name for r in resolved]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"agent names must be unique, got {labels}; use --name to tell them apart")
+    hashes = {r.spec: code_hash(r.spec) for r in resolved}
     cells: list[Cell] = []
     skipped: list[tuple[str, str, str]] = []
     suite.validate()
@@ -143,15 +172,19 @@ def plan(
             if suite.kind == "online" and agent.offline:
                 skipped.append((agent.name, setting.key, "an offline learner; see the offline suite"))
                 continue
+            if agent.spec not in hashes:
+                hashes[agent.spec] = code_hash(agent.spec)
             reason = (applicable(agent, setting.env_id, setting.env_kwargs, probe_env)
                       if suite.kind == "online" else None)
             if reason is not None:
                 skipped.append((agent.name, setting.key, reason))
                 continue
+            cell_mode = mode if role == "agent" else "trusted"
             for start, n in suite.chunks:
                 cells.append(Cell(agent.spec, agent.name, setting.spec(), setting.key, setting.config_hash,
                                   start, n, suite.name, suite.hash, suite.kind, suite.log_points, device,
-                                  dtype, role, cost * n))
+                                  dtype, role, cost * n, cell_mode, hashes[agent.spec],
+                                  spec_kind(agent.spec)))
         if probe_env is not None:
             probe_env.close()
     if log is not None:
@@ -164,79 +197,50 @@ def plan(
 
 
 def check_actions(action: Any, shape: tuple[int, ...], num_actions: int) -> np.ndarray:
-    """The action as int64 of ``shape``, or :class:`InvalidAgentOutput` naming what is wrong."""
-    arr = np.asarray(action)
-    if arr.shape != shape:
-        if arr.size == int(np.prod(shape)) and arr.ndim <= len(shape) + 1:
-            arr = arr.reshape(shape)
-        else:
-            raise InvalidAgentOutput(f"action has shape {arr.shape}, expected {shape}")
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)):
-            raise InvalidAgentOutput(f"action contains NaN/inf: {arr.ravel()[:8].tolist()}")
-        if not np.all(arr == np.round(arr)):
-            raise InvalidAgentOutput(f"action is not integral: {arr.ravel()[:8].tolist()}")
-    elif arr.dtype.kind not in "iu":
-        raise InvalidAgentOutput(f"action has dtype {arr.dtype}, expected integers")
-    arr = arr.astype(np.int64)
-    if arr.size and (arr.min() < 0 or arr.max() >= num_actions):
-        raise InvalidAgentOutput(f"action out of range [0, {num_actions}): {arr.ravel()[:8].tolist()}")
-    return arr
+    """The action as int64 of ``shape`` by the env's own check, or :class:`InvalidAgentOutput`."""
+    return checked_actions(action, shape, num_actions)
 
 
-def _play_batched(agent: ResolvedAgent, cell: Cell, setting: Setting) -> np.ndarray:
+def _play_cell(agent: ResolvedAgent | None, cell: Cell, setting: Setting,
+               limits: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """``(B, T)`` regret of the cell's seeds, and what the record says about the sandbox (or ``{}``)."""
     import gymnasium as gym
 
     import hbgym  # noqa: F401
 
     vec = gym.make_vec(setting.env_id, num_envs=cell.num_seeds, **setting.env_kwargs)
     try:
-        model = vec.unwrapped.model
-        policy = agent.build(vec, cell.num_seeds, cell.device, cell.dtype, seed=cell.seed_start)
-        obs, _ = vec.reset(seed=cell.seed_start)
-        policy.reset(seed=cell.seed_start)
-        rounds = model.num_rounds
-        regret = np.zeros((cell.num_seeds, rounds))
-        shape = obs["task"].shape
-        for t in range(rounds):
-            action = check_actions(policy.act(obs), shape, model.num_actions)
-            next_obs, _, _, _, info = vec.step(action)
-            rewards = np.asarray(info["rewards"])
-            policy.update(obs, action, rewards)
-            obs = next_obs
-            regret[:, t] = info["regret"].sum(axis=1)
-        return regret
+        if cell.mode == "sandboxed":
+            from hbgym.leaderboards.sandbox import Limits, SandboxedAgent
+
+            views = {b: public_view(vec, setting.env_id, setting.env_kwargs, batched=b)
+                     for b in (True, False)}
+            remote = SandboxedAgent(cell.agent_spec, views, cell.num_seeds, cell.seed_start,
+                                    limits or Limits(), cell.device, cell.dtype)
+            try:
+                with remote:
+                    return play(remote, vec, cell.seed_start), {"sandbox": remote.describe()}
+            except Exception as err:
+                raise SandboxFailure(remote.failure_reason(err), remote.describe()) from err
+        if agent.kind in ("zoo", "sb3"):  # ours: built from the env itself, trusted
+            policy = agent.build(vec, cell.num_seeds, cell.device, cell.dtype, seed=cell.seed_start)
+        elif agent.batched:
+            view = public_view(vec, setting.env_id, setting.env_kwargs, batched=True)
+            policy = agent.build(view, cell.num_seeds, cell.device, cell.dtype, seed=cell.seed_start)
+        else:
+            view = public_view(vec, setting.env_id, setting.env_kwargs, batched=False)
+            policy = build_slot_agents(agent.target, view, cell.num_seeds)
+        return play(policy, vec, cell.seed_start), {}
     finally:
         vec.close()
 
 
-def _play_single(agent: ResolvedAgent, cell: Cell, setting: Setting) -> np.ndarray:
-    import gymnasium as gym
+class SandboxFailure(RuntimeError):
+    """A sandboxed cell failed; the message is the full reason (what, exit status, output tail)."""
 
-    import hbgym  # noqa: F401
-
-    out = []
-    for seed in range(cell.seed_start, cell.seed_start + cell.num_seeds):
-        env = gym.make(setting.env_id, **setting.env_kwargs)
-        try:
-            model = env.unwrapped.model
-            policy = agent.build(env, 1, cell.device, cell.dtype, seed=seed)
-            obs, _ = env.reset(seed=seed)
-            policy.reset(seed=seed)
-            regret = np.zeros(model.num_rounds)
-            shape = obs["task"].shape
-            for t in range(model.num_rounds):
-                action = check_actions(policy.act(obs), shape, model.num_actions)
-                next_obs, _, terminated, _, info = env.step(action)
-                policy.update(obs, action, np.asarray(info["rewards"]))
-                obs = next_obs
-                regret[t] = float(np.sum(info["regret"]))
-                if terminated and t != model.num_rounds - 1:
-                    raise RuntimeError(f"env terminated early at round {t}")
-            out.append(regret)
-        finally:
-            env.close()
-    return np.stack(out)
+    def __init__(self, reason: str, sandbox: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.sandbox = sandbox
 
 
 def _offline_rows(agent: ResolvedAgent, cell: Cell, setting: Setting) -> list[dict[str, Any]]:
@@ -256,34 +260,29 @@ def _offline_rows(agent: ResolvedAgent, cell: Cell, setting: Setting) -> list[di
     return rows
 
 
-def _base_row(cell: Cell, agent_name: str, oracle: bool) -> dict[str, Any]:
-    return {
-        "agent": agent_name, "agent_spec": cell.agent_spec, "role": cell.role, "oracle": oracle,
-        "suite": cell.suite_name, "suite_hash": cell.suite_hash, "env_id": cell.setting["env_id"],
-        "setting": cell.setting_key, "config_hash": cell.config_hash, "tags": list(cell.setting["tags"]),
-        "device": cell.device, "dtype": cell.dtype or "float64",
-    }
-
-
-def run_cell(cell: Cell, catch: bool = True) -> dict[str, Any]:
+def run_cell(cell: Cell, catch: bool = True, limits: Any = None) -> dict[str, Any]:
     """Run one cell; returns the record stored as one file (``status`` ``ok`` or ``failed``).
 
     With ``catch=True`` an exception from the agent fails the cell (reason recorded) instead of the run.
+    ``limits``: :class:`hbgym.leaderboards.sandbox.Limits` of a sandboxed cell (default limits if None).
     """
     start = time.perf_counter()
     setting = Setting.from_spec(cell.setting)
     env_info = environment_info()
-    oracle = False
+    oracle, extra = False, {}
     try:
-        agent = resolve(cell.agent_spec)
-        oracle = agent.oracle
         if "torch" in sys.modules:  # one thread per cell: cells are the unit of parallelism
             sys.modules["torch"].set_num_threads(1)
+        agent = None
+        if cell.mode != "sandboxed":
+            agent = resolve(cell.agent_spec)
+            oracle = agent.oracle
         if cell.kind == "offline":
+            if agent is None:
+                raise ValueError("offline suites cannot be submitted sandboxed; use `run`")
             seed_rows = _offline_rows(agent, cell, setting)
         else:
-            play = _play_batched if agent.batched else _play_single
-            regret = play(agent, cell, setting)
+            regret, extra = _play_cell(agent, cell, setting, limits)
             if not np.all(np.isfinite(regret)):
                 raise InvalidAgentOutput("regret is not finite")
             cum = np.cumsum(regret, axis=1)
@@ -299,14 +298,12 @@ def run_cell(cell: Cell, catch: bool = True) -> dict[str, Any]:
     except Exception as err:  # noqa: BLE001 - an agent's failure fails its cell, not the run
         if not catch:
             raise
-        status, reason = "failed", f"{type(err).__name__}: {err}"[:2000]
+        reason = str(err) if isinstance(err, SandboxFailure) else f"{type(err).__name__}: {err}"
+        extra = {"sandbox": err.sandbox} if isinstance(err, SandboxFailure) else extra
+        status, reason = "failed", reason[:2000]
         seed_rows = [{"seed": cell.seed_start + i} for i in range(cell.num_seeds)]
-    wall = time.perf_counter() - start
-    base = _base_row(cell, cell.agent_name, oracle)
-    rows = [{**base, **r, "status": status, "reason": reason, "cell_wall_time": wall,
-             "git_commit": env_info["git_commit"], "versions": env_info["versions"]} for r in seed_rows]
-    return {"cell": {**asdict(cell), "id": cell.id}, "status": status, "reason": reason, "rows": rows,
-            "wall_time": wall, "host": env_info["host"], "pid": os.getpid()}
+    return make_record(cell, status, reason, seed_rows, time.perf_counter() - start, oracle, env_info,
+                       os.getpid(), **extra)
 
 
 # --------------------------------------------------------------------------- scheduling

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -103,7 +103,8 @@ class ScoreTable:
         scores: agent -> ``(num_seeds x num_settings)`` normalised scores (NaN where not played).
         final: agent -> ``(num_seeds x num_settings)`` final regret (offline: suboptimality).
         references: setting key -> ``{"uniform": mean regret, "oracle": mean regret}``.
-        oracle: agent -> True if it reads the truth; failures: agent -> list of reasons.
+        oracle: agent -> True if it reads the truth; failures: agent -> list of reasons (one per seed row).
+        failed_cells: agent -> number of failed cells (a cell is one seed chunk of one setting).
     """
 
     settings: list[str]
@@ -114,6 +115,7 @@ class ScoreTable:
     references: dict[str, dict[str, float]]
     oracle: dict[str, bool]
     failures: dict[str, list[str]]
+    failed_cells: dict[str, int] = field(default_factory=dict)
 
     def columns(self, agent: str, tag: str | None = None) -> np.ndarray:
         """The agent's score columns (optionally those of settings with ``tag``) it actually played."""
@@ -126,7 +128,8 @@ def score_rows(rows: Iterable[Mapping[str, Any]], settings: Sequence[Mapping[str
     """Build a :class:`ScoreTable` from stored rows and the suite's setting specs (``Suite.spec()``).
 
     ``settings`` are dicts with ``key``, ``tags``, ``oracle``, ``uniform`` (see :class:`Setting`).
-    Failed rows count as missing for scores and are listed in ``failures``.
+    Failing on purpose never pays: a failed row scores 0 (uniform) on its (seed, setting), so it
+    counts in every aggregate; failures are listed in ``failures`` and counted per cell.
     """
     rows = list(rows)
     keys = [s["key"] for s in settings]
@@ -138,6 +141,8 @@ def score_rows(rows: Iterable[Mapping[str, Any]], settings: Sequence[Mapping[str
     direct = {a: np.full((len(seeds), len(keys)), np.nan) for a in agents}
     oracle: dict[str, bool] = {}
     failures: dict[str, list[str]] = defaultdict(list)
+    failed_at: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    cells: dict[str, set[Any]] = defaultdict(set)
     for r in rows:
         if r["setting"] not in col:
             continue
@@ -145,6 +150,8 @@ def score_rows(rows: Iterable[Mapping[str, Any]], settings: Sequence[Mapping[str
         oracle[a] = oracle.get(a, False) or bool(r.get("oracle"))
         if r.get("status") != "ok":
             failures[a].append(f"{r['setting']} seed {r['seed']}: {r.get('reason')}")
+            failed_at[a].append((row_of[int(r["seed"])], col[r["setting"]]))
+            cells[a].add(r.get("cell") or (r["setting"], r.get("cell_wall_time"), r.get("reason")))
             continue
         final[a][row_of[int(r["seed"])], col[r["setting"]]] = r["final_regret"]
         if "score" in r:
@@ -166,5 +173,8 @@ def score_rows(rows: Iterable[Mapping[str, Any]], settings: Sequence[Mapping[str
         references[s["key"]] = {"uniform": ref_u, "oracle": ref_o}
         for a in agents:
             scores[a][:, j] = normalized_score(final[a][:, j], ref_u, ref_o)
+    for a, where in failed_at.items():
+        for i, j in where:
+            scores[a][i, j] = 0.0 if np.isnan(scores[a][i, j]) else min(scores[a][i, j], 0.0)
     return ScoreTable(keys, {s["key"]: list(s["tags"]) for s in settings}, seeds, scores, final, references,
-                      oracle, dict(failures))
+                      oracle, dict(failures), {a: len(c) for a, c in cells.items()})

@@ -5,26 +5,31 @@ Accepted forms:
 * a zoo name (``HierTS``; ``hbgym.agents.AGENTS``) - batched torch agents built with
   ``Cls.from_env(vec_env, num_envs=B, device=, dtype=, seed=)``;
 * ``package.module:factory`` or ``path/to/file.py:factory`` - a third-party factory called as
-  ``factory(env)`` on a single env (one per seed); it returns an object with ``reset(seed)``,
-  ``act(obs)`` and ``update(obs, action, reward)`` (DESIGN.md sec. 4). A factory with the attribute
-  ``batched = True`` is instead called as ``factory(vec_env, num_envs=B, seed=s)`` and must act on
-  batched observations ``(B, L)``. Offline learners are factories ``factory(env, dataset) -> policy``
-  marked ``offline = True``;
+  ``factory(view)`` once per seed slot, where ``view`` is a
+  :class:`~hbgym.leaderboards.play.PublicEnv` of one slot (public model copy, spaces, spec; never
+  the env); it returns an object with ``reset(seed)``, ``act(obs)`` and
+  ``update(obs, action, reward)`` (DESIGN.md sec. 4). A factory with the attribute
+  ``batched = True`` is instead called as ``factory(view, num_envs=B, seed=s)`` with the batched
+  view and must act on batched observations ``(B, L)``. Offline learners are factories
+  ``factory(env, dataset) -> policy`` marked ``offline = True``;
 * ``sb3:ALGO:path/to/model.zip`` - a stable-baselines3 model through :mod:`hbgym.leaderboards.rl`.
 
-Specs are plain strings so that they travel to worker processes; :func:`resolve` runs there.
+Specs are plain strings so that they travel to worker processes; :func:`resolve` runs there (for
+``submit``: in the sandboxed child only). :func:`code_hash` ties results to the source unimported.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResolvedAgent", "resolve", "zoo", "applicable", "spec_name"]
+__all__ = ["ResolvedAgent", "resolve", "zoo", "applicable", "spec_name", "spec_kind", "code_hash",
+           "source_files"]
 
 
 def zoo() -> dict[str, type]:
@@ -120,9 +125,70 @@ def spec_name(spec: str) -> str:
     return f"{stem}.{attr}"
 
 
+def spec_kind(spec: str) -> str:
+    """``"zoo"``, ``"sb3"``, ``"file"`` (``path.py:factory``) or ``"module"`` (``pkg.mod:factory``)."""
+    if spec.startswith("sb3:"):
+        return "sb3"
+    if ":" not in spec:
+        return "zoo"
+    where = spec.rpartition(":")[0]
+    return "file" if where.endswith(".py") or "/" in where or "\\" in where else "module"
+
+
+def source_files(spec: str) -> list[Path]:
+    """The files whose bytes define the agent of ``spec``, found without importing anything.
+
+    A file spec: the file; a module spec: every ``.py`` file of its top-level package (the module's
+    source tree); an SB3 spec: the model zip; a zoo name: the ``hbgym.agents`` source tree.
+
+    Raises:
+        ValueError: if the source cannot be found (naming the spec).
+    """
+    kind = spec_kind(spec)
+    if kind == "sb3":
+        parts = spec.split(":", 2)
+        path = _sb3_file(parts[2]) if len(parts) == 3 and parts[2] else None
+        if path is None:
+            raise ValueError(f"sb3 spec {spec!r}: no model file (use 'sb3:ALGO:path/to/model.zip')")
+        return [path]
+    if kind == "file":
+        path = Path(spec.rpartition(":")[0])
+        if not path.is_file():
+            raise ValueError(f"agent spec {spec!r}: file {str(path)!r} does not exist")
+        return [path]
+    if kind == "zoo":
+        return sorted((PACKAGE_ROOT / "agents").rglob("*.py"))
+    top = spec.rpartition(":")[0].split(".")[0]
+    found = importlib.util.find_spec(top)  # a top-level name: located, not imported
+    if found is None:
+        raise ValueError(f"agent spec {spec!r}: cannot find module {top!r}")
+    if found.submodule_search_locations:
+        return sorted(p for loc in found.submodule_search_locations for p in Path(loc).rglob("*.py"))
+    if found.origin is None or not Path(found.origin).is_file():
+        raise ValueError(f"agent spec {spec!r}: module {top!r} has no source file")
+    return [Path(found.origin)]
+
+
+def code_hash(spec: str) -> str:
+    """sha256 over the agent's source (:func:`source_files`) and its factory name, as hex.
+
+    Computed without importing the agent, so the trusted side can tie results to code it never runs.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = source_files(spec)
+    root = Path(os.path.commonpath(files)) if len(files) > 1 else files[0].parent
+    for path in files:
+        name = str(path.relative_to(root))
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(b"factory:" + spec.rpartition(":")[2].encode())
+    return digest.hexdigest()
+
+
 def resolve(spec: str) -> ResolvedAgent:
     """Resolve one spec string (``all`` is expanded by the CLI, not here)."""
-    table = zoo()
+    table = zoo() if spec_kind(spec) == "zoo" else {}  # third-party specs never import the zoo (torch)
     if spec in table:
         cls = table[spec]
         return ResolvedAgent(spec, spec, "zoo", True, bool(getattr(cls, "oracle", False)),

@@ -130,8 +130,9 @@ class Suite:
         kind: ``"online"`` (cumulative regret) or ``"offline"`` (normalised suboptimality).
         settings: the env settings.
         num_seeds: seeds ``EVAL_SEED_BASE, ..., EVAL_SEED_BASE + num_seeds - 1`` for every setting.
-        chunk: seeds per cell (a batched agent runs one chunk in lockstep; agents' own randomness
-            depends on the chunk, so it is part of the hash).
+        chunk: seeds per cell (a batched agent runs one chunk in lockstep). A seed's results do not
+            depend on the chunk (per-replicate random streams); it stays in the hash so that the
+            hashes of committed results do not change.
         log_points: number of log-spaced steps at which cumulative regret is stored.
         agents: agents that ``--agent all`` runs (those that do not apply to an env are skipped); the
             token ``"zoo"`` stands for :func:`zoo_default_agents`.

@@ -81,3 +81,33 @@ def requires_cuda(test: Any) -> Any:
     """Mark a test ``cuda`` (selected by ``pytest -m cuda``, e.g. by benchmarks/gpu_check.py) and skip
     it without a CUDA device."""
     return pytest.mark.cuda(pytest.mark.skipif(not cuda_available(), reason="needs a CUDA device")(test))
+
+
+def dense_hierarchical_posterior(
+    hyper_mean: Any, hyper_cov: Any, mixing: Any, unit_cov: Any, grams: Any, moments: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior of ``z = (psi, theta_1..theta_U)`` from one dense joint Gaussian, in NumPy (a reference
+    independent of the agents' posterior code).
+
+    Prior: ``psi ~ N(hyper_mean (D,), hyper_cov (D, D))``, ``theta_k = mixing_k psi + eps_k`` with
+    ``mixing`` ``(U, d, D)`` and ``eps_k ~ N(0, unit_cov)`` (``(d, d)`` or ``(U, d, d)``); likelihood
+    terms ``exp(-theta_k^T G_k theta_k / 2 + b_k^T theta_k)``, ``grams`` ``(U, d, d)``, ``moments``
+    ``(U, d)``. Returns the posterior mean ``(D + U d,)`` and covariance ``(D + U d, D + U d)``.
+    """
+    m, S = np.asarray(hyper_mean, dtype=float), np.asarray(hyper_cov, dtype=float)
+    A = np.asarray(mixing, dtype=float)
+    U, d, D = A.shape
+    Sigma = np.broadcast_to(np.asarray(unit_cov, dtype=float), (U, d, d))
+    lift = np.concatenate([np.eye(D), *A])  # (D + U d, D)
+    cov = lift @ S @ lift.T
+    for k in range(U):
+        sl = slice(D + k * d, D + (k + 1) * d)
+        cov[sl, sl] += Sigma[k]
+    post_prec = np.linalg.inv(cov)
+    linear = post_prec @ (lift @ m)
+    for k in range(U):
+        sl = slice(D + k * d, D + (k + 1) * d)
+        post_prec[sl, sl] += np.asarray(grams[k], dtype=float)
+        linear[sl] += np.asarray(moments[k], dtype=float)
+    post_cov = np.linalg.inv(post_prec)
+    return post_cov @ linear, post_cov

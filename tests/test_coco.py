@@ -18,6 +18,7 @@ from hbgym.agents.posteriors.smc import (
     log_evidence,
     systematic_resample,
 )
+from hbgym.agents.random import ReplicateStreams
 
 from tests.conftest import requires_cuda
 
@@ -153,7 +154,9 @@ def test_systematic_resampling_is_unbiased_and_ess_in_range():
     ess = effective_sample_size(logw)
     assert 1.0 <= float(ess) <= 50.0
     reps = 20000
-    idx = systematic_resample(logw.expand(reps, -1), gen)
+    streams = ReplicateStreams(reps)
+    streams.seed(0)
+    idx = systematic_resample(logw.expand(reps, -1), streams)
     means = values[idx].mean(-1)
     se = means.std() / math.sqrt(reps)
     assert abs(float(means.mean() - w[0] @ values)) < 4 * float(se) + 1e-12
@@ -165,8 +168,10 @@ def test_systematic_resampling_is_unbiased_and_ess_in_range():
 
 def _tiny_smc(num_particles: int, seed: int, num_envs: int = 1, **kw) -> GPDensitySMC:
     kl = small_kl(num_components=3, mu_grid_size=8, context_grid_size=3, lengthscale=1.0)
+    streams = ReplicateStreams(num_envs)
+    streams.seed(seed)
     return GPDensitySMC(kl, num_envs=num_envs, num_tasks=6, sigma=SIGMA, num_particles=num_particles,
-                        generator=torch.Generator().manual_seed(seed), **kw)
+                        streams=streams, **kw)
 
 
 ROUNDS = [  # (users, x_obs, actions, rewards) per round, one replicate

@@ -197,3 +197,66 @@ def test_every_id_is_registered_and_documented():
             assert f"## {section}" in doc, f"{env_id}: docstring lacks '## {section}'"
     # gym.make("hbgym:ID") imports the package itself
     assert gym.make("hbgym:HierGaussian-v0").unwrapped.model.num_tasks == 10
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _mnist_means(env, obs) -> np.ndarray | None:
+    """p_pos / p_neg per offered image, found by its pixels in the simulator's image table (None if a
+    feature row is shared by images of different classes)."""
+    sim, inst = env.simulator, env.instance
+    flat = obs["features"].reshape(-1, obs["features"].shape[-1])
+    labels = []
+    for row in flat:
+        found = np.unique(sim.labels[np.all(sim.features == row, axis=1)])
+        if len(found) != 1:
+            return None
+        labels.append(found[0])
+    positive = np.array(labels).reshape(obs["features"].shape[:-1]) == int(inst.digit)
+    return np.where(positive, sim.p_pos, sim.p_neg)
+
+
+def independent_means(env, obs) -> np.ndarray | None:
+    """Expected rewards ``(L, K)`` of the round offered in ``obs``, computed here from the sampled
+    truth ``env.instance`` and the observation (each family's generative model, not its code)."""
+    name, inst, model = type(env).__name__, env.instance, env.model
+    task = obs["task"]
+    if name in ("HierGaussianEnv", "MovieLensMultiEnv"):
+        theta = inst.task_params[task]  # (L, d)
+        if getattr(model, "action_set", None) == "one_hot":
+            return theta  # K = d, action k pays theta_k
+        return np.einsum("lkd,ld->lk", obs["features"], theta)
+    if name in ("MixedEffectEnv", "MovieLensEffectsEnv"):
+        logits = np.einsum("kd,kd->k", obs["features"][0], inst.action_params)[None]
+        return _sigmoid(logits) if model.reward == "logistic" else logits
+    if name == "MultiBanditEnv":
+        return (inst.task_params[task[0]] @ obs["context"][0])[None]  # beta_{s,k}^T x
+    if name == "PartialContextEnv":
+        return inst.mu[task]
+    if name == "MNISTMultiEnv":
+        return _mnist_means(env, obs)
+    raise AssertionError(f"no independent regret for {name}: add its generative model here")
+
+
+def test_regret_matches_an_independent_computation_from_the_instance(case):
+    """``info['regret']`` = best expected reward - the chosen one, recomputed from the instance; and
+    random play has positive regret (a regret stuck at 0 or with a flipped sign fails here)."""
+    env = make_env(case).unwrapped
+    obs, _ = env.reset(seed=4)
+    rng = np.random.default_rng(1)
+    K, L = env.model.num_actions, env.model.tasks_per_round
+    total, checked = 0.0, 0
+    for _ in range(min(12, env.model.num_rounds)):
+        means = independent_means(env, obs)
+        action = rng.integers(K, size=L)
+        next_obs, _, _, _, info = env.step(action)
+        if means is not None:
+            expected = means.max(-1) - means[np.arange(L), action]
+            np.testing.assert_allclose(info["regret"], expected, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(info["expected_rewards"], means[np.arange(L), action], rtol=1e-9)
+            total += float(expected.sum())
+            checked += 1
+        obs = next_obs
+    assert checked > 0 and total > 0

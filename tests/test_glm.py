@@ -11,6 +11,7 @@ from hbgym.agents.posteriors.laplace import LaplaceLogistic
 from scipy.optimize import minimize
 
 import hbgym  # noqa: F401
+from tests.conftest import dense_hierarchical_posterior
 from tests.test_agents_hier import run_batched
 
 
@@ -79,26 +80,47 @@ def test_glm_agents_beat_uniform(name):
     assert regret.mean() < 0.7 * uniform.mean()
 
 
-def test_mets_glm_posterior_is_the_hierarchy_with_laplace_statistics():
-    vec = gym.make_vec("MixedEffectLogistic-v0", num_envs=2, num_actions=6, horizon=40)
+def test_mets_glm_hyper_posterior_matches_an_independent_laplace_computation():
+    """meTS-GLM's hyper-posterior equals a dense NumPy computation: per-action penalised MLEs found by
+    scipy, their logistic curvature, and one joint Gaussian (nothing from the agent's own code)."""
+    B, K = 2, 6
+    vec = gym.make_vec("MixedEffectLogistic-v0", num_envs=B, num_actions=K, horizon=40)
     agent = MeTSGLM.from_env(vec, seed=0, refit_every=7)
     obs, _ = vec.reset(seed=0)
+    history = []  # (chosen features (B, d), rewards (B,), actions (B,))
     for _ in range(40):
         action = agent.act(obs)
         next_obs, _, _, _, info = vec.step(action)
         agent.update(obs, action, info["rewards"])
+        history.append((obs["features"][np.arange(B), 0, action[:, 0]], info["rewards"][:, 0], action[:, 0]))
         obs = next_obs
-    agent.laplace.refit()
+    agent.laplace.refit()  # the agent's own path: refit, then its statistics into the hierarchy
     gram, moment = agent.laplace.statistics()
-    ids = torch.arange(6).expand(2, -1)
-    agent.posterior.set_statistics(ids, gram, moment)
-    h = agent.hierarchy
-    from hbgym.agents.posteriors.gaussian import HierarchicalGaussian
-
-    fresh = HierarchicalGaussian(2, 6, h.hyper_mean, h.hyper_cov, h.unit_cov, mixing=h.mixing)
-    fresh.set_statistics(ids, gram, moment)
-    for a, b in zip(agent.posterior.hyper_posterior(), fresh.hyper_posterior()):
-        torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-9)
+    agent.posterior.set_statistics(torch.arange(K).expand(B, -1), gram, moment)
+    got_mean, got_cov = agent.posterior.hyper_posterior()
+    ridge = agent.laplace.ridge
+    x_all = np.stack([hx for hx, _, _ in history], 1)  # (B, T, d)
+    y_all = np.stack([hy for _, hy, _ in history], 1)
+    a_all = np.stack([ha for _, _, ha in history], 1)
+    for b in range(B):
+        grams, moments = [], []
+        for k in range(K):
+            x, y = x_all[b][a_all[b] == k], y_all[b][a_all[b] == k]
+            if len(y) == 0:
+                grams.append(np.zeros((2, 2)))
+                moments.append(np.zeros(2))
+                continue
+            theta = penalised_mle(x, y, ridge)
+            p = 1 / (1 + np.exp(-x @ theta))
+            g = (x * (p * (1 - p))[:, None]).T @ x
+            grams.append(g)
+            moments.append((g + ridge * np.eye(2)) @ theta)
+        h = agent.hierarchy
+        mean, cov = dense_hierarchical_posterior(h.hyper_mean, h.hyper_cov, h.mixing, h.unit_cov,
+                                                 grams, moments)
+        D = len(h.hyper_mean)
+        np.testing.assert_allclose(got_mean[b].numpy(), mean[:D], atol=1e-6)
+        np.testing.assert_allclose(got_cov[b].numpy(), cov[:D, :D], atol=1e-6)
 
 
 def test_glm_agents_need_logistic_env():

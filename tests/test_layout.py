@@ -25,7 +25,7 @@ import pytest
 ROOTS = ("hbgym", "hbgym.agents", "hbgym.leaderboards")
 REPO = Path(__file__).resolve().parents[1]
 
-#: the one cycle known today, owned by the sandbox engineer (issue 15: submit imports cli's helpers)
+#: the cycle there was (issue 15: submit imported cli's helpers); both now import leaderboards.console
 KNOWN_CYCLE = frozenset({"hbgym.leaderboards.cli", "hbgym.leaderboards.submit"})
 
 
@@ -209,12 +209,10 @@ def test_the_walk_sees_every_layer():
 
 def test_no_import_cycles():
     graph = import_graph()
-    cycles = [c for c in strongly_connected(graph) if c != KNOWN_CYCLE]
+    cycles = list(strongly_connected(graph))
     assert not cycles, "import cycles: " + describe(graph, cycles)
 
 
-@pytest.mark.xfail(strict=False, reason="leaderboards/submit.py imports cli.py's private helpers while "
-                   "cli.py imports submit (issue 15, fixed by the sandbox engineer)")
 def test_no_cli_submit_cycle():
     graph = import_graph()
     cycles = [c for c in strongly_connected(graph) if c >= KNOWN_CYCLE]

@@ -97,21 +97,22 @@ def test_score_rows_uses_stored_references():
     ]
     table = score_rows(rows, settings)
     assert table.references == {"a": {"uniform": 10.0, "oracle": 2.0}, "b": {"uniform": 10.0, "oracle": 0.0}}
-    np.testing.assert_allclose(table.scores["X"], [[0.5, 0.5], [1.0, np.nan]])
-    assert table.failures["X"] == ["b seed 1: boom"]
-    np.testing.assert_allclose(table.columns("X", "G"), [[0.5], [np.nan]])
+    np.testing.assert_allclose(table.scores["X"], [[0.5, 0.5], [1.0, 0.0]])  # failed: scores 0 (uniform)
+    assert table.failures["X"] == ["b seed 1: boom"] and table.failed_cells["X"] == 1
+    np.testing.assert_allclose(table.columns("X", "G"), [[0.5], [0.0]])
 
 
 def test_log_steps_and_action_checks():
     steps = log_steps(100, 10)
     assert steps[0] == 1 and steps[-1] == 100 and np.all(np.diff(steps) > 0)
-    assert check_actions(np.array([[1.0, 2.0]]), (1, 2), 3).dtype == np.int64
+    assert check_actions(np.array([[1, 2]], dtype=np.int32), (1, 2), 3).dtype == np.int64
     for bad, match in [
         (np.array([[0, 3]]), "out of range"),
         (np.array([[np.nan, 1.0]]), "NaN"),
         (np.array([0, 1, 2]), "shape"),
         (np.array([["a", "b"]]), "dtype"),
-        (np.array([[0.5, 1.0]]), "integral"),
+        (np.array([[0.5, 1.0]]), "dtype float64"),
+        (np.array([[1.0, 2.0]]), "dtype float64"),  # integral floats: rejected exactly as the env does
     ]:
         with pytest.raises(ValueError, match=match):
             check_actions(bad, (1, 2), 3)
@@ -182,7 +183,7 @@ def test_plan_references_and_applicability():
 
 
 def test_paired_seeds_batched_equals_single(tmp_path):
-    """Uniform regret per seed does not depend on the chunking (same instances and noise per seed)."""
+    """A seed's row (final regret and the whole curve) does not depend on its chunk (issue 19)."""
     cells, _ = plan(TINY, [])
     store = ResultStore(tmp_path)
     store.open(TINY)
@@ -205,10 +206,14 @@ def test_paired_seeds_batched_equals_single(tmp_path):
         "git_commit",
     ):
         assert key in row
-    one = dataclasses.replace(cells[0], num_seeds=1, seed_start=cells[0].seed_start + 1)
-    single = run_cell(one)["rows"][0]
-    assert single["status"] == "ok"
-    assert single["steps"] == next(r["steps"] for r in rows if r["seed"] == one.seed_start)
+    for cell in cells:  # every agent (references included): the chunk's 2nd seed run alone
+        one = dataclasses.replace(cell, num_seeds=1, seed_start=cell.seed_start + 1)
+        single = run_cell(one)["rows"][0]
+        assert single["status"] == "ok"
+        chunked = next(r for r in rows if (r["agent"], r["setting"], r["seed"]) ==
+                       (cell.agent_name, cell.setting_key, one.seed_start))
+        for key in ("steps", "cum_regret", "final_regret"):
+            assert single[key] == chunked[key], (cell.agent_name, key, single[key], chunked[key])
 
 
 class _Killed(BaseException):
@@ -389,6 +394,16 @@ def test_report_lists_incomplete_cells(tmp_path):
     execute(cells[:-1], store, progress=False)  # the last chunk never ran (killed run)
     text, _ = build_report(tmp_path, plots=False)
     assert "## Incomplete" in text and f"{cells[-1].agent_name} on {cells[-1].setting_key}: 2/4 seeds" in text
+
+
+def test_cli_report_warns_on_an_incomplete_directory(tmp_path, capsys):
+    cells, _ = plan(TINY, [])
+    store = ResultStore(tmp_path)
+    store.open(TINY)
+    execute(cells[:1], store, progress=False)
+    assert cli.main(["report", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "is incomplete" in err
 
 
 def test_sb3_baseline_through_the_runner(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import torch
 from hbgym.agents.posteriors.gaussian import DiagonalHierarchicalGaussian, HierarchicalGaussian
 from hbgym.agents.posteriors.linalg import NotPSDError, robust_cholesky
+from hbgym.agents.random import ReplicateStreams
 
 from tests.conftest import requires_cuda
 
@@ -170,9 +171,10 @@ def test_samples_have_posterior_moments():
     post = HierarchicalGaussian(B, 3, hyper_mean, hyper_cov, unit_covs)
     post.update(torch.as_tensor(units).expand(B, -1), torch.as_tensor(x).expand(B, -1, -1),
                 torch.as_tensor(y).expand(B, -1), noise_var=torch.as_tensor(noise_var).expand(B, -1))
-    gen = torch.Generator().manual_seed(0)
-    psi = post.sample_hyper(gen)
-    theta = post.sample_units(torch.zeros(B, 1, dtype=torch.long), psi, gen)[:, 0]  # two-stage draw
+    streams = ReplicateStreams(B)
+    streams.seed(0)
+    psi = post.sample_hyper(streams)
+    theta = post.sample_units(torch.zeros(B, 1, dtype=torch.long), psi, streams)[:, 0]  # two-stage draw
     mean, cov = post.marginal_posterior(torch.zeros(1, 1, dtype=torch.long).expand(B, -1))
     np.testing.assert_allclose(theta.mean(0).numpy(), mean[0, 0].numpy(), atol=0.03)
     np.testing.assert_allclose(np.cov(theta.numpy().T), cov[0, 0].numpy(), atol=0.03)

@@ -25,10 +25,10 @@ def rollout(env_id: str, kwargs: dict, seed: int = 3):
     obs, _ = raw_env.reset(seed=seed)
     vec, _ = wrapped.reset(seed=seed)
     raws, vectors, actions, rewards = [obs], [vec], [], []
-    k = raw_env.unwrapped.model.num_actions
+    k, slots = raw_env.unwrapped.model.num_actions, raw_env.unwrapped.model.tasks_per_round
     done, t = False, 0
     while not done:
-        action = np.array([(3 * t + t // 5) % k])
+        action = np.array([(3 * t + t // 5 + 2 * slot) % k for slot in range(slots)])
         obs, _, done, _, info = raw_env.step(action)
         vec, _, _, _, _ = wrapped.step(action)
         raws.append(obs)
@@ -59,27 +59,32 @@ def test_k_armed_statistics_equal_hand_computation():
     assert vectors[0].dtype == np.float32 and vectors[0].shape == (4 * k + 1,)
 
 
-def test_linear_statistics_equal_hand_computation():
-    raws, vectors, actions, rewards, model = rollout(*LINEAR)
-    m, d, rounds = model.num_tasks, model.dim, model.num_rounds
-    for t in (0, 1, 5, rounds - 1):
-        task = int(raws[t]["task"][0])
-        gram, b, n = np.zeros((m, d, d)), np.zeros((m, d)), np.zeros(m)
-        for u in range(t):
-            s = int(raws[u]["task"][0])
-            x = raws[u]["features"][0, int(actions[u][0])]
-            gram[s] += np.outer(x, x)
-            b[s] += rewards[u][0] * x
-            n[s] += 1
-        own = max(n[task], 1)
-        total = max(n.sum(), 1)
-        expected = np.concatenate([
-            gram[task].ravel() / own, b[task] / own, [n[task] / (rounds / m)], raws[t]["features"].ravel(),
-            gram.sum(0).ravel() / total, b.sum(0) / total, [n.sum() / rounds], [t / rounds]])
-        np.testing.assert_allclose(vectors[t], expected, rtol=1e-6, atol=1e-6)
-
-
 CONCURRENT = ("HierGaussian-v0", {"horizon": 5})  # L = 5, a task may act twice in a round
+
+
+@pytest.mark.parametrize("spec", [LINEAR, CONCURRENT], ids=["linear", "L5"])
+def test_linear_statistics_equal_hand_computation(spec):
+    raws, vectors, actions, rewards, model = rollout(*spec)
+    m, d, rounds, L = model.num_tasks, model.dim, model.num_rounds, model.tasks_per_round
+    for t in (0, 1, 5, rounds - 1):
+        gram, b, n = np.zeros((m, d, d)), np.zeros((m, d)), np.zeros(m)
+        for u in range(t):  # every slot of every earlier round
+            for slot in range(L):
+                s = int(raws[u]["task"][slot])
+                x = raws[u]["features"][slot, int(actions[u][slot])]
+                gram[s] += np.outer(x, x)
+                b[s] += rewards[u][slot] * x
+                n[s] += 1
+        parts = []
+        for slot in range(L):  # the statistics of each acting task, then its offered features
+            task = int(raws[t]["task"][slot])
+            own = max(n[task], 1)
+            parts += [gram[task].ravel() / own, b[task] / own, [n[task] / (rounds * L / m)],
+                      raws[t]["features"][slot].ravel()]
+        total = max(n.sum(), 1)
+        expected = np.concatenate(
+            [*parts, gram.sum(0).ravel() / total, b.sum(0) / total, [n.sum() / (rounds * L)], [t / rounds]])
+        np.testing.assert_allclose(vectors[t], expected, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("spec", [MAB, LINEAR, CONCURRENT], ids=["mab", "linear", "L5"])

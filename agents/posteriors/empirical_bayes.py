@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import torch
 from hbgym.agents.posteriors.linalg import robust_cholesky
+from hbgym.agents.random import ReplicateStreams
 from torch import Tensor
 
 __all__ = [
@@ -197,7 +198,7 @@ def universal_threshold(cov: Tensor, n: Tensor, c: float = 1.0) -> Tensor:
 def bickel_levina_cv(
     samples: Tensor,
     mask: Tensor,
-    generator: torch.Generator | None = None,
+    streams: ReplicateStreams | None = None,
     num_splits: int = 10,
     num_grid: int = 20,
 ) -> Tensor:
@@ -205,7 +206,8 @@ def bickel_levina_cv(
 
     Args:
         samples: ``(..., n, d)`` per-unit estimates; mask: ``(..., n)`` bool, which are valid.
-        generator: torch generator for the random splits.
+        streams: per-replicate random streams for the splits (the leading batch dims are
+            replicate-major); None uses one stream of seed 0 for the whole batch.
         num_splits: N random splits; num_grid: number of candidate thresholds.
 
     Returns:
@@ -218,7 +220,14 @@ def bickel_levina_cv(
     n2 = torch.floor(n_f / torch.log(n_f.clamp_min(2.0))).clamp_min(1.0)  # (...)
     batch = samples.shape[:-2]
     size = samples.shape[-2]
-    scores = torch.rand((num_splits, *batch, size), generator=generator, dtype=dtype, device=device)
+    if streams is None:
+        streams = ReplicateStreams(1, device)
+        streams.seed(0)
+    reps = streams.num_envs
+    if math.prod(batch) % reps:
+        raise ValueError(f"batch shape {tuple(batch)} is not a multiple of the {reps} replicate streams")
+    scores = streams.uniform((num_splits, math.prod(batch) // reps, size), dtype)  # (R, splits, m, size)
+    scores = scores.transpose(0, 1).reshape(num_splits, *batch, size)
     scores = torch.where(valid, scores, torch.full_like(scores, 2.0))  # invalid ones sort last
     ranks = scores.argsort(-1).argsort(-1).to(dtype)  # rank among (valid first) units
     in2 = valid & (ranks < n2.unsqueeze(-1))
@@ -295,7 +304,7 @@ def estimate_prior(
     debias: bool = False,
     min_eig: float = 1e-4,
     noise_var_fallback: Tensor | float = 1.0,
-    generator: torch.Generator | None = None,
+    streams: ReplicateStreams | None = None,
 ) -> EBPrior:
     """Estimate ``(bar beta, Sigma, sigma^2)`` from raw per-unit statistics (module docstring).
 
@@ -310,7 +319,7 @@ def estimate_prior(
         debias: subtract the mean estimation-noise covariance from the sample covariance.
         min_eig: PSD floor, relative to the mean of the estimated variances.
         noise_var_fallback: sigma^2 used for debiasing where it cannot be estimated yet.
-        generator: torch generator for the CV splits.
+        streams: per-replicate random streams for the CV splits (see :func:`bickel_levina_cv`).
     """
     if not (threshold is None or threshold in THRESHOLD_RULES or isinstance(threshold, (int, float))):
         raise ValueError(f"threshold={threshold!r} is unknown; allowed: 'cv', 'universal', a number or None")
@@ -341,7 +350,7 @@ def estimate_prior(
         lam = torch.zeros_like(n)
         thresholded = cov
     elif threshold == "cv":
-        lam = bickel_levina_cv(estimates, valid, generator, num_splits, num_grid)
+        lam = bickel_levina_cv(estimates, valid, streams, num_splits, num_grid)
         universal = hard_threshold(cov, universal_threshold(cov, n, universal_c))
         thresholded = torch.where(torch.isnan(lam)[..., None, None], universal,
                                   hard_threshold(cov, torch.nan_to_num(lam)))

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 from hbgym.agents.posteriors.linalg import psd_factor, robust_cholesky, sample_precision_normal, symmetrize
+from hbgym.agents.random import ReplicateStreams
 
 __all__ = ["HierarchicalGaussian", "DiagonalHierarchicalGaussian"]
 
@@ -405,10 +406,10 @@ class HierarchicalGaussian(_UnitTables):
         """The hyper-posterior precision ``S_bar^{-1}`` ``(B, D, D)``."""
         return symmetrize(self._prior_precision + self._sum_precision)
 
-    def sample_hyper(self, generator: torch.Generator) -> torch.Tensor:
+    def sample_hyper(self, streams: ReplicateStreams) -> torch.Tensor:
         """psi_t ~ Q_t, ``(B, D)`` (Alg. 1 line 5)."""
         mean, factor = self.hyper_factor()
-        return sample_precision_normal(mean, factor, generator)
+        return sample_precision_normal(mean, factor, streams)
 
     def conditional(
         self, unit_ids: torch.Tensor | None, hyper: torch.Tensor
@@ -428,7 +429,7 @@ class HierarchicalGaussian(_UnitTables):
         self,
         unit_ids: torch.Tensor | None,
         hyper: torch.Tensor,
-        generator: torch.Generator,
+        streams: ReplicateStreams,
         scale: float = 1.0,
     ) -> torch.Tensor:
         """theta_u ~ P(theta_u | psi, data), ``(B, n, d)``, for ``unit_ids`` ``(B, n)`` (Alg. 1 line 8).
@@ -439,13 +440,12 @@ class HierarchicalGaussian(_UnitTables):
         packed = self._take(self._packed, ids)
         d = self.unit_dim
         prior_mean = self._apply_mixing(ids, hyper)
-        z = torch.randn(prior_mean.shape, generator=generator, **self._like)
+        z = streams.normal_like(prior_mean)
         if scale != 1.0:
             z = scale * z
         # [F | M] [z; A psi] + S~ b = S~ b + M A psi + F z: conditional mean (eq. (6)) plus the draw
-        return (packed[..., 2 * d : 4 * d] @ torch.cat([z, prior_mean], dim=-1)[..., None])[..., 0] + packed[
-            ..., 4 * d + 1
-        ]
+        draw = packed[..., 2 * d : 4 * d] @ torch.cat([z, prior_mean], dim=-1)[..., None]
+        return draw[..., 0] + packed[..., 4 * d + 1]
 
     def marginal_posterior(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """theta_u | all data (HierTS eq. (8)): mean ``(B, n, d)``, covariance ``(B, n, d, d)``."""
@@ -546,9 +546,9 @@ class DiagonalHierarchicalGaussian(_UnitTables):
         mean, var = self._hyper()
         return mean, torch.diag_embed(var)
 
-    def sample_hyper(self, generator: torch.Generator) -> torch.Tensor:
+    def sample_hyper(self, streams: ReplicateStreams) -> torch.Tensor:
         mean, var = self._hyper()
-        return mean + var.sqrt() * torch.randn(mean.shape, generator=generator, **self._like)
+        return mean + var.sqrt() * streams.normal_like(mean)
 
     def _conditional(
         self, ids: torch.Tensor | None, hyper: torch.Tensor
@@ -569,11 +569,11 @@ class DiagonalHierarchicalGaussian(_UnitTables):
         self,
         unit_ids: torch.Tensor | None,
         hyper: torch.Tensor,
-        generator: torch.Generator,
+        streams: ReplicateStreams,
         scale: float = 1.0,
     ) -> torch.Tensor:
         mean, var = self._conditional(_as_ids(unit_ids), hyper)
-        return mean + scale * var.sqrt() * torch.randn(mean.shape, generator=generator, **self._like)
+        return mean + scale * var.sqrt() * streams.normal_like(mean)
 
     def marginal_variance(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Marginal posterior mean and variance ``(B, n, K)`` of theta_u given all data (eq. (8))."""

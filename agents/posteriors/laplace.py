@@ -29,7 +29,14 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["LaplaceLogistic"]
+__all__ = ["LaplaceLogistic", "sigmoid"]
+
+
+def sigmoid(z: torch.Tensor) -> torch.Tensor:
+    """``1 / (1 + exp(-z))``, elementwise. Unlike ``torch.sigmoid`` on CPU (whose vectorised and
+    scalar-tail paths round differently), each element's bits do not depend on its position in the
+    tensor, so a replicate's result does not depend on the batch size ``B`` (per-seed determinism)."""
+    return 1.0 / (1.0 + torch.exp(-z))
 
 
 class LaplaceLogistic:
@@ -96,13 +103,13 @@ class LaplaceLogistic:
     def _online_step(self, rows: torch.Tensor, units: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
         """One Newton step of unit ``units[b]`` on its quadratic approximation plus one new point."""
         theta, curv = self.mode[rows, units], self.curvature[rows, units]
-        p = torch.sigmoid((x * theta).sum(-1))
+        p = sigmoid((x * theta).sum(-1))
         outer = x[:, :, None] * x[:, None, :]
         eye = torch.eye(self.dim, **self._like)
         hessian = curv + self.ridge * eye + (p * (1 - p))[:, None, None] * outer
         step = torch.linalg.solve(hessian, ((y - p)[:, None] * x)[..., None])[..., 0]
         new_theta = theta + step
-        p_new = torch.sigmoid((x * new_theta).sum(-1))
+        p_new = sigmoid((x * new_theta).sum(-1))
         self.mode[rows, units] = new_theta
         self.curvature[rows, units] = curv + (p_new * (1 - p_new))[:, None, None] * outer
         self.counts[rows, units] += 1
@@ -113,7 +120,7 @@ class LaplaceLogistic:
         B, U, d, t = self.num_envs, self.num_units, self.dim, self.length
         flat = (torch.arange(B, device=theta.device)[:, None] * U + self.units[:, :t]).reshape(-1)
         x, y = self.features[:, :t], self.rewards[:, :t]
-        p = torch.sigmoid((x * theta.reshape(B * U, d)[flat].reshape(B, t, d)).sum(-1))
+        p = sigmoid((x * theta.reshape(B * U, d)[flat].reshape(B, t, d)).sum(-1))
         residual = ((y - p)[..., None] * x).reshape(-1, d)
         grad = torch.zeros(B * U, d, **self._like).index_add_(0, flat, residual)
         weighted = (p * (1 - p))[..., None, None] * x[..., :, None] * x[..., None, :]

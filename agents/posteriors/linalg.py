@@ -7,6 +7,7 @@ Never form an inverse on a hot path: factor once with :func:`robust_cholesky`, t
 from __future__ import annotations
 
 import torch
+from hbgym.agents.random import ReplicateStreams
 
 __all__ = ["NotPSDError", "psd_factor", "robust_cholesky", "symmetrize", "sample_precision_normal"]
 
@@ -47,14 +48,14 @@ def robust_cholesky(a: torch.Tensor, max_tries: int = 6) -> torch.Tensor:
 
 
 def sample_precision_normal(
-    mean: torch.Tensor, precision_factor: torch.Tensor, generator: torch.Generator
+    mean: torch.Tensor, precision_factor: torch.Tensor, streams: ReplicateStreams
 ) -> torch.Tensor:
     """Draw from ``N(mean, Lambda^{-1})`` given the lower Cholesky factor of ``Lambda``.
 
     ``mean`` ``(..., D)``, ``precision_factor`` ``(..., D, D)``; returns ``(..., D)``:
     ``mean + L^{-T} z`` with ``z ~ N(0, I)``.
     """
-    z = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+    z = streams.normal_like(mean)
     step = torch.linalg.solve_triangular(precision_factor.transpose(-1, -2), z[..., None], upper=True)
     return mean + step[..., 0]
 

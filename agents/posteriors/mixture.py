@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 from hbgym.agents.posteriors.linalg import psd_factor, robust_cholesky, symmetrize
+from hbgym.agents.random import ReplicateStreams
 
 __all__ = ["mixture_posterior", "sample_mixture"]
 
@@ -61,16 +62,16 @@ def mixture_posterior(
 
 
 def sample_mixture(
-    weights: torch.Tensor, means: torch.Tensor, factors: torch.Tensor, generator: torch.Generator
+    weights: torch.Tensor, means: torch.Tensor, factors: torch.Tensor, streams: ReplicateStreams
 ) -> torch.Tensor:
     """One draw per leading index from ``sum_c w_c N(means_c, F_c F_c^T)``: ``(..., d)``.
 
     Draws the component ``c ~ Categorical(weights)`` ``(..., C)``, then ``means_c + F_c z``.
     """
     lead, num_comp = weights.shape[:-1], weights.shape[-1]
-    comp = torch.multinomial(weights.reshape(-1, num_comp), 1, generator=generator).reshape(lead)
+    comp = streams.categorical(weights.reshape(streams.num_envs, -1, num_comp)).reshape(lead)
     mean = means.gather(-2, comp[..., None, None].expand(*lead, 1, means.shape[-1]))[..., 0, :]
     d = factors.shape[-1]
     factor = factors.gather(-3, comp[..., None, None, None].expand(*lead, 1, d, d))[..., 0, :, :]
-    z = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+    z = streams.normal_like(mean)
     return mean + (factor @ z[..., None])[..., 0]

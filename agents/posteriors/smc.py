@@ -43,6 +43,7 @@ import math
 
 import torch
 from hbgym.agents.posteriors.gp_density import KroneckerKL
+from hbgym.agents.random import ReplicateStreams
 
 __all__ = [
     "GPDensitySMC",
@@ -112,13 +113,18 @@ def effective_sample_size(log_weights: torch.Tensor) -> torch.Tensor:
     return 1.0 / (w * w).sum(-1)
 
 
-def systematic_resample(log_weights: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Systematic resampling: indices ``(B, N)`` for log-weights ``(B, N)`` (one uniform per row)."""
+def systematic_resample(
+    log_weights: torch.Tensor, streams: ReplicateStreams, rows: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Systematic resampling: indices ``(R, N)`` for log-weights ``(R, N)`` (one uniform per row).
+
+    ``rows`` ``(R,)``: which replicates' streams the rows belong to (None: all ``B``, ``R = B``).
+    """
     B, N = log_weights.shape
     w = torch.softmax(log_weights, dim=-1)
     cdf = w.cumsum(-1)
     cdf[:, -1] = 1.0
-    u = torch.rand(B, 1, generator=generator, dtype=w.dtype, device=w.device)
+    u = streams.uniform((1,), w.dtype, rows)
     points = (u + torch.arange(N, dtype=w.dtype, device=w.device)) / N
     return torch.searchsorted(cdf, points).clamp_max(N - 1)
 
@@ -154,7 +160,7 @@ class GPDensitySMC:
         num_mh_steps: Langevin-MH steps per rejuvenation.
         max_stages: cap on tempering stages per round.
         chunk_size: particles per autograd evaluation (bounds memory).
-        generator: torch generator for every random draw.
+        streams: per-replicate random streams for every draw (None: a stream of seed 0 per replicate).
 
     Attributes:
         theta ``(B, N, M)``, log_weights ``(B, N)``, count/total/total_sq ``(B, U, K)``,
@@ -174,7 +180,7 @@ class GPDensitySMC:
         num_mh_steps: int = 1,
         max_stages: int = 5,
         chunk_size: int | None = None,
-        generator: torch.Generator | None = None,
+        streams: ReplicateStreams | None = None,
     ) -> None:
         if int(num_particles) != num_particles or num_particles < 2:
             raise ValueError(f"num_particles={num_particles!r} must be an integer >= 2")
@@ -199,8 +205,13 @@ class GPDensitySMC:
         grid_cells = kl.num_slices * kl.num_grid
         default_chunk = min(self.num_particles, 2_000_000 // (num_envs * grid_cells) + 1)
         self.chunk_size = int(chunk_size or max(1, default_chunk))
-        self.generator = generator
         self._kw = {"device": kl.mu_grid.device, "dtype": kl.mu_grid.dtype}
+        if streams is None:
+            streams = ReplicateStreams(self.num_envs, self._kw["device"])
+            streams.seed(0)
+        if streams.num_envs != self.num_envs:
+            raise ValueError(f"streams has {streams.num_envs} replicates but num_envs={self.num_envs}")
+        self.streams = streams
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -208,7 +219,7 @@ class GPDensitySMC:
     def reset(self) -> None:
         """Particles from the prior ``theta ~ N(0, I)``, uniform weights, no data."""
         B, N, M, K = self.num_envs, self.num_particles, self.kl.num_components, self.kl.num_actions
-        self.theta = torch.randn(B, N, M, generator=self.generator, **self._kw)
+        self.theta = self.streams.normal((N, M), self._kw["dtype"])
         self.log_weights = torch.full((B, N), -math.log(N), **self._kw)
         self.count = torch.zeros(B, self.num_tasks, K, **self._kw)
         self.total = torch.zeros_like(self.count)
@@ -346,7 +357,7 @@ class GPDensitySMC:
             if not bool(move.any()):
                 continue
             rows = move.nonzero().squeeze(-1)
-            idx = systematic_resample(self.log_weights[rows], self.generator)
+            idx = systematic_resample(self.log_weights[rows], self.streams, rows)
             self.stats["resampled"] += int(rows.numel())
             self.theta[rows] = self.theta[rows].gather(1, idx[..., None].expand(-1, -1, self.theta.shape[-1]))
             delta[rows] = delta[rows].gather(1, idx)
@@ -355,7 +366,7 @@ class GPDensitySMC:
                 if data is None:
                     data = self._round_data(users, old, new)
                 sub = {k: v[rows] for k, v in data.items()}
-                theta, d = self._rejuvenate(self.theta[rows], beta[rows], sub)
+                theta, d = self._rejuvenate(self.theta[rows], beta[rows], sub, rows)
                 self.theta[rows], delta[rows] = theta, d
             else:
                 self.probs[rows] = self.probs[rows].gather(
@@ -398,19 +409,21 @@ class GPDensitySMC:
         return torch.cat(lps, 1), g, torch.cat(deltas, 1)
 
     def _rejuvenate(
-        self, theta: torch.Tensor, beta: torch.Tensor, data: dict[str, torch.Tensor]
+        self, theta: torch.Tensor, beta: torch.Tensor, data: dict[str, torch.Tensor],
+        rows: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``num_mh_steps`` Langevin-MH (MALA) steps targeting ``pi_beta`` (B.7; Alg. 2 l. 25-28)."""
+        """``num_mh_steps`` Langevin-MH (MALA) steps targeting ``pi_beta`` (B.7; Alg. 2 l. 25-28) for
+        the replicates ``rows`` ``(R,)`` (``theta`` ``(R, N, M)``; None: all ``B``)."""
         eta = self.step_size
         lp, g, d = self.log_target(theta, beta, data)
         for _ in range(self.num_mh_steps):
-            noise = torch.randn(theta.shape, generator=self.generator, **self._kw)
+            noise = self.streams.normal(theta.shape[1:], theta.dtype, rows)
             prop = theta + 0.5 * eta * g + math.sqrt(eta) * noise
             lp2, g2, d2 = self.log_target(prop, beta, data)
             fwd = -((prop - theta - 0.5 * eta * g) ** 2).sum(-1) / (2 * eta)
             bwd = -((theta - prop - 0.5 * eta * g2) ** 2).sum(-1) / (2 * eta)
             log_alpha = lp2 - lp + bwd - fwd
-            u = torch.rand(log_alpha.shape, generator=self.generator, **self._kw)
+            u = self.streams.uniform(log_alpha.shape[1:], log_alpha.dtype, rows)
             acc = torch.log(u) < log_alpha
             self.stats["proposals"] += acc.numel()
             self.stats["accepted"] += int(acc.sum())

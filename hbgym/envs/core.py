@@ -263,6 +263,9 @@ def _check_actions(actions: Any, shape: tuple[int, ...], num_actions: int, what:
     return a.astype(np.int64, copy=False)
 
 
+check_actions = _check_actions  # public: the leaderboard checks agents' actions exactly as the env does
+
+
 class MultiTaskBanditEnv(gym.Env):
     """Base of every hbgym env: one episode = one problem instance, run over the task schedule.
 

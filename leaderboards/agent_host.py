@@ -1,0 +1,90 @@
+"""The sandboxed agent process: ``python -m hbgym.leaderboards.agent_host READ_FD WRITE_FD``.
+
+Started by :mod:`hbgym.leaderboards.sandbox` (never by hand). It reads an init message (the agent
+spec, the batched and per-slot :class:`~hbgym.leaderboards.play.PublicEnv` views, ``num_envs``,
+the seed, the modules to preload, the uid/gid to drop to), imports what the agent needs, drops
+privileges, and only then imports the submitted code and builds the agent (one instance per slot
+for a per-env factory). Then, per round, it receives ``(action, rewards, obs)`` — the previous
+round's checked actions and the rewards of those actions, and this round's observations — calls
+``update`` and ``act`` and answers one ACTIONS frame. Any exception is answered with one ERROR
+frame (bounded text) and exit code 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+import traceback
+from typing import Any
+
+import numpy as np
+from hbgym.leaderboards import protocol
+from hbgym.leaderboards.play import build_slot_agents
+
+
+def _drop_privileges(uid: int | None, gid: int | None) -> None:
+    if uid is None:
+        return
+    os.setgroups([])
+    os.setgid(gid if gid is not None else uid)
+    os.setuid(uid)
+    if os.geteuid() != uid or os.getuid() != uid:  # pragma: no cover - the kernel refused
+        raise RuntimeError(f"could not drop privileges to uid {uid}")
+
+
+def _build(init: dict[str, Any]) -> Any:
+    from hbgym.leaderboards.specs import resolve
+
+    agent = resolve(init["spec"])
+    num_envs = init["num_envs"]
+    if agent.offline:
+        raise ValueError(f"{init['spec']!r} is an offline learner; submit runs online suites only")
+    if agent.batched:
+        return agent.build(init["views"][True], num_envs, init["device"], init["dtype"], seed=init["seed"])
+    return build_slot_agents(agent.target, init["views"][False], num_envs)
+
+
+def main(read_fd: int, write_fd: int) -> int:
+    def send(kind: int, array: np.ndarray | None = None, text: str = "") -> None:
+        data = protocol.encode_frame(kind, array, text)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_fd, view):]
+
+    sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]  # nothing of the agent's is importable
+    try:
+        init = protocol.read_message(read_fd)
+        for name in init.get("preload", ()):
+            with contextlib.suppress(ImportError):  # the agent's own import fails with the reason
+                importlib.import_module(name)
+        _drop_privileges(init.get("uid"), init.get("gid"))
+        policy = _build(init)
+        policy.reset(seed=init["seed"])
+        send(protocol.READY)
+        prev_obs = None
+        while True:
+            msg = protocol.read_message(read_fd)
+            if msg is None:
+                return 0
+            action, rewards, obs = msg
+            if prev_obs is not None:
+                policy.update(prev_obs, action, rewards)
+            out = np.asarray(policy.act(obs))
+            if out.dtype not in protocol.DTYPES:
+                raise TypeError(f"act returned dtype {out.dtype}; actions must be integers")
+            send(protocol.ACTIONS, out)
+            prev_obs = obs
+    except Exception as err:  # noqa: BLE001 - every failure is reported to the parent as text
+        tb = traceback.format_exception(type(err), err, err.__traceback__)
+        text = f"{type(err).__name__}: {err}\n" + "".join(tb)[-3000:]
+        with contextlib.suppress(OSError):
+            send(protocol.ERROR, text=text)
+        return 1
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m hbgym.leaderboards.agent_host READ_FD WRITE_FD (internal; use `submit`)")
+    sys.exit(main(int(sys.argv[1]), int(sys.argv[2])))
