@@ -45,7 +45,7 @@ class GaussianPolicy(TorchAgent):
 
     #: learn the hyper-parameter (hierarchical) or not (flat, oracle, independent units)
     learn_hyper: ClassVar[bool] = True
-    #: per model type, options for its hierarchy builder (e.g. ``{MixedEffectModel: {"collapsed": True}}``)
+    #: per model type, options for its hierarchy builder (e.g. ``{MixedEffectModel: {"collapsed": "paper"}}``)
     hierarchy_options: ClassVar[dict[type, dict[str, Any]]] = {}
 
     def __init__(self, model: Any, *, hierarchy: GaussianHierarchy | None = None, **kwargs: Any) -> None:
@@ -79,13 +79,41 @@ class GaussianPolicy(TorchAgent):
     def _reset_state(self) -> None:
         self.posterior.reset()
         self.round = 0
+        self._synced: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _uses_mixing(self) -> bool:
+        """Whether revealed ``A_u`` matter to this agent's posterior (not to e.g. LinTS's ridge prior)."""
+        return getattr(self.posterior, "mixing", None) is not None or self._prior().marginal_online
 
     def _sync_mixing(self, obs: dict[str, torch.Tensor]) -> None:
-        """Give the posterior the ``A_u`` the observation reveals (see :meth:`UnitLayout.mixing`);
-        priors without mixing (e.g. the ridge prior of LinTS) ignore it."""
+        """Give the posterior the ``A_u`` the observation reveals (see :meth:`UnitLayout.mixing`).
+        Skipped when the units and their ``A_u`` equal the last ones given (per-episode weights
+        repeat every round)."""
+        if not self._uses_mixing():
+            return
         mixing = self.layout.mixing(obs)
-        if mixing is not None and getattr(self.posterior, "mixing", None) is not None:
-            self.posterior.set_mixing(self.layout.unit_ids(obs)[..., 0], mixing)
+        if mixing is None:
+            return
+        ids = self.layout.mixing_units(obs)
+        last = self._synced
+        if last is not None and torch.equal(last[0], ids) and torch.equal(last[1], mixing):
+            return
+        self._set_mixing(ids, mixing)
+        self._synced = (ids, mixing)
+
+    def _set_mixing(self, ids: torch.Tensor, mixing: torch.Tensor) -> None:
+        """Apply revealed ``A_u`` ``(B, n, d, D)`` of units ``ids`` ``(B, n)``: to the hierarchy, or
+        (flat priors, ``marginal_online``) as every unit's marginal prior ``N(0, S0 + A_u S_psi A_u^T)``."""
+        if getattr(self.posterior, "mixing", None) is not None:
+            self.posterior.set_mixing(ids, mixing)
+            return
+        num_units = self.hierarchy.num_units
+        if ids.shape[1] != num_units:
+            raise ValueError(f"{type(self).__name__} needs the mixing matrices of all {num_units} units at "
+                             f"once, got {ids.shape[1]}")
+        order = torch.argsort(ids, dim=1)
+        rows = torch.arange(ids.shape[0], device=ids.device)[:, None]
+        self.posterior.set_prior(unit_cov=self.hierarchy.marginal_unit_cov_given(mixing[rows, order]))
 
     def _act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         self._sync_mixing(obs)

@@ -21,12 +21,12 @@ actions; HierTS there is the meTS paper's single-effect baseline, see :mod:`hbgy
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from hbgym.agents.gaussian_policy import GaussianPolicy
-from hbgym.agents.hierarchies import GaussianHierarchy
+from hbgym.agents.hierarchies import GaussianHierarchy, hierarchy_for
 
 from hbgym.models import MixedEffectModel
 
@@ -38,12 +38,25 @@ class HierTS(GaussianPolicy):
     P_{s,t}(. | psi_t) (eq. (6)) for each acting task, and act greedily on the draw.
 
     Concurrent rounds act on all L tasks with the same psi_t and update after the round (delayed
-    feedback, Sec. 6.3). On mixed-effect models HierTS assumes a single shared effect (the meTS
-    paper's HierTS baseline).
+    feedback, Sec. 6.3). On mixed-effect models HierTS assumes a single shared effect: the meTS
+    paper's HierTS baseline (poster Fig. 1, "hierarchical TS with single effect").
+
+    Args:
+        model: the env's public model.
+        collapsed: mixed-effect models only: ``"paper"`` (default) is the single-effect prior the meTS
+            authors built, ``psi ~ N(mean_l mu_l, (1/L_e^2) sum_l S_l)`` (``N(0, I)`` with the env
+            defaults) and ``theta_i | psi ~ N(psi, S_0)``, which ignores the mixing weights;
+            ``"weighted"`` is our earlier moment-matched prior (needs fixed weights; see
+            :func:`hbgym.agents.gaussian_policy._mixed_effect`).
+        **kwargs: see :class:`GaussianPolicy`.
     """
 
     name = "HierTS"
-    hierarchy_options: ClassVar[dict[type, dict[str, Any]]] = {MixedEffectModel: {"collapsed": True}}
+
+    def __init__(self, model: Any, *, collapsed: str = "paper", **kwargs: Any) -> None:
+        if isinstance(model, MixedEffectModel) and kwargs.get("hierarchy") is None:
+            kwargs["hierarchy"] = hierarchy_for(model, collapsed=collapsed)
+        super().__init__(model, **kwargs)
 
     def _scores(self, ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         hyper = self.posterior.sample_hyper(self.streams)
@@ -78,8 +91,9 @@ class FlatTS(GaussianPolicy):
 
     def _reset_state(self) -> None:
         super()._reset_state()
-        self._hyper = torch.as_tensor(self.hierarchy.hyper_mean, device=self.device, dtype=self.dtype)
-        self._hyper = self._hyper.expand(self.num_envs, -1)
+        hyper_mean = self._prior().hyper_mean
+        hyper = torch.as_tensor(hyper_mean, device=self.device, dtype=self.dtype)
+        self._hyper = hyper.expand(self.num_envs, -1)
 
     def _scores(self, ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         return self._thompson(ids, features, self._hyper)

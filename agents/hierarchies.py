@@ -3,8 +3,9 @@ for each env family's public model (:mod:`hbgym.models`), and of the unit layout
 observations onto posterior units.
 
 * HierGaussian (HierTS eq. (2)): units are tasks, ``A_u = I``, psi = mu*.
-* MixedEffect (meTS): units are actions, psi = stacked effects, ``A_i = b_i^T (x) I_d``
-  (``collapsed=True``: the single-effect HierTS baseline of the meTS paper).
+* MixedEffect (meTS): units are actions, psi = stacked effects, ``A_i = b_i^T (x) I_d``, read from
+  the observation when the env draws weights per episode (``collapsed="paper"``: the single-effect
+  HierTS baseline as the meTS authors built it).
 * PartialContext (MTTS's Gaussian LMM, CoCo App. C.3): units are users, ``A_u = Phi_u`` revealed
   online by the observation.
 
@@ -27,6 +28,7 @@ __all__ = [
     "ActionUnits",
     "GaussianHierarchy",
     "LMMUserUnits",
+    "MixedEffectUnits",
     "OneHotUserUnits",
     "TaskUnits",
     "UnitLayout",
@@ -56,9 +58,14 @@ class UnitLayout:
         return obs["features"]
 
     def mixing(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """``A_u`` ``(B, L, d, D)`` of the acting units when it is revealed by the observation (units
-        met over time, e.g. MTTS users with design ``Phi_u``); None when the prior fixes it."""
+        """``A_u`` ``(B, n, d, D)`` of units :meth:`mixing_units` when it is revealed by the observation
+        (units met over time, e.g. MTTS users with design ``Phi_u``; per-episode meTS weights);
+        None when the prior fixes it."""
         return None
+
+    def mixing_units(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Unit ids ``(B, n)`` whose ``A_u`` :meth:`mixing` returns (default: each slot's acting task)."""
+        return self.unit_ids(obs)[..., 0]
 
 
 class TaskUnits(UnitLayout):
@@ -82,6 +89,26 @@ class ActionUnits(UnitLayout):
         return ids.expand(*task.shape, self.num_actions)
 
 
+class MixedEffectUnits(ActionUnits):
+    """Action units whose mixing matrices ``A_i = b_i^T (x) I_d`` come from the observation's
+    ``"mixing"`` key ``(B, 1, K, L_e)`` (MixedEffect-v0 reveals each episode's weights there)."""
+
+    def __init__(self, num_actions: int, dim: int) -> None:
+        super().__init__(num_actions)
+        self.dim = dim
+
+    def mixing(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        weights = obs.get("mixing")
+        if weights is None:  # e.g. MovieLensEffects-v0: the model fixes the weights
+            return None
+        eye = torch.eye(self.dim, dtype=weights.dtype, device=weights.device)
+        a = torch.einsum("bkl,ij->bkilj", weights[:, 0], eye)  # (B, K, d, L_e, d)
+        return a.reshape(*a.shape[:3], -1)
+
+    def mixing_units(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.unit_ids(obs)[:, 0]
+
+
 # --------------------------------------------------------------------------- hierarchies
 
 
@@ -100,6 +127,8 @@ class GaussianHierarchy:
         diagonal: True when the K-armed fast path applies (one-hot features, diagonal covariances).
         online_mixing: True when ``A_u`` is revealed by observations (``layout.mixing``) and
             ``mixing`` is only a placeholder until then.
+        marginal_online: True for a flat prior (:meth:`flattened`) whose per-unit covariance
+            ``S0_u + A_u S_psi A_u^T`` is set once ``A_u`` is revealed.
     """
 
     num_units: int
@@ -112,6 +141,7 @@ class GaussianHierarchy:
     truth: Callable[[Any], np.ndarray]
     diagonal: bool = False
     online_mixing: bool = False
+    marginal_online: bool = False
 
     @property
     def hyper_dim(self) -> int:
@@ -125,11 +155,27 @@ class GaussianHierarchy:
         return unit_cov + self.mixing @ self.hyper_cov @ self.mixing.transpose(0, 2, 1)
 
     def flattened(self) -> GaussianHierarchy:
-        """The same marginal prior per unit with the hierarchy removed (the papers' "TS" baseline)."""
-        if self.online_mixing:
-            raise ValueError("this hierarchy's mixing matrices A_u are revealed online; it has no fixed "
-                             "marginal prior per unit to flatten")
-        return replace(self, unit_cov=self.marginal_unit_cov(), diagonal=False)
+        """The same marginal prior per unit with the hierarchy removed (the papers' "TS" baseline).
+
+        With ``online_mixing`` the marginal covariance ``S0_u + A_u S_psi A_u^T`` is only known once
+        ``A_u`` is revealed: the flat hierarchy has ``marginal_online`` and ``unit_cov`` is a
+        placeholder that :meth:`marginal_unit_cov_given` replaces (zero prior mean required).
+        """
+        if not self.online_mixing:
+            return replace(self, unit_cov=self.marginal_unit_cov(), diagonal=False)
+        if np.any(self.hyper_mean != 0):
+            raise ValueError("a flat prior with mixing matrices revealed online needs a zero hyper mean "
+                             f"(the per-unit prior means A_u mu would differ), got {self.hyper_mean}")
+        d = self.unit_cov.shape[-1]
+        return replace(self, hyper_mean=np.zeros(d), hyper_cov=np.eye(d), mixing=None, diagonal=False,
+                       marginal_online=True)
+
+    def marginal_unit_cov_given(self, mixing: torch.Tensor) -> torch.Tensor:
+        """``S0_u + A_u S_psi A_u^T`` ``(B, n, d, d)`` for revealed ``A_u`` ``mixing`` ``(B, n, d, D)``."""
+        like = {"dtype": mixing.dtype, "device": mixing.device}
+        unit_cov = torch.as_tensor(self.unit_cov, **like)
+        hyper_cov = torch.as_tensor(self.hyper_cov, **like)
+        return unit_cov + mixing @ hyper_cov @ mixing.transpose(-1, -2)
 
 
 _BUILDERS: dict[type, Callable[..., GaussianHierarchy]] = {}
@@ -178,34 +224,55 @@ def _hier_gaussian(model: HierGaussianModel, **options: Any) -> GaussianHierarch
 
 
 @register_hierarchy(MixedEffectModel)
-def _mixed_effect(model: MixedEffectModel, collapsed: bool = False) -> GaussianHierarchy:
-    """meTS: units are actions, psi = stacked effects, ``A_i = b_i^T (x) I_d``.
+def _mixed_effect(model: MixedEffectModel, collapsed: str | None = None) -> GaussianHierarchy:
+    """meTS (poster, "Closed-form posteriors"): units are actions, psi = stacked effects,
+    ``A_i = b_i^T (x) I_d``. Per-episode weights (``model.mixing_weights is None``) are read from
+    each observation (``online_mixing``; zeros until the first observation).
 
-    ``collapsed=True`` gives the single-effect hierarchy of the meTS paper's HierTS baseline: one
-    shared effect with ``A_i = I``, prior mean ``mean_i sum_l b_il mu_l`` and covariance
-    ``mean_i sum_l b_il^2 S_l`` (so the average marginal prior variance is kept, but every pair of
-    actions is assumed equally correlated). Logistic models are handled as linear-Gaussian with the
-    Bernoulli variance bound 1/4 as noise (the papers' "meTS-Lin").
+    ``collapsed`` gives the single-effect hierarchy of the meTS paper's HierTS baseline (``A_i = I``):
+
+    * ``"paper"`` - as the meTS authors built it: ``psi ~ N(mean_l mu_l, (1/L_e^2) sum_l S_l)`` and
+      ``theta_i | psi ~ N(psi, S_0)``; it ignores the mixing weights;
+    * ``"weighted"`` - our earlier prior: mean ``mean_i sum_l b_il mu_l`` and covariance
+      ``mean_i sum_l b_il^2 S_l`` (keeps the average marginal prior variance; needs fixed weights).
+
+    Logistic models are handled as linear-Gaussian with the Bernoulli variance bound 1/4 as noise
+    (the papers' "meTS-Lin").
     """
     d, weights = model.dim, model.mixing_weights
     noise_var = model.noise_std**2 if model.reward == "linear" else 0.25
-    if collapsed:
+    online = False
+    if collapsed == "paper":
+        hyper_mean = model.effect_mean.mean(0)
+        hyper_cov = model.effect_cov.sum(0) / model.num_effects**2
+        mixing = None
+
+        def truth(instance: Any) -> np.ndarray:
+            return np.asarray(instance.effects).mean(-2)
+    elif collapsed == "weighted":
+        if weights is None:
+            raise ValueError('collapsed="weighted" needs mixing weights fixed in the model '
+                             '(mixing_seed=...); this env draws them per episode: use collapsed="paper"')
         hyper_mean = (weights @ model.effect_mean).mean(0)
         hyper_cov = np.einsum("kl,lij->ij", weights**2, model.effect_cov) / model.num_actions
         mixing = None
 
         def truth(instance: Any) -> np.ndarray:
             return (weights @ instance.effects).mean(-2)
-    else:
+    elif collapsed is None:
         hyper_mean = model.effect_mean.reshape(-1)
         hyper_cov = np.zeros((model.num_effects * d,) * 2)
         for l, cov in enumerate(model.effect_cov):
             hyper_cov[l * d : (l + 1) * d, l * d : (l + 1) * d] = cov
-        mixing = np.einsum("kl,ij->kilj", weights, np.eye(d)).reshape(model.num_actions, d, -1)
+        online = weights is None
+        b = np.zeros((model.num_actions, model.num_effects)) if online else weights
+        mixing = np.einsum("kl,ij->kilj", b, np.eye(d)).reshape(model.num_actions, d, -1)
 
         def truth(instance: Any) -> np.ndarray:
             effects = np.asarray(instance.effects)
             return effects.reshape(*effects.shape[:-2], -1)
+    else:
+        raise ValueError(f'collapsed={collapsed!r} is unknown; allowed: None, "paper", "weighted"')
 
     return GaussianHierarchy(
         num_units=model.num_actions,
@@ -214,8 +281,9 @@ def _mixed_effect(model: MixedEffectModel, collapsed: bool = False) -> GaussianH
         unit_cov=model.action_cov,
         mixing=mixing,
         noise_var=noise_var,
-        layout=ActionUnits(model.num_actions),
+        layout=MixedEffectUnits(model.num_actions, d),
         truth=truth,
+        online_mixing=online,
     )
 
 

@@ -130,6 +130,9 @@ class OfflinePolicy(GaussianPolicy):
             mask[b, : len(ds)] = True
         self._fitted = False
         self._reset_state()  # back to the prior
+        if all("mixing" in ds.observations for ds in datasets):  # public per-episode weights (MixedEffect)
+            weights = torch.stack([torch.as_tensor(ds.observations["mixing"][0], **like) for ds in datasets])
+            self._sync_mixing({"task": units[:, :1], "mixing": weights[:, None]})
         self._condition(units, phi, rewards, mask)
         self._fitted = True
         self.num_samples = np.array([len(ds) for ds in datasets], dtype=np.int64)
@@ -146,7 +149,7 @@ class OfflinePolicy(GaussianPolicy):
             return
         # dense: G_u = sum phi phi^T / sigma^2 and B_u = sum phi y / sigma^2 per unit, set at once
         B, U, d = units.shape[0], self.posterior.num_units, phi.shape[-1]
-        scaled = phi * (mask / noise_var)[..., None]
+        scaled = phi * (mask.to(phi.dtype) / noise_var)[..., None]  # a bool mask / float is float32
         flat = (torch.arange(B, device=self.device)[:, None] * U + units).reshape(-1)
         gram = torch.zeros(B * U, d, d, dtype=phi.dtype, device=self.device)
         moment = torch.zeros(B * U, d, dtype=phi.dtype, device=self.device)
@@ -264,5 +267,5 @@ class FlatOPO(OfflinePolicy):
         return self.hierarchy.flattened()
 
     def _condition_on(self, datasets: Sequence[LoggedDataset] | None) -> torch.Tensor:
-        hyper = torch.as_tensor(self.hierarchy.hyper_mean, device=self.device, dtype=self.dtype)
+        hyper = torch.as_tensor(self._prior().hyper_mean, device=self.device, dtype=self.dtype)
         return hyper.expand(self.num_envs, -1)

@@ -44,15 +44,14 @@ def run_mets_reference(env, rounds: int, seed: int = 0) -> float:
     gram, moment = np.zeros((K, d, d)), np.zeros((K, d))
     noise = model.noise_std**2
     obs, _ = env.reset(seed=seed)
+    weights = obs["mixing"][0]  # (K, L): the episode's public mixing weights
     regret = 0.0
     for _ in range(rounds):
-        mean, cov = mets_effect_posterior(
-            hyper_mean, hyper_cov, model.action_cov, model.mixing_weights, gram, moment
-        )
+        mean, cov = mets_effect_posterior(hyper_mean, hyper_cov, model.action_cov, weights, gram, moment)
         psi = rng.multivariate_normal(mean, cov)
         scores = np.empty(K)
         for i in range(K):
-            prior_mean = np.kron(model.mixing_weights[i][None, :], np.eye(d)) @ psi
+            prior_mean = np.kron(weights[i][None, :], np.eye(d)) @ psi
             post_cov = np.linalg.inv(np.linalg.inv(model.action_cov) + gram[i])
             post_mean = post_cov @ (np.linalg.inv(model.action_cov) @ prior_mean + moment[i])
             theta = rng.multivariate_normal(post_mean, post_cov)

@@ -32,6 +32,7 @@ def atomic_write_stream(
     write: Callable[[IO[bytes]], Any],
     check: Callable[[Path], Any] | None = None,
     mode: int = 0o644,
+    fsync: bool = True,
 ) -> Path:
     """Write a file atomically by streaming into it.
 
@@ -41,6 +42,8 @@ def atomic_write_stream(
         check: ``check(tmp_path)`` runs on the complete, synced temporary file before the rename;
             it may raise to reject the content (``path`` then keeps its old content).
         mode: permission bits of the written file.
+        fsync: force the data to the disk before the rename; ``False`` (the results store's cell files,
+            whose index line is checksummed) survives a killed process but not a power loss.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -53,7 +56,8 @@ def atomic_write_stream(
         with os.fdopen(fd, "wb") as stream:
             write(stream)
             stream.flush()
-            os.fsync(stream.fileno())
+            if fsync:
+                os.fsync(stream.fileno())
         if check is not None:
             check(Path(tmp))
         os.chmod(tmp, mode)
@@ -64,8 +68,9 @@ def atomic_write_stream(
     return dest
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> Path:
-    """Write ``data`` to ``path`` atomically (see the module docstring); return ``path`` as a Path."""
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644, fsync: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically (see the module docstring and :func:`atomic_write_stream`);
+    return ``path`` as a Path."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
-    return atomic_write_stream(path, lambda stream: stream.write(data), mode=mode)
+    return atomic_write_stream(path, lambda stream: stream.write(data), mode=mode, fsync=fsync)

@@ -204,19 +204,25 @@ class MixedEffectModel(BanditModel):
         num_effects: L_e, number of effects (not to be confused with slots per round, which is 1).
         effect_mean: ``(L_e, d)``.
         effect_cov: ``(L_e, d, d)``.
-        mixing_weights: ``(K, L_e)`` b_i, known to agents.
+        mixing_weights: ``(K, L_e)`` b_i, known to agents, when they are fixed for every episode
+            (``mixing_episode is None``); None when every episode draws its own weights.
         action_cov: ``(d, d)`` Sigma_{0,i}, shared by all actions.
         reward: ``"linear"`` or ``"logistic"``.
         source: provenance of a data-built model, else None.
+        mixing_episode: None (weights fixed: ``mixing_weights``) or the distribution every episode
+            draws its weights from (``"signed"``: ``b_il ~ U[-1, 1]``; ``"simplex"``: rows
+            ~ Dirichlet(1)). Per-episode weights are public: each observation carries them under
+            the key ``"mixing"`` ``(1, K, L_e)`` (and the instance under ``mixing_weights``).
     """
 
     num_effects: int
     effect_mean: np.ndarray
     effect_cov: np.ndarray
-    mixing_weights: np.ndarray
+    mixing_weights: np.ndarray | None
     action_cov: np.ndarray
     reward: str
     source: dict | None = field(default=None)
+    mixing_episode: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,10 +232,12 @@ class MixedEffectInstance:
     Attributes:
         effects: ``(L_e, d)`` psi_*.
         action_params: ``(K, d)`` theta_{*,i}.
+        mixing_weights: ``(K, L_e)`` the episode's b_i (public: also in every observation).
     """
 
     effects: np.ndarray
     action_params: np.ndarray
+    mixing_weights: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,8 +2,14 @@
 
 python -m hbgym.leaderboards run --suite quick                     # the zoo on the quick suite, table + plots
 python -m hbgym.leaderboards run --agent HierTS --agent my.py:make_agent --suite standard --jobs 2
-python -m hbgym.leaderboards report results/quick
+python -m hbgym.leaderboards run --suite quick --backend ray --address 10.0.0.1:6379   # attach to a cluster
+python -m hbgym.leaderboards report results/quick --export results.parquet
+python -m hbgym.leaderboards repair results/quick                  # move damaged files aside, then rerun
 python -m hbgym.leaderboards submit --agent examples/my_agent.py:make_agent --suite quick
+python -m hbgym.leaderboards submit --agent my.py:make_agent --suite quick --bundle my.tar.gz
+python -m hbgym.leaderboards verify my.tar.gz --cells 5                # re-run 5 random cells in the sandbox
+python -m hbgym.leaderboards publish my.tar.gz --board board/          # verify, then merge into a board
+python -m hbgym.leaderboards report results/quick --html site/         # static HTML site (or a board DIR)
 python -m hbgym.leaderboards list
 """
 
@@ -72,6 +78,24 @@ def _add_common(p: argparse.ArgumentParser, agent_required: bool) -> None:
     )
 
 
+def _add_backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        default="local",
+        choices=("local", "ray", "dask"),
+        help="local: joblib loky processes; ray / dask: run cells on a Ray / Dask cluster (with --address, "
+        "or RAY_ADDRESS / DASK_SCHEDULER_ADDRESS, attach to a running one; else start a local one "
+        "of --jobs workers); results stream back to this process",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="cluster to attach to: a Ray address (127.0.0.1:6379, ray://host:10001) or a Dask scheduler "
+        "(tcp://host:8786); default: RAY_ADDRESS / DASK_SCHEDULER_ADDRESS",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hbgym-leaderboard",
@@ -90,14 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
         "is printed.",
     )
     _add_common(run, agent_required=False)
-    run.add_argument(
-        "--backend",
-        default="local",
-        choices=("local", "ray", "dask"),
-        help="local: joblib loky processes; ray / dask: joblib's Ray / Dask backends (a running "
-        "ray.init(address=...) or Dask client is used, else a local one is started)",
-    )
+    _add_backend(run)
     run.add_argument("--no-report", action="store_true", help="only run; do not write the report")
+    run.add_argument("--only", action="append", metavar="TAG",
+                     help="run only the settings with this tag (repeatable; the suite and its hash are "
+                     "unchanged, so a later run without --only completes the rest)")
+
+    rp = sub.add_parser(
+        "reproduce",
+        help="the seed papers' reported orderings beside ours (paper suites)",
+        description="Check every paper claim of hbgym.leaderboards.reproduce.CLAIMS against the results "
+        "in DIR... (paired seeds, 95% CIs) and write REPRODUCE.md.",
+    )
+    rp.add_argument("dirs", nargs="+", metavar="DIR",
+                    help="results directories of `run --suite paper[-offline]`")
+    rp.add_argument("--out", default=None, metavar="OUT",
+                    help="where to write REPRODUCE.md (default: first DIR)")
 
     rep = sub.add_parser(
         "report",
@@ -108,6 +140,21 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("dir", metavar="DIR", help="results directory written by `run` or `submit`")
     rep.add_argument("--out", default=None, metavar="OUT", help="where to write the report (default: DIR)")
     rep.add_argument("--suite", default=None, help="also require that DIR was produced for this suite's hash")
+    rep.add_argument("--html", default=None, metavar="SITE",
+                     help="also write a self-contained static HTML site to SITE (DIR may also be a board "
+                     "written by `publish`)")
+    rep.add_argument("--export", default=None, metavar="FILE",
+                     help="also write every row to FILE: .csv (standard library) or .parquet (needs pyarrow)")
+
+    rpr = sub.add_parser(
+        "repair",
+        help="move damaged files of a results directory aside so that `run` redoes those cells",
+        description="Check DIR in one pass and move every damaged file (edited, truncated, unlisted, "
+        "another suite's rows) and the entries of missing files out of the index into "
+        "DIR/quarantine/<time>/ (nothing is deleted); rerunning the same `run` command then "
+        "redoes exactly those cells.",
+    )
+    rpr.add_argument("dir", metavar="DIR", help="results directory written by `run` or `submit`")
 
     sm = sub.add_parser(
         "submit",
@@ -125,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument(
         "--memory", type=float, default=8.0, metavar="GiB", help="address-space limit per cell (GiB)"
     )
+    _add_backend(sm)
+    sm.add_argument("--bundle", default=None, metavar="OUT",
+                    help="also pack the results and the agent's code into a submission bundle "
+                    "(OUT.tar.gz, or a new directory); needs exactly one --agent")
+
+    from hbgym.leaderboards.site import add_bundle_commands  # verify, publish
+
+    add_bundle_commands(sub)
 
     sub.add_parser("list", help="list suites, settings and zoo agents", description="List suites and agents.")
 
@@ -150,6 +205,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"results/{suite.name}")
     start = time.perf_counter()
     cells, skipped = plan(suite, specs, device=args.device, log=None, names=names)  # fails before any mkdir
+    if args.only:
+        unknown = sorted(set(args.only) - {t for s in suite.settings for t in s.tags})
+        if unknown:
+            raise ValueError(f"--only {unknown}: no setting of suite {suite.name} has that tag")
+        keep = {s.key for s in suite.settings if set(s.tags) & set(args.only)}
+        cells = [c for c in cells if c.setting_key in keep]
     store = ResultStore(out)
     store.open(suite)
     report_skipped(skipped, verbose=args.verbose and not args.quiet)
@@ -158,7 +219,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"suite {suite.name} v{suite.version} ({suite.hash[:12]}): {len(cells)} cells, "
         f"{sum(c.id in done for c in cells)} already done, results in {out}"
     )
-    new = execute(cells, store, jobs=args.jobs, backend=args.backend, progress=not args.quiet)
+    new = execute(cells, store, jobs=args.jobs, backend=args.backend, progress=not args.quiet,
+                  address=args.address)
     failed = [r for r in new if r["status"] != "ok"]
     for r in failed:
         say(f"FAILED {r['cell']['id']}: {r['reason'][:300]}")
@@ -177,7 +239,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from hbgym.leaderboards.report import build_report, console_table
 
+    if args.html and (Path(args.dir) / "history.jsonl").exists():  # a board written by `publish`
+        from hbgym.leaderboards.site import build_board_site
+
+        print(f"{build_board_site(args.dir, args.html) / 'index.html'} written")
+        return 0
     expected = get_suite(args.suite).hash if args.suite else None
+    if args.export and Path(args.export).suffix.lower() not in (".csv", ".parquet"):
+        raise ValueError(f"--export {args.export!r}: use a .csv or .parquet file name")
     text, ranks = build_report(args.dir, args.out, expected_hash=expected)
     print(console_table(ranks))
     print(f"\n{Path(args.out or args.dir) / 'LEADERBOARD.md'} written")
@@ -188,6 +257,40 @@ def cmd_report(args: argparse.Namespace) -> int:
     failed = sum(e["failed"] for e in ranks)
     if failed:
         say(f"warning: {failed} failed cells (they score 0; see '## Failed cells' in LEADERBOARD.md)")
+    if args.html:
+        from hbgym.leaderboards.site import build_results_site
+
+        print(f"{build_results_site(args.dir, args.html, expected_hash=expected) / 'index.html'} written")
+    if args.export:
+        from hbgym.leaderboards.store import ResultStore
+
+        n = ResultStore(args.dir).export(args.export)
+        print(f"{n} rows written to {args.export}")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from hbgym.leaderboards.reproduce import write_report
+
+    command = "python -m hbgym.leaderboards reproduce " + " ".join(args.dirs)
+    command += f" --out {args.out}" if args.out else ""
+    path, verdicts = write_report(args.dirs, args.out, command=command)
+    counts = {s: sum(v.status == s for v in verdicts) for s in ("held", "not held", "not run")}
+    print(f"{path} written: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from hbgym.leaderboards.store import ResultStore
+
+    qdir, damage = ResultStore(args.dir).repair()
+    if qdir is None:
+        print(f"{args.dir}: no damaged files; nothing to repair")
+        return 0
+    for d in damage:
+        print(f"{'moved aside' if (qdir / d.path).exists() else 'dropped from the index'}: {d}")
+    print(f"{len(damage)} damaged file(s) moved into {qdir} (with the previous index and REASONS.txt); "
+          "rerun the same `run` command to redo those cells")
     return 0
 
 
@@ -222,9 +325,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hbgym.leaderboards.site import cmd_publish, cmd_verify
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"run": cmd_run, "report": cmd_report, "submit": cmd_submit, "list": cmd_list}
+    handlers = {"run": cmd_run, "report": cmd_report, "repair": cmd_repair, "submit": cmd_submit,
+                "list": cmd_list, "reproduce": cmd_reproduce,
+                "verify": cmd_verify, "publish": cmd_publish}  # the last two from hbgym.leaderboards.site
     try:
         if args.command == "train-rl":
             from hbgym.leaderboards.rl import train_from_args

@@ -1,4 +1,10 @@
-"""``LEADERBOARD.md`` and one PNG of regret curves per env setting, from a verified results directory."""
+"""``LEADERBOARD.md`` and one PNG + SVG of regret curves per env setting, from a verified results directory.
+
+Plots use one colour per agent across the whole report (:func:`agent_colours`), 150 dpi PNG plus SVG, a
+human-readable setting name as title (the hash-suffixed key stays the file name), and a second panel
+without the uniform agent so the good agents stay readable when uniform's regret dominates the scale.
+The static HTML site (``report DIR --html OUT``) is :mod:`hbgym.leaderboards.site`.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,10 @@ import numpy as np
 from hbgym.leaderboards.records import agent_label
 from hbgym.leaderboards.scoring import ScoreTable, iqm, iqm_ci, probability_of_improvement, score_rows
 from hbgym.leaderboards.store import ResultStore
-from hbgym.leaderboards.suites import Suite
+from hbgym.leaderboards.suites import Suite, find_setting_label
 
-__all__ = ["build_report", "ranking", "setting_dicts", "labelled_rows", "rank_rows"]
+__all__ = ["agent_colours", "build_report", "labelled_rows", "rank_rows", "ranking", "regret_curves",
+           "save_figure", "setting_dicts"]
 
 
 def setting_dicts(suite: Suite) -> list[dict[str, Any]]:
@@ -63,34 +70,67 @@ def ranking(table: ScoreTable, families: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _plot(table: ScoreTable, records: list[dict[str, Any]], key: str, path: Path, title: str) -> None:
+def agent_colours(agents: list[str]) -> dict[str, tuple[float, float, float]]:
+    """One fixed colour per agent for all plots of a report (``tab20`` dark, light shades, then ``hsv``)."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    tab = list(matplotlib.colormaps["tab20"].colors)
+    base = tab[0::2] + tab[1::2]
+    extra = len(agents) - len(base)
+    if extra > 0:
+        hsv = matplotlib.colormaps["hsv"]
+        base += [tuple(hsv(i / extra)[:3]) for i in range(extra)]
+    return {a: tuple(base[i]) for i, a in enumerate(agents)}
 
+
+def regret_curves(records: list[dict[str, Any]], key: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per agent ``(steps (T,), cumulative regret (num_seeds x T))`` of the ok rows on setting ``key``."""
     curves: dict[str, list[np.ndarray]] = {}
     steps: dict[str, np.ndarray] = {}
     for rec in records:
         for r in rec["rows"]:
             if r["setting"] == key and r.get("status") == "ok":
-                curves.setdefault(r["agent"], []).append(np.asarray(r["cum_regret"]))
+                curves.setdefault(r["agent"], []).append(np.asarray(r["cum_regret"], dtype=float))
                 steps[r["agent"]] = np.asarray(r["steps"])
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.set_prop_cycle(color=plt.cm.tab20.colors)
-    for agent in sorted(curves):
-        y = np.stack(curves[agent])
-        x = steps[agent]
-        mean = y.mean(0)
-        half = 1.96 * y.std(0, ddof=1) / np.sqrt(len(y)) if len(y) > 1 else np.zeros_like(mean)
-        line, = ax.plot(x, mean, label=agent, marker="." if len(x) < 3 else None)
-        ax.fill_between(x, mean - half, mean + half, alpha=0.2, color=line.get_color())
-    ax.set_xlabel("round")
-    ax.set_ylabel("cumulative regret (mean, 95% CI)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    return {a: (steps[a], np.stack(curves[a])) for a in sorted(curves)}
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """``path`` as a 150 dpi PNG and as ``.svg`` (text kept as text, no date: small and stable in git)."""
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=150, pil_kwargs={"optimize": True})
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "hbgym"}):
+        fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
+
+
+def _plot(records: list[dict[str, Any]], key: str, path: Path, title: str,
+          colours: dict[str, tuple[float, float, float]], uniform: str = "Uniform") -> None:
+    """Regret curves (mean, 95% CI) on ``key``: all agents, and a zoomed panel without the uniform agent."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = regret_curves(records, key)
+    zoom = [a for a in curves if a != uniform]
+    panels = 2 if zoom and uniform in curves else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.8), squeeze=False)
+    for p, ax in enumerate(axes[0]):
+        for agent in (curves if p == 0 else zoom):
+            x, y = curves[agent]
+            mean = y.mean(0)
+            half = 1.96 * y.std(0, ddof=1) / np.sqrt(len(y)) if len(y) > 1 else np.zeros_like(mean)
+            colour = colours.get(agent, (0.3, 0.3, 0.3))
+            ax.plot(x, mean, label=agent, color=colour, marker="." if len(x) < 3 else None)
+            ax.fill_between(x, mean - half, mean + half, alpha=0.2, color=colour)
+        ax.set_xlabel("round")
+        ax.set_ylabel("cumulative regret (mean, 95% CI)")
+        ax.set_title("all agents" if p == 0 else f"zoom: without {uniform}", fontsize=9)
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -104,11 +144,9 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     Raises:
         TamperedResultsError: if the directory fails :meth:`ResultStore.verify`.
     """
-    store = ResultStore(results_dir)
-    suite = store.verify(expected_hash)
+    suite, records = ResultStore(results_dir).verified_records(expected_hash)  # one pass over the files
     out = Path(out_dir or results_dir)
     out.mkdir(parents=True, exist_ok=True)
-    records = store.records()
     rows = labelled_rows([r for rec in records for r in rec["rows"]])
     table = score_rows(rows, setting_dicts(suite))
     families = list(dict.fromkeys(s.family for s in suite.settings))
@@ -155,16 +193,18 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
             col = table.final[a][:, j]
             col = col[np.isfinite(col)]
             vals.append("-" if col.size == 0 else f"{col.mean():.3g}")
-        lines.append(f"| {s.key} | " + " | ".join(vals) + " |")
+        lines.append(f"| {find_setting_label(suite.name, s.spec())} | " + " | ".join(vals) + " |")
     lines += ["", "## Settings", "",
               "| setting | env id | kwargs | horizon | tags | oracle reference | plot |",
               "|---|---|---|---:|---|---|---|"]
+    colours = agent_colours(sorted(agents))
     for s in suite.settings:
         png = f"{s.key}.png"
-        lines.append(f"| {s.key} | {s.env_id} | `{dict(s.kwargs)}` | {s.horizon} | {', '.join(s.tags)} | "
+        label = find_setting_label(suite.name, s.spec())
+        lines.append(f"| {label} | {s.env_id} | `{dict(s.kwargs)}` | {s.horizon} | {', '.join(s.tags)} | "
                      f"{s.oracle} | [{png}]({png}) |")
         if plots and suite.kind == "online":
-            _plot(table, records, s.key, out / png, f"{s.env_id} {dict(s.kwargs)} n={s.horizon}")
+            _plot(records, s.key, out / png, label, colours)
     seen_seeds: dict[tuple[str, str], set[int]] = {}
     for r in rows:
         seen_seeds.setdefault((r["agent"], r["setting"]), set()).add(int(r["seed"]))

@@ -13,10 +13,10 @@ A cell's ``mode`` is ``"trusted"`` (``run``: the agent is built in this process)
 the env and writes the record). Third-party cells carry the agent's code hash in their id, so changed
 code never reuses old cells.
 
-Cells are scheduled through joblib: ``loky`` processes by default (``--jobs``), or joblib's ``ray`` /
-``dask`` backends, so ``ray.init(address=...)`` or a Dask ``Client(scheduler)`` made before
-:func:`execute` scales the same code out. Completed cells stream back to the parent, which is the only
-writer of the store (one atomic file per cell), so a killed run resumes where it stopped.
+Cells are scheduled by :mod:`hbgym.leaderboards.cluster`: ``loky`` processes by default (``--jobs``), or
+a Ray / Dask cluster (``--backend ray|dask``, ``--address`` attaches to a running one). Completed cells
+stream back to the parent, which is the only writer of the store, so a killed run resumes where it
+stopped.
 """
 
 from __future__ import annotations
@@ -28,22 +28,22 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hbgym.leaderboards.cluster import BACKENDS, resolve_address, run_cells
 from hbgym.leaderboards.play import InvalidAgentOutput, build_slot_agents, checked_actions, play, public_view
 from hbgym.leaderboards.records import make_record
 from hbgym.leaderboards.specs import ResolvedAgent, applicable, code_hash, resolve, spec_kind, spec_name
 from hbgym.leaderboards.store import ResultStore
 from hbgym.leaderboards.suites import Setting, Suite
 
-__all__ = ["Cell", "InvalidAgentOutput", "plan", "run_cell", "execute", "log_steps", "environment_info"]
-
-BACKENDS = ("local", "ray", "dask")
+__all__ = ["BACKENDS", "Cell", "InvalidAgentOutput", "plan", "run_cell", "lost_record", "execute",
+           "log_steps", "environment_info"]
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,12 @@ def plan(
             todo.append((resolve(setting.uniform), "uniform"))
             if setting.oracle != "optimal":
                 todo.append((resolve(setting.oracle), "oracle"))
-        todo += [(r, "agent") for r in resolved if r.name not in {t.name for t, _ in todo}]
+        for r in resolved:
+            if setting.agents and r.name not in setting.agents:
+                reason = "not in this setting's paper comparison (Setting.agents)"
+                skipped.append((r.name, setting.key, reason))
+            elif r.name not in {t.name for t, _ in todo}:
+                todo.append((r, "agent"))
         probe_env, cost = None, 0.0
         if suite.kind == "online":
             import gymnasium as gym
@@ -306,69 +311,20 @@ def run_cell(cell: Cell, catch: bool = True, limits: Any = None) -> dict[str, An
                        os.getpid(), **extra)
 
 
+def lost_record(cell: Cell, reason: str) -> dict[str, Any]:
+    """The ``failed`` record of a cell whose worker process died each time it ran it (retries used up).
+
+    Built on the driver: no worker returned anything, so its rows carry ``host``/``pid`` ``None``.
+    """
+    seeds = [{"seed": cell.seed_start + i} for i in range(cell.num_seeds)]
+    record = make_record(cell, "failed", reason, seeds, 0.0, False, environment_info(), os.getpid())
+    record["host"] = record["pid"] = None
+    for row in record["rows"]:
+        row["host"] = row["pid"] = None
+    return record
+
+
 # --------------------------------------------------------------------------- scheduling
-
-
-@contextlib.contextmanager
-def _backend(name: str, jobs: int) -> Iterator[dict[str, Any]]:
-    """joblib ``Parallel`` arguments for ``name``; starts a local Ray/Dask instance if none is running."""
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; use one of {', '.join(BACKENDS)}")
-    if name == "local":
-        yield {"n_jobs": jobs, "backend": "loky"}
-        return
-    from joblib import parallel_config
-
-    if name == "ray":
-        try:
-            import ray
-            from ray.util.joblib import register_ray
-        except ImportError as err:
-            raise ValueError('backend "ray" needs ray: pip install -e ".[distributed]"') from err
-        register_ray()
-        started = False
-        if not ray.is_initialized():
-            ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
-            started = True
-        try:
-            with parallel_config(backend="ray"):
-                yield {"n_jobs": jobs}
-        finally:
-            if started:
-                ray.shutdown()
-        return
-    try:
-        from distributed import Client, LocalCluster, default_client
-    except ImportError as err:
-        raise ValueError('backend "dask" needs dask.distributed: pip install -e ".[distributed]"') from err
-    client, cluster = None, None
-    try:
-        default_client()
-    except ValueError:
-        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=False, dashboard_address=None)
-        client = Client(cluster)
-    try:
-        with parallel_config(backend="dask"):
-            yield {"n_jobs": jobs}
-    finally:
-        if client is not None:
-            client.close()
-            cluster.close()
-
-
-def _stream(parallel_cls: Any, delayed: Any, worker: Callable, cells: list[Cell], kwargs: dict[str, Any],
-            jobs: int) -> Iterator[dict[str, Any]]:
-    """Records as cells complete; backends without generator support (Ray) run in waves of ``2 jobs``."""
-    try:
-        parallel = parallel_cls(return_as="generator_unordered", **kwargs)
-        stream = parallel(delayed(worker)(c) for c in cells)
-    except ValueError as err:
-        if "return_as" not in str(err):
-            raise
-        for i in range(0, len(cells), 2 * jobs):
-            yield from parallel_cls(**kwargs)(delayed(worker)(c) for c in cells[i:i + 2 * jobs])
-        return
-    yield from stream
 
 
 def execute(
@@ -378,36 +334,32 @@ def execute(
     backend: str = "local",
     progress: bool = True,
     worker: Callable[[Cell], dict[str, Any]] = run_cell,
+    address: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the cells not yet in ``store``, writing each as soon as it completes; returns the new records."""
-    from joblib import Parallel, delayed
+    """Run the cells not yet in ``store``, writing each as soon as it completes; returns the new records.
+
+    ``backend``/``jobs``/``address`` choose where cells run (:func:`hbgym.leaderboards.cluster.run_cells`:
+    local processes, or attach to a Ray / Dask cluster); this process stays the only writer of ``store``.
+    """
     from tqdm.auto import tqdm
 
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    resolve_address(backend, address)  # bad backend / address: an error before anything runs
     done = store.completed()
     # longest cells first (a stable sort: equal costs keep the plan's order), so workers finish together
     pending = sorted((c for c in cells if c.id not in done), key=lambda c: -c.cost)
-    ids = [c.id for c in pending]
-    if len(set(ids)) != len(ids):
-        raise ValueError("duplicate cells in the plan")
     new: list[dict[str, Any]] = []
     if not pending:
         return new
     bar = tqdm(total=len(pending), desc=f"{cells[0].suite_name}", unit="cell", disable=not progress)
     try:
-        if jobs == 1 and backend == "local":
-            results: Iterable[dict[str, Any]] = (worker(c) for c in pending)
-            for record in results:
-                store.add(record)
-                new.append(record)
-                bar.update(1)
-        else:
-            with _backend(backend, jobs) as kwargs:
-                for record in _stream(Parallel, delayed, worker, pending, kwargs, jobs):
-                    store.add(record)
-                    new.append(record)
-                    bar.update(1)
+        stream = run_cells(pending, worker, jobs=jobs, backend=backend, address=address, lost=lost_record)
+        for record in stream:
+            store.add(record)
+            new.append(record)
+            bar.update(1)
     finally:
         bar.close()
+        store.close()
     return new

@@ -39,6 +39,8 @@ def submit(args: argparse.Namespace) -> int:
     suite = suite_from_args(args)
     specs = expand(args.agent, suite.agents)
     names = agent_names(specs, getattr(args, "name", None))
+    if getattr(args, "bundle", None) and len(specs) != 1:
+        raise ValueError(f"--bundle packs one agent; got {len(specs)} agent specs: {specs[:5]}")
     if args.timeout <= 0 or args.memory <= 0:
         raise ValueError(f"--timeout and --memory must be > 0, got {args.timeout} and {args.memory}")
     out = Path(args.out or f"results/{suite.name}")
@@ -53,7 +55,8 @@ def submit(args: argparse.Namespace) -> int:
             "`unshare` for both); recorded with each cell")
     # one schedule for all: the references run trusted, the submitted agents' cells sandboxed
     worker = partial(run_cell, limits=Limits(timeout=args.timeout, memory_gib=args.memory))
-    new = execute(cells, store, jobs=args.jobs, progress=not args.quiet, worker=worker)
+    new = execute(cells, store, jobs=args.jobs, progress=not args.quiet, worker=worker,
+                  backend=getattr(args, "backend", "local"), address=getattr(args, "address", None))
     new = [r for r in new if r["cell"]["mode"] == "sandboxed"]
     for r in new:
         if r["status"] != "ok":
@@ -64,4 +67,8 @@ def submit(args: argparse.Namespace) -> int:
     failed = sum(r["status"] != "ok" for r in new)
     print(f"\nsubmitted {', '.join(specs)}: {len(new) - failed} cells ok, {failed} failed; "
           f"{out / 'LEADERBOARD.md'} written")
+    if getattr(args, "bundle", None):
+        from hbgym.leaderboards.bundle import make_bundle
+
+        print(f"bundle {make_bundle(out, specs[0], args.bundle)} written")
     return 1 if failed else 0

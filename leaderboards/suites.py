@@ -20,6 +20,9 @@ Suites:
   which are too slow for ``standard``.
 * ``offline`` - the offline track: collect a uniform log, fit, score the exact suboptimality,
   normalised so that the uniform policy is 0 and the optimal policy is 1.
+* ``paper`` / ``paper-offline`` - each seed paper's headline experiment at the paper's own size with
+  the paper's agents (``Setting.agents``); ``python -m hbgym.leaderboards reproduce DIR`` puts the
+  papers' reported orderings beside ours (:mod:`hbgym.leaderboards.reproduce`).
 """
 
 from __future__ import annotations
@@ -68,6 +71,9 @@ class Setting:
             the family's oracle agent is misspecified, e.g. Gaussian OracleTS on logistic rewards).
         uniform: the score-0 reference agent (``"Uniform"``).
         note: why the setting deviates from the paper, if it does (not hashed).
+        agents: when non-empty, the only agents ``--agent all`` runs on this setting (besides the
+            references): the paper's own comparison (``paper`` suite). Not hashed (it selects cells,
+            it does not change their numbers).
     """
 
     env_id: str
@@ -77,6 +83,7 @@ class Setting:
     oracle: str = "OracleTS"
     uniform: str = "Uniform"
     note: str = ""
+    agents: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -119,6 +126,35 @@ class Setting:
     @property
     def family(self) -> str:
         return self.tags[0] if self.tags else self.env_id
+
+    @property
+    def label(self) -> str:
+        """Human-readable name for titles and tables (the :attr:`key` stays the identifier; not hashed)."""
+        return setting_label(self.spec(), self.note)
+
+
+def setting_label(spec: Mapping[str, Any], note: str = "") -> str:
+    """A readable name of a setting spec: env id, non-default kwargs and horizon, then the note if any.
+
+    ``setting_label({"env_id": "HierGaussian-v0", "kwargs": {"sigma_q": 1}, "horizon": 200, ...},
+    "HierTS Fig. 1")`` is ``"HierGaussian-v0 sigma_q=1, n=200 (HierTS Fig. 1)"``.
+    """
+    parts = [f"{k}={v}" for k, v in sorted(dict(spec.get("kwargs", {})).items())
+             if not isinstance(v, (dict, list, tuple))]
+    if spec.get("horizon") is not None:
+        parts.append(f"n={spec['horizon']}")
+    text = f"{spec['env_id']} {', '.join(parts)}".strip()
+    return f"{text} ({note})" if note else text
+
+
+def find_setting_label(suite_name: str, spec: Mapping[str, Any]) -> str:
+    """:func:`setting_label` with the note of the registered suite's setting of the same config, if any."""
+    suite = SUITES.get(suite_name)
+    target = _sha(dict(spec))
+    for s in suite.settings if suite is not None else ():
+        if s.config_hash == target:
+            return s.label
+    return setting_label(spec)
 
 
 @dataclass(frozen=True)
@@ -300,7 +336,7 @@ def _partial_context(kwargs: dict[str, Any], tag: str, note: str) -> Setting:
 
 QUICK = Suite(
     name="quick",
-    version=1,
+    version=2,
     kind="online",
     num_seeds=8,
     chunk=8,
@@ -316,14 +352,15 @@ QUICK = Suite(
         Setting("MultiBanditDataPoor-v0", {}, 50, (_MB, "data-poor"), oracle="optimal"),
         Setting("MovieLensMulti-v0", {**_ML, "num_tasks": 20}, 20, (_DATA, "movielens")),
         Setting("MNISTMulti-v0", {**_MNIST}, 20, (_DATA, "images")),
-        _partial_context({"scenario": "mixture", "num_batches": 6}, "mixture",
-                         "CoCo App. C.1 with 6 recruitment rounds instead of 30"),
+        _partial_context({"scenario": "lmm"}, "lmm",
+                         "CoCo App. C.3 (all 50 users at once); the App. C.1 mixture setting does not "
+                         "separate learning from not learning (always-0 scores 0.73)"),
     ),
 )
 
 STANDARD = Suite(
     name="standard",
-    version=1,
+    version=2,
     kind="online",
     num_seeds=50,
     chunk=25,
@@ -398,8 +435,9 @@ STANDARD = Suite(
             (_DATA, "images"),
             note="HierTS App. E (MNIST 5K), n cut 400 -> 100 (time: d = 49)",
         ),
-        _partial_context({"scenario": "mixture"}, "mixture",
-                         "CoCo App. C.1 (30 recruitment rounds x 5 users x 5 steps)"),
+        _partial_context({"scenario": "lmm"}, "lmm",
+                         "CoCo App. C.3 correctly specified (all 50 users at once); replaces App. C.1 "
+                         "mixture, where always-0 scores about 0.7 (see the coco / paper suites for C.1)"),
         _partial_context({"scenario": "lmm_mixture"}, "lmm-mixture",
                          "CoCo App. C.3 misspecified (bimodal latent, batches of 5)"),
     ),
@@ -432,7 +470,7 @@ _HIEROPO_SYNTHETIC = {
 
 OFFLINE = Suite(
     name="offline",
-    version=1,
+    version=2,
     kind="offline",
     num_seeds=20,
     chunk=20,
@@ -457,7 +495,94 @@ OFFLINE = Suite(
     ),
 )
 
-SUITES: dict[str, Suite] = {s.name: s for s in (QUICK, STANDARD, COCO, OFFLINE)}
+#: the agents of each seed paper's headline comparison (Setting.agents of the ``paper`` suite)
+_HIERTS_FIG2 = ("OracleTS", "HierTS", "FlatTS")
+_METS_LINEAR = ("meTS", "meTS-Fa", "HierTS", "LinTS", "LinUCB")
+_METS_LOGISTIC = ("meTS-GLM", "meTS", "HierTS", "GLM-TS", "UCB-GLM")
+_EBM = ("EbmTS", "EbmUCB", "DisjointLinTS", "DisjointLinUCB", "OLSBandit", "RMBandit")
+_COCO = ("NPM-TS", "GIDS", "MTTS", "Ind-TS")
+
+
+def _paper_settings() -> tuple[Setting, ...]:
+    """Each seed paper's headline experiment at the paper's size (first tag after the family names the
+    figure; :mod:`hbgym.leaderboards.reproduce` checks the paper's claims setting by setting)."""
+    hierts = [
+        Setting("HierGaussian-v0", {"sigma_q": sq}, 200, (_HG, tag), agents=_HIERTS_FIG2,
+                note=f"HierTS Sec. 7 Fig. 2{panel}: m=10, K=10, d=2, L=5, n=200 per task, sigma_q={sq}")
+        for sq, panel, tag in ((0.5, "(a)", "hierts-fig2a"), (1.0, "(b)", "hierts-fig2b"))
+    ]
+    hierts += [
+        Setting("HierGaussian-v0", {"tasks_per_round": L}, 200, (_HG, f"hierts-fig2c-L{L}"),
+                agents=("HierTS",), note=f"HierTS Fig. 2(c): concurrent tasks L={L}, sigma_q=1")
+        for L in (1, 2, 5, 10)
+    ]
+    mets = [
+        Setting("MixedEffect-v0", {}, 5000, (_ME, "mets-fig1-linear"), agents=_METS_LINEAR,
+                note="meTS poster Fig. 1 linear = the authors' experiment (env defaults)"),
+        Setting("MixedEffectLogistic-v0", {}, 5000, (_ME, "mets-fig1-logistic"), oracle="optimal",
+                agents=_METS_LOGISTIC,
+                note="meTS poster Fig. 1 logistic (no meTS-GLM-Fa in the zoo); Gaussian OracleTS is "
+                "misspecified for Bernoulli rewards, so score 1 = the optimal policy"),
+    ]
+    ebm = [
+        Setting(env_id, {}, 200, (_MB, tag), oracle="optimal", agents=_EBM, note=note)
+        for env_id, tag, note in (
+            ("MultiBandit-v0", "ebm-fig1-balanced", "ebm Sec. 7.1 Fig. 1 balanced arrival (T = 2000)"),
+            ("MultiBanditDataPoor-v0", "ebm-fig1-data-poor", "ebm Fig. 1 data-poor instance 0 (p_0 = 0.02)"),
+            ("MultiBanditSparse-v0", "ebm-fig2-sparse", "ebm Fig. 2 sparse heterogeneity"),
+        )
+    ]
+    coco = [
+        dataclasses.replace(_partial_context(kwargs, tag, note), agents=_COCO)
+        for kwargs, tag, note in (
+            ({"scenario": "mixture"}, "coco-fig2a", "CoCo Fig. 2(a), App. C.1"),
+            ({"scenario": "partial_linear"}, "coco-fig2b", "CoCo Fig. 2(b), App. C.2"),
+            ({"scenario": "lmm"}, "coco-fig2c", "CoCo Fig. 2(c), App. C.3, all users at once"),
+            ({"scenario": "lmm_mixture", "theta_per_user": True}, "coco-fig2d",
+             "CoCo Fig. 2(d), App. C.3 misspecified: one theta per user from the bimodal mixture"),
+        )
+    ]
+    return (*hierts, *mets, *ebm, *coco)
+
+
+PAPER = Suite(
+    name="paper",
+    version=1,
+    kind="online",
+    num_seeds=50,
+    chunk=25,
+    agents=tuple(dict.fromkeys(_HIERTS_FIG2 + _METS_LINEAR + _METS_LOGISTIC + _EBM + _COCO)),
+    description="each seed paper's headline online experiment at the paper's size, 50 seeds (hours on 2 "
+    "cores; `reproduce DIR` checks the papers' claims)",
+    settings=_paper_settings(),
+)
+
+PAPER_OFFLINE = Suite(
+    name="paper-offline",
+    version=1,
+    kind="offline",
+    num_seeds=30,
+    chunk=30,
+    agents=("HierOPO", "FlatOPO", "OracleOPO"),
+    description="HierOPO Sec. 7.1 Fig. 2 at the paper's size: vary n (sigma_q = 0.5, 1) and m, 30 runs",
+    settings=(
+        *(
+            Setting("HierGaussian-v0", {**_HIEROPO_SYNTHETIC, "sigma_q": sq}, n,
+                    (_HG, f"hieropo-fig2-sq{sq}-n{n}"), oracle="optimal",
+                    note=f"HierOPO Fig. 2 vary n: sigma_q={sq}, n={n}, m=10")
+            for sq in (0.5, 1.0)
+            for n in (25, 50, 100, 200, 500, 1000, 2000)
+        ),
+        *(
+            Setting("HierGaussian-v0", {**_HIEROPO_SYNTHETIC, "num_tasks": m}, 500,
+                    (_HG, f"hieropo-fig2-m{m}"), oracle="optimal",
+                    note=f"HierOPO Fig. 2 vary m: m={m}, n=500, sigma_q=1")
+            for m in (5, 10, 20, 50, 100)
+        ),
+    ),
+)
+
+SUITES: dict[str, Suite] = {s.name: s for s in (QUICK, STANDARD, COCO, OFFLINE, PAPER, PAPER_OFFLINE)}
 
 
 def get_suite(name: str) -> Suite:

@@ -116,7 +116,9 @@ def test_mets_glm_hyper_posterior_matches_an_independent_laplace_computation():
             grams.append(g)
             moments.append((g + ridge * np.eye(2)) @ theta)
         h = agent.hierarchy
-        mean, cov = dense_hierarchical_posterior(h.hyper_mean, h.hyper_cov, h.mixing, h.unit_cov,
+        weights = obs["mixing"][b, 0]  # (K, L_e): this episode's public weights (constant in the episode)
+        mixing = np.einsum("kl,ij->kilj", weights, np.eye(2)).reshape(K, 2, -1)
+        mean, cov = dense_hierarchical_posterior(h.hyper_mean, h.hyper_cov, mixing, h.unit_cov,
                                                  grams, moments)
         D = len(h.hyper_mean)
         np.testing.assert_allclose(got_mean[b].numpy(), mean[:D], atol=1e-6)

@@ -84,6 +84,17 @@ def test_posterior_equals_dense_joint_conditioning(logged, cls):
     np.testing.assert_allclose(policy.posterior_cov[0].numpy(), want_cov, rtol=1e-9, atol=1e-10)
 
 
+def test_posterior_is_exact_when_sigma_squared_is_not_a_power_of_two():
+    """sigma = 0.3: the logged-sample weights 1/sigma^2 must stay float64 (a float32 mask / noise_var
+    would put the posterior off by ~1e-7)."""
+    env = gym.make("HierGaussian-v0", **{**KW, "sigma": 0.3})
+    ds = offline.collect(env, 37, seed=11)
+    policy = HierOPO.from_env(env).fit(ds)
+    want_mean, want_cov = dense_posterior(ds, env.unwrapped.model)
+    np.testing.assert_allclose(policy.posterior_mean[0].numpy(), want_mean, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(policy.posterior_cov[0].numpy(), want_cov, rtol=0, atol=1e-12)
+
+
 def test_uncertainty_ordering_of_section_3_3(logged):
     """Oracle covariance <= HierOPO's; with many tasks the flat one is the widest (Sec. 3.3)."""
     env, ds = logged

@@ -406,6 +406,14 @@ class HierarchicalGaussian(_UnitTables):
         """The hyper-posterior precision ``S_bar^{-1}`` ``(B, D, D)``."""
         return symmetrize(self._prior_precision + self._sum_precision)
 
+    def hyper_eta(self) -> torch.Tensor:
+        """The hyper-posterior natural mean ``S_bar^{-1} mu_bar`` ``(B, D)``:
+        ``S_psi^{-1} mu_psi + sum_u A_u^T P_u G_u^{-1} b_u`` (HierTS eq. (5); ``P_u G_u^{-1}`` in exact
+        form, without inverting ``G_u``)."""
+        if not self.learn_hyper:
+            raise RuntimeError("this posterior was built with learn_hyper=False")
+        return self._prior_eta + self._sum_eta
+
     def sample_hyper(self, streams: ReplicateStreams) -> torch.Tensor:
         """psi_t ~ Q_t, ``(B, D)`` (Alg. 1 line 5)."""
         mean, factor = self.hyper_factor()

@@ -118,6 +118,17 @@ class HierGaussianEnv(MultiTaskBanditEnv):
     * ``"one_hot"``: the K-armed Gaussian bandit of Sec. 4.1 / App. D; ``d = K`` and feature
       vectors are the standard basis, so ``theta_s`` holds the arm means.
 
+    ## Defaults where the papers are silent (our choices)
+    HierTS Sec. 7 states ``d``, ``K``, the action distribution, ``L``, ``n = 200 m / L`` with the
+    random-permutation schedule, ``sigma_q``, ``sigma_0`` and ``sigma``. It does not state: the number
+    of tasks ``m`` (ours 10), the hyper-prior mean ``mu_q`` (ours 0), whether the ``K`` action vectors
+    are shared by all tasks (ours: one set per instance, shared) or redrawn per run (ours: per
+    episode), nor the number of runs (ours: 100 in ``benchmarks/hierts_reproduction.py``, 50 in the
+    ``paper`` suite). HierOPO Sec. 7.1 (``action_set="resampled"``, ``d=4``, ``K=5``, ``sigma_0=0.5``,
+    ``m=10``) does not state ``mu_q`` (ours 0), how the task of a logged sample is chosen (ours:
+    uniformly) nor how the policy value is integrated over contexts (ours: a fixed Monte Carlo sample
+    of contexts per task, :func:`hbgym.offline.evaluation_contexts`).
+
     ## Action Space
     ``MultiDiscrete([K] * L)``: one action index per acting task (slot). With ``L == 1`` a scalar
     integer is also accepted.

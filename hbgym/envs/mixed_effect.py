@@ -25,7 +25,8 @@ from hbgym.models import (
 )
 
 REWARDS = ("linear", "logistic")
-MIXINGS = ("simplex", "signed")
+MIXINGS = ("signed", "simplex")
+CONTEXTS = ("pool", "uniform")
 EFFECT_STD = float(np.sqrt(3.0))  # psi_l ~ N(0, 3 I_d) in the poster's synthetic study
 
 
@@ -36,46 +37,83 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 class MixedEffectSimulator(BanditSimulator):
     """Batched dynamics of the mixed-effect bandit (see :class:`MixedEffectEnv`)."""
 
-    def __init__(self, model: MixedEffectModel) -> None:
+    def __init__(self, model: MixedEffectModel, contexts: str = "pool", pool_size: int = 100) -> None:
         self.model = model
+        self.contexts = contexts
+        self.pool_size = int(pool_size)
         self._effect_factors = np.stack([psd_factor(c) for c in model.effect_cov])  # (L_e, d, d)
         self._action_factor = psd_factor(model.action_cov)
+        if model.mixing_weights is not None:
+            weights = model.mixing_weights
+            low, high = min(-1.0, float(weights.min())), max(1.0, float(weights.max()))
+        else:
+            low, high = (0.0, 1.0) if model.mixing_episode == "simplex" else (-1.0, 1.0)
+        self._mixing_bounds = (low, high)
 
     def observation_space(self) -> spaces.Dict:
         m = self.model
+        low, high = self._mixing_bounds
         return spaces.Dict(
             {
                 "task": spaces.MultiDiscrete(np.ones(1, dtype=np.int64)),
                 "features": spaces.Box(-1.0, 1.0, shape=(1, m.num_actions, m.dim), dtype=np.float64),
+                "mixing": spaces.Box(low, high, shape=(1, m.num_actions, m.num_effects), dtype=np.float64),
             }
         )
+
+    def _episode_weights(self, keys: np.ndarray) -> np.ndarray:
+        """The mixing weights ``(B, K, L_e)`` of each episode (fixed ones broadcast)."""
+        m = self.model
+        if m.mixing_weights is not None:
+            return np.broadcast_to(m.mixing_weights, (len(keys), *m.mixing_weights.shape)).copy()
+        k, l = rng.indexed((m.num_actions, m.num_effects))
+        u = rng.uniform(keys[:, None, None], rng.STREAM_INSTANCE, 2, k, l)  # (B, K, L_e)
+        if m.mixing_episode == "signed":
+            return 2.0 * u - 1.0
+        exponential = -np.log(u)  # normalised Exp(1) draws are Dirichlet(1) rows
+        return exponential / exponential.sum(-1, keepdims=True)
 
     def sample_instance(self, keys: np.ndarray) -> MixedEffectInstance:
         m = self.model
         index = rng.indexed((m.num_effects, m.dim))
         z = rng.normal(keys[:, None, None], rng.STREAM_INSTANCE, 0, *index)  # (B, L_e, d)
         effects = m.effect_mean + np.einsum("lij,blj->bli", self._effect_factors, z)
-        centre = np.einsum("kl,bld->bkd", m.mixing_weights, effects)  # sum_l b_il psi_l
+        weights = self._episode_weights(keys)
+        centre = np.einsum("bkl,bld->bkd", weights, effects)  # sum_l b_il psi_l
         params = rng.multivariate_normal(
             keys, (rng.STREAM_INSTANCE, 1), centre, self._action_factor, (m.num_actions,)
         )
-        return MixedEffectInstance(effects, params)
+        return MixedEffectInstance(effects, params, weights)
+
+    def prepare(self, keys: np.ndarray, instance: MixedEffectInstance) -> np.ndarray | None:
+        """The episode's feature pool ``(B, P, d)`` of ``U[-1, 1]^d`` points (None: fresh contexts)."""
+        if self.contexts != "pool":
+            return None
+        p, j = rng.indexed((self.pool_size, self.model.dim))
+        return 2.0 * rng.uniform(keys[:, None, None], rng.STREAM_CONTEXT, 1, p, j) - 1.0
 
     def observe(
-        self, keys: np.ndarray, instance: MixedEffectInstance, state: Any, t: int
+        self, keys: np.ndarray, instance: MixedEffectInstance, state: np.ndarray | None, t: int
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         m = self.model
+        if state is None:
 
-        def block(ts: np.ndarray) -> np.ndarray:  # (B, T, K, d)
-            k, j = rng.indexed((m.num_actions, m.dim))
-            return rng.uniform(keys[:, None, None, None], rng.STREAM_CONTEXT, ts[None, :, None, None], k, j)
+            def block(ts: np.ndarray) -> np.ndarray:  # (B, T, K, d)
+                k, j = rng.indexed((m.num_actions, m.dim))
+                key = keys[:, None, None, None]
+                return rng.uniform(key, rng.STREAM_CONTEXT, ts[None, :, None, None], k, j)
 
-        u = self.blocks.get("contexts", keys, t, len(keys) * m.num_actions * m.dim, block)
-        contexts = 2.0 * u - 1.0  # (B, K, d)
+            u = self.blocks.get("contexts", keys, t, len(keys) * m.num_actions * m.dim, block)
+            contexts = 2.0 * u - 1.0  # (B, K, d)
+        else:
+            u = rng.uniform(keys[:, None], rng.STREAM_CONTEXT, 2, t, np.arange(m.num_actions))  # (B, K)
+            pick = np.minimum((u * self.pool_size).astype(np.int64), self.pool_size - 1)
+            contexts = np.take_along_axis(state, pick[..., None], axis=1)  # (B, K, d)
         logits = np.einsum("bkd,bkd->bk", contexts, instance.action_params)
         means = logits if m.reward == "linear" else sigmoid(logits)
         tasks = np.zeros((len(keys), 1), dtype=np.int64)
-        return {"task": tasks, "features": contexts[:, None]}, means[:, None]
+        obs = {"task": tasks, "features": contexts[:, None], "mixing": instance.mixing_weights[:, None]}
+        return obs, means[:, None]
 
     def draw_rewards(
         self, keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray
@@ -109,23 +147,37 @@ class MixedEffectEnv(MultiTaskBanditEnv):
 
     ## Generative model
     ``psi_l ~ N(0, effect_std^2 I_d)`` for ``l < L_e``; ``theta_i | psi ~ N(sum_l b_il psi_l,
-    action_std^2 I_d)``; contexts ``X_{t,i} ~ U[-1, 1]^d`` i.i.d. per round and action; reward
-    ``Y_t ~ N(X_{t,A}^T theta_A, sigma^2)`` (``reward="linear"``) or
-    ``Bernoulli(sigmoid(X_{t,A}^T theta_A))`` (``reward="logistic"``). Defaults follow the poster's
-    synthetic study: ``K=100``, ``L_e=3``, ``d=2``, ``n=5000``, ``effect_std^2=3``, ``action_std=1``,
-    ``sigma=1``. The mixing weights ``b_i`` are public (part of the model, fixed at construction):
-    by default (``mixing="simplex"``) each ``b_i`` is drawn from the uniform distribution on the
-    simplex (Dirichlet(1), membership probabilities as in the poster's proxy structure) with
-    ``mixing_seed``; ``mixing="signed"`` draws ``b_i ~ U[-1, 1]^{L_e}`` (effects that add or
-    subtract, where a single shared effect is a poor model). The poster does not state how its
-    weights were drawn, so both are our choices; pass ``mixing_weights`` ``(K, L_e)`` to set them.
+    action_std^2 I_d)``; reward ``Y_t ~ N(X_{t,A}^T theta_A, sigma^2)`` (``reward="linear"``) or
+    ``Bernoulli(sigmoid(X_{t,A}^T theta_A))`` (``reward="logistic"``).
+
+    Defaults = the meTS authors' own synthetic experiment (their public experiment code, poster
+    Fig. 1): ``K=100``, ``L_e=3``, ``d=2``, ``n=5000``, ``effect_std^2=3``, ``action_std=1``,
+    ``sigma=1``; signed mixing weights ``b_il ~ U[-1, 1]`` drawn anew for every episode
+    (``mixing="signed"``, ``mixing_seed=None``); contexts from a pool of ``pool_size=100`` points
+    ``U[-1, 1]^d`` drawn once per episode, each round each action's feature vector a uniform draw
+    from the pool (``contexts="pool"``). ``MixedEffectLogistic-v0`` has the same structure with
+    Bernoulli rewards (the poster's logistic panel: ``K=100``, ``L=3``, ``d=2``).
+
+    Other options: ``mixing="simplex"`` draws Dirichlet(1) rows (membership probabilities, as in the
+    poster's MovieLens proxy structure); an integer ``mixing_seed`` fixes the weights for every
+    episode (drawn once at construction: the v0 behaviour before the paper-defaults change was
+    ``mixing="simplex", mixing_seed=0, contexts="uniform"``); ``mixing_weights`` ``(K, L_e)`` sets
+    them; ``contexts="uniform"`` draws fresh ``X_{t,i} ~ U[-1, 1]^d`` every round.
+
+    ## Public mixing weights
+    The weights are public in every configuration: every observation carries the episode's
+    ``b`` under ``"mixing"`` (constant within an episode). Agents built by ``from_env`` before
+    ``reset`` read them from the observation. When the weights are fixed they are also in
+    ``env.unwrapped.model.mixing_weights``; when they are drawn per episode that field is None and
+    ``model.mixing_episode`` names their distribution.
 
     ## Action Space
     ``MultiDiscrete([K])`` (one slot; a scalar integer is also accepted).
 
     ## Observation Space
-    ``Dict``: ``"task"`` ``MultiDiscrete([1])`` (always 0: one task whose units are the actions) and
-    ``"features"`` ``Box(-1, 1, (1, K, d), float64)``, the contexts ``X_{t,i}`` of all actions.
+    ``Dict``: ``"task"`` ``MultiDiscrete([1])`` (always 0: one task whose units are the actions),
+    ``"features"`` ``Box(-1, 1, (1, K, d), float64)``, the contexts ``X_{t,i}`` of all actions, and
+    ``"mixing"`` ``Box(lo, hi, (1, K, L_e), float64)``, the episode's mixing weights ``b``.
 
     ## Rewards
     The realised reward of the chosen action; Gaussian noise / Bernoulli draws are common random
@@ -136,7 +188,8 @@ class MixedEffectEnv(MultiTaskBanditEnv):
     with ``mu`` the identity (linear) or the sigmoid (logistic).
 
     ## Starting State
-    ``reset`` draws the effects and the action parameters; contexts come from their own stream.
+    ``reset`` draws the mixing weights (per-episode mode), the effects, the action parameters and
+    the feature pool; contexts come from their own stream.
 
     ## Episode End
     ``terminated=True`` after ``horizon`` rounds; never truncated.
@@ -145,8 +198,10 @@ class MixedEffectEnv(MultiTaskBanditEnv):
     ``num_actions`` (K, 100), ``num_effects`` (L_e, 3), ``dim`` (d, 2), ``horizon`` (n, 5000 rounds),
     ``effect_std`` (sqrt 3; or an ``(L_e, d, d)`` / ``(d, d)`` covariance), ``action_std`` (1; or a
     ``(d, d)`` covariance), ``sigma`` (1, linear only), ``reward`` (``"linear"`` | ``"logistic"``),
-    ``mixing_weights`` (``(K, L_e)`` real weights, or None), ``mixing`` (``"simplex"`` |
-    ``"signed"``, used when ``mixing_weights`` is None), ``mixing_seed`` (0).
+    ``mixing_weights`` (``(K, L_e)`` real weights, or None), ``mixing`` (``"signed"`` |
+    ``"simplex"``, used when ``mixing_weights`` is None), ``mixing_seed`` (None: weights redrawn
+    every episode; an int: fixed at construction), ``contexts`` (``"pool"`` | ``"uniform"``),
+    ``pool_size`` (100).
     * ``render_mode``: None (default), ``"rgb_array"`` or ``"ansi"`` (see :mod:`hbgym.envs.render`);
       ``max_memory_gib``: limit on the estimated memory of one episode (default
       ``$HBGYM_MAX_MEMORY_GIB`` or 4 GiB), above which construction raises ``ValueError`` with the
@@ -160,7 +215,9 @@ class MixedEffectEnv(MultiTaskBanditEnv):
     :class:`MixedEffectVectorEnv` (``gym.make_vec("MixedEffect-v0", num_envs=B)``).
 
     ## Version History
-    * v0: initial release.
+    * v0: initial release. Defaults changed to the authors' experiment (signed per-episode weights,
+      feature pool, ``"mixing"`` observation key) without an id bump: every suite using it bumped
+      its version, so no stored result is silently compared with new numbers.
     """
 
     def __init__(
@@ -174,8 +231,10 @@ class MixedEffectEnv(MultiTaskBanditEnv):
         sigma: float = 1.0,
         reward: str = "linear",
         mixing_weights: Any = None,
-        mixing: str = "simplex",
-        mixing_seed: int = 0,
+        mixing: str = "signed",
+        mixing_seed: int | None = None,
+        contexts: str = "pool",
+        pool_size: int = 100,
         render_mode: str | None = None,
         max_memory_gib: float | None = None,
     ) -> None:
@@ -195,7 +254,17 @@ class MixedEffectEnv(MultiTaskBanditEnv):
             raise ValueError(f"num_actions must be at least 2, got {num_actions}")
         if mixing not in MIXINGS:
             raise ValueError(f"mixing={mixing!r} is unknown; allowed: {', '.join(MIXINGS)}")
-        if mixing_weights is None:
+        if contexts not in CONTEXTS:
+            raise ValueError(f"contexts={contexts!r} is unknown; allowed: {', '.join(CONTEXTS)}")
+        check_positive("pool_size", pool_size, integer=True)
+        if mixing_seed is not None and (
+            isinstance(mixing_seed, bool) or not isinstance(mixing_seed, (int, np.integer)) or mixing_seed < 0
+        ):
+            raise ValueError(f"mixing_seed must be None (weights redrawn every episode) or an int >= 0, "
+                             f"got {mixing_seed!r}")
+        if mixing_weights is None and mixing_seed is None:
+            weights = None
+        elif mixing_weights is None:
             weight_rng = np.random.default_rng(mixing_seed)
             if mixing == "simplex":
                 weights = weight_rng.dirichlet(np.ones(num_effects), size=num_actions)
@@ -229,8 +298,9 @@ class MixedEffectEnv(MultiTaskBanditEnv):
             action_cov=as_cov("action_std", action_std, dim),
             noise_std=float(sigma),
             reward=reward,
+            mixing_episode=mixing if weights is None else None,
         )
-        super().__init__(MixedEffectSimulator(model), render_mode=render_mode)
+        super().__init__(MixedEffectSimulator(model, contexts, pool_size), render_mode=render_mode)
 
 
 class MixedEffectVectorEnv(MultiTaskBanditVectorEnv):

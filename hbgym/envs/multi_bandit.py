@@ -178,6 +178,12 @@ class MultiBanditEnv(MultiTaskBanditEnv):
     Defaults: ``M = 10``, ``K = 5``, ``d = 5``, ``n = 200`` expected rounds per instance (``T = 2000``).
     The paper's own numbers were lost in extraction; these are our choices in its spirit.
 
+    Defaults where the paper (as we have it) is silent, all ours: ``M = 10``, ``K = 5``, ``d = 5``,
+    ``T = 2000``; ``beta_k ~ N(0, I)``; ``Sigma_k = 0.25 AR(1, 0.5)``; ``sigma_k = 0.5``; the mixture
+    context ``0.5 N(-1, 0.5^2) + 0.5 N(1, 0.5^2)`` per element; data-poor ``p_0 = 0.02``; sparse
+    heterogeneity with one non-zero coordinate ``N(0, 1)``. The paper states 100 seeds per experiment
+    and ebmTS/ebmUCB's tuning constants (see :mod:`hbgym.agents.ebm`).
+
     ## Action Space
     ``MultiDiscrete([K])`` (one slot: the arriving individual); a scalar integer is also accepted.
 
