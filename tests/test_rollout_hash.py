@@ -1,8 +1,9 @@
 """Seeded rollouts stay bit-identical: every synthetic family's fingerprint equals the stored one.
 
-The fingerprints in benchmarks/results/rollout_hashes.json were written by the code before the
-step/reset speed work (``python -m benchmarks.rollout_hash --write ...``); a change of seeded numbers
-must bump the env version instead.
+The fingerprints in benchmarks/results/rollout_hashes.json were written by code without the step/reset
+speed work (first bba5658; the MixedEffect entries again from main at 91390b7, whose observations gained
+a ``mixing`` key), and the speed work reproduces them all; a change of seeded numbers must bump the env
+version instead.
 """
 
 from __future__ import annotations
