@@ -154,14 +154,14 @@ class TorchAgent(ABC):
         batched, tensors = self._to_tensors(obs)
         with torch.no_grad():
             actions = self._act(tensors)
-        out = actions.to("cpu").numpy().astype(np.int64)
+        out = actions.cpu().numpy().astype(np.int64, copy=False)
         return out if batched else out[0]
 
     def update(self, obs: Mapping[str, np.ndarray], action: np.ndarray, reward: np.ndarray) -> None:
         """Condition on rewards ``(B, L)`` of ``action`` ``(B, L)`` taken at ``obs``."""
         batched, tensors = self._to_tensors(obs)
-        action_t = torch.as_tensor(np.asarray(action), device=self.device).long()
-        reward_t = torch.as_tensor(np.asarray(reward, dtype=np.float64), device=self.device)
+        action_t = torch.as_tensor(np.asarray(action), device=self.device, dtype=torch.long)
+        reward_t = torch.as_tensor(np.asarray(reward), device=self.device, dtype=self.dtype)
         if not batched:
             action_t, reward_t = action_t.reshape(1, -1), reward_t.reshape(1, -1)
         shape = tensors["task"].shape
@@ -171,7 +171,7 @@ class TorchAgent(ABC):
                 f"got {tuple(action_t.shape)} and {tuple(reward_t.shape)}"
             )
         with torch.no_grad():
-            self._update(tensors, action_t, reward_t.to(self.dtype))
+            self._update(tensors, action_t, reward_t)
 
     def _to_tensors(self, obs: Mapping[str, np.ndarray]) -> tuple[bool, dict[str, torch.Tensor]]:
         if "task" not in obs:
@@ -190,7 +190,7 @@ class TorchAgent(ABC):
             if not batched:
                 arr = arr[None]
             dtype = torch.long if arr.dtype.kind in "iub" else self.dtype
-            tensors[key] = torch.as_tensor(arr, device=self.device).to(dtype)
+            tensors[key] = torch.as_tensor(arr, device=self.device, dtype=dtype)
         return batched, tensors
 
     # ------------------------------------------------------------------ subclass hooks (torch)

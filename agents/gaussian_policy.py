@@ -167,7 +167,7 @@ class GaussianPolicy(TorchAgent):
         ``scale`` inflates the draw's deviation from the conditional mean (1 = exact draw).
         """
         theta = self.posterior.sample_units(self._query(ids), hyper, self.streams, scale=scale)
-        return (features * self._per_slot(theta, ids)).sum(-1)
+        return torch.linalg.vecdot(features, self._per_slot(theta, ids))
 
     def _bound(
         self, ids: torch.Tensor, features: torch.Tensor, width: float, hyper: torch.Tensor | None = None

@@ -198,3 +198,17 @@ def plot_curves(ax: Any, runs: list[Run], title: str, z: float = 1.96) -> None:
     ax.set_xlabel("round")
     ax.set_ylabel("cumulative regret")
     ax.legend()
+
+
+def write_result(out: str | Path, title: str, script: str, argv: list[str] | None, body: str) -> str:
+    """Write (and print) a results page: ``title``, the exact command, the machine line, ``body``.
+
+    ``argv`` is what the script's ``main`` received (None: the command line).
+    """
+    command = command_line(f"benchmarks.{script}", argv)
+    text = f"# {title}\n\nCommand: `{command}`\n\n{machine_line()}\n\n{body}\n"
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(text)
+    return text

@@ -22,6 +22,8 @@ broadcast shape.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = [
@@ -59,6 +61,61 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+_MASK = 2**64 - 1
+_GOLDEN_INT, _MUL1_INT, _MUL2_INT = int(_GOLDEN), int(_MUL1), int(_MUL2)
+
+
+def _mix_int(z: int) -> int:
+    """:func:`_mix` on one Python int in [0, 2**64) (same bits, without NumPy's per-call overhead)."""
+    z = ((z ^ (z >> 30)) * _MUL1_INT) & _MASK
+    z = ((z ^ (z >> 27)) * _MUL2_INT) & _MASK
+    return z ^ (z >> 31)
+
+
+_SMALL = 32  # up to this many draws of one episode, Python ints beat NumPy's per-call overhead
+
+
+def _hash_small(key: np.ndarray | int, words: tuple) -> tuple[list[int], tuple[int, ...]] | None:
+    """:func:`hash_words` element by element with Python ints (the same bits) when ``key`` is one
+    episode and the draw is small (the single env's per-round draws); None otherwise.
+
+    Returns the hashes as a flat list and the broadcast shape of ``(key, *words)``.
+    """
+    if isinstance(key, np.ndarray):
+        if key.size != 1:
+            return None
+        value = int(key.reshape(-1)[0])
+    elif isinstance(key, (int, np.integer)):
+        value = int(key) & _MASK
+    else:
+        return None
+    arrays: list[np.ndarray] = []
+    for word in words:
+        if isinstance(word, (int, np.integer)):
+            if arrays:  # a scalar after an array word: hash it per element below
+                arrays.append(np.asarray(word))
+                continue
+            value = _mix_int((value + ((int(word) + 1) & _MASK) * _GOLDEN_INT) & _MASK)
+        else:
+            arrays.append(np.asarray(word))
+    shape = np.broadcast_shapes(np.shape(key), *(a.shape for a in arrays)) if arrays else np.shape(key)
+    if math.prod(shape) > _SMALL:
+        return None
+    if not arrays:
+        return [value], shape
+    columns = [
+        (a if a.shape == shape else np.broadcast_to(a, shape)).astype(np.uint64).ravel().tolist()
+        for a in arrays
+    ]
+    out = []
+    for row in zip(*columns):
+        h = value
+        for w in row:
+            h = _mix_int((h + ((w + 1) & _MASK) * _GOLDEN_INT) & _MASK)
+        out.append(h)
+    return out, shape
+
+
 def episode_key(rng: np.random.Generator) -> np.uint64:
     """Draw a fresh 64-bit episode key from a Gymnasium ``np_random`` generator."""
     return np.uint64(rng.integers(0, 2**63, dtype=np.int64))
@@ -66,6 +123,10 @@ def episode_key(rng: np.random.Generator) -> np.uint64:
 
 def hash_words(key: np.ndarray | int, *words: np.ndarray | int) -> np.ndarray:
     """Hash ``key`` chained with ``words`` to uint64 (broadcast shape of all arguments)."""
+    small = _hash_small(key, words)
+    if small is not None:
+        values, shape = small
+        return np.array(values, dtype=np.uint64).reshape(shape or (1,))
     with np.errstate(over="ignore"):
         h = np.asarray(key, dtype=np.uint64)
         h = np.atleast_1d(h) if h.ndim == 0 else h
@@ -80,6 +141,11 @@ def _to_uniform(h: np.ndarray) -> np.ndarray:
     return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * _TWO_POW_MINUS_53
 
 
+def _uniform_int(h: int) -> float:
+    """:func:`_to_uniform` of one Python int (the same float: every step is exact or IEEE-rounded)."""
+    return ((h >> 11) + 0.5) * _TWO_POW_MINUS_53
+
+
 def _squeeze_like(out: np.ndarray, key: np.ndarray | int, words: tuple) -> np.ndarray:
     shape = np.broadcast_shapes(np.shape(key), *(np.shape(w) for w in words))
     return out.reshape(shape)
@@ -87,11 +153,21 @@ def _squeeze_like(out: np.ndarray, key: np.ndarray | int, words: tuple) -> np.nd
 
 def uniform(key: np.ndarray | int, *words: np.ndarray | int) -> np.ndarray:
     """Uniform(0, 1) draws indexed by ``(key, *words)``; shape = broadcast shape of the arguments."""
+    small = _hash_small(key, words)
+    if small is not None:
+        values, shape = small
+        return np.array([_uniform_int(h) for h in values]).reshape(shape)
     return _squeeze_like(_to_uniform(hash_words(key, *words)), key, words)
 
 
 def normal(key: np.ndarray | int, *words: np.ndarray | int) -> np.ndarray:
     """Standard normal draws indexed by ``(key, *words)`` (Box-Muller on two sub-hashes)."""
+    small = _hash_small(key, words)
+    if small is not None:
+        values, shape = small
+        u1 = np.array([_uniform_int(_mix_int(h ^ _MUL1_INT)) for h in values])
+        u2 = np.array([_uniform_int(_mix_int(h ^ _MUL2_INT)) for h in values])
+        return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).reshape(shape)
     h = hash_words(key, *words)
     with np.errstate(over="ignore"):
         u1 = _to_uniform(_mix(h ^ _MUL1))

@@ -100,9 +100,22 @@ class TaskSchedule:
         dtype = np.int32 if total < 2**31 else np.int64
         return (order // self.horizon).astype(dtype)
 
-    def tasks(self, state: np.ndarray | None, keys: np.ndarray, t: int) -> np.ndarray:
-        """Task ids ``(B, L)`` (int64) acting in round ``t`` (0-based)."""
+    def tasks(self, state: np.ndarray | None, keys: np.ndarray, t: int | np.ndarray) -> np.ndarray:
+        """Task ids ``(B, L)`` (int64) acting in round ``t`` (0-based); for rounds ``t`` ``(T,)``
+        the ids ``(B, T, L)`` of each (the same numbers, in one call)."""
         num_envs, width = len(keys), self.tasks_per_round
+        if np.ndim(t):
+            rounds = np.asarray(t, dtype=np.int64)
+            if self.kind in ("concurrent", "sequential"):
+                total = self.num_tasks * self.horizon
+                index = np.minimum(rounds[:, None] * width + np.arange(width), total - 1)  # (T, L)
+                return state[:, index].astype(np.int64)
+            if self.kind == "meta":
+                ids = (rounds // self.horizon)[None, :, None]
+                return np.broadcast_to(ids, (num_envs, len(rounds), 1)).copy()
+            slots = np.arange(width)[None, None, :]
+            u = rng.uniform(keys[:, None, None], rng.STREAM_SCHEDULE, rounds[None, :, None], slots)
+            return rng.categorical(u, self.arrival_probs)
         if self.kind in ("concurrent", "sequential"):
             return state[:, t * width : (t + 1) * width].astype(np.int64)
         if self.kind == "meta":

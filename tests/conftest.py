@@ -77,7 +77,10 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-requires_cuda = pytest.mark.skipif(not cuda_available(), reason="needs a CUDA device")
+def requires_cuda(test: Any) -> Any:
+    """Mark a test ``cuda`` (selected by ``pytest -m cuda``, e.g. by benchmarks/gpu_check.py) and skip
+    it without a CUDA device."""
+    return pytest.mark.cuda(pytest.mark.skipif(not cuda_available(), reason="needs a CUDA device")(test))
 
 
 def dense_hierarchical_posterior(

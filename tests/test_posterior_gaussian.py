@@ -246,3 +246,18 @@ def test_cuda_matches_cpu():
         out.append([t.cpu() for t in post.marginal_posterior(torch.arange(4, device=device)[None])])
     torch.testing.assert_close(out[0][0], out[1][0], atol=1e-8, rtol=0)
     torch.testing.assert_close(out[0][1], out[1][1], atol=1e-8, rtol=0)
+
+
+def test_first_occurrence_small_python_path_equals_tensor_path() -> None:
+    from hbgym.agents.posteriors.gaussian import _first_occurrence
+
+    ids = torch.tensor([[3, 1, 3, 0, 1], [2, 2, 2, 4, 0], [0, 1, 2, 3, 4]])
+    expected = torch.tensor([
+        [True, True, False, True, False], [True, False, False, True, True], [True] * 5,
+    ])
+    small = _first_occurrence(ids)  # few ids: computed in Python
+    large = _first_occurrence(ids.repeat(30, 1))  # > 256 ids: tensor ops
+    assert torch.equal(small, expected)
+    assert torch.equal(large[:3], expected)
+    assert _first_occurrence(ids[2:]) is None  # no repeats: nothing to mask
+    assert _first_occurrence(ids[:, :1]) is None

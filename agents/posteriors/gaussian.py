@@ -83,11 +83,16 @@ class _UnitTables:
         self, rewards: torch.Tensor, noise_var: float | torch.Tensor, mask: torch.Tensor | None
     ) -> torch.Tensor:
         """Observation weights ``1 / noise_var`` ``(B, n)``, zero where ``mask`` is False."""
-        weight = torch.ones_like(rewards) / _as_tensor(noise_var, self._like)
+        if isinstance(noise_var, (int, float)):
+            weight = torch.full_like(rewards, 1.0 / noise_var)
+        else:
+            weight = torch.ones_like(rewards) / _as_tensor(noise_var, self._like)
         return weight if mask is None else weight * mask.to(weight.dtype)
 
     def _flat(self, ids: torch.Tensor) -> torch.Tensor:
         """Row indices ``b * U + u`` of ``(B, n)`` unit ids into ``(B * U, ...)`` views of the tables."""
+        if self.num_envs == 1:
+            return ids.reshape(-1)
         return (torch.arange(self.num_envs, device=ids.device)[:, None] * self.num_units + ids).reshape(-1)
 
     def _take(self, table: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
@@ -96,9 +101,18 @@ class _UnitTables:
         return _take(table, ids)
 
 
-def _first_occurrence(ids: torch.Tensor) -> torch.Tensor:
-    """``(B, n)`` bool: True where ``ids[b, j]`` does not occur in ``ids[b, :j]``."""
+def _first_occurrence(ids: torch.Tensor) -> torch.Tensor | None:
+    """``(B, n)`` bool: True where ``ids[b, j]`` does not occur in ``ids[b, :j]``; None when every
+    entry is a first occurrence (no unit repeats within a row: the common case)."""
     n = ids.shape[1]
+    if n == 1:
+        return None
+    if ids.device.type == "cpu" and ids.numel() <= 256:  # a few ids: Python beats a dozen torch ops
+        rows = ids.tolist()
+        if all(len(set(row)) == n for row in rows):
+            return None
+        mask = [[row.index(u) == j for j, u in enumerate(row)] for row in rows]
+        return torch.tensor(mask, dtype=torch.bool)
     same = ids[:, :, None] == ids[:, None, :]
     earlier = torch.ones(n, n, dtype=torch.bool, device=ids.device).tril(-1)
     return ~(same & earlier).any(-1)
@@ -143,6 +157,7 @@ class HierarchicalGaussian(_UnitTables):
         if self.mixing is not None and self.mixing.shape[-1] != self.hyper_dim:
             raise ValueError(f"mixing must have last dim D={self.hyper_dim}, got {tuple(self.mixing.shape)}")
         self._set_unit_prior(unit_cov)
+        self._eye = torch.eye(self.unit_dim, **self._like)
         self.reset()
 
     # ------------------------------------------------------------------ construction helpers
@@ -196,21 +211,35 @@ class HierarchicalGaussian(_UnitTables):
     def _unit_cache(self, ids: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         """Everything a unit's posterior needs, from its statistics (B, n units at a time).
 
-        Returns ``P_u`` ``(B, n, d, d)``, ``q_u`` ``(B, n, d)``, the conditional covariance
-        ``S~_u = L0 C^{-1} L0^T`` and its square-root factor ``L0 C^{-T/2}`` (both ``(B, n, d, d)``).
+        Returns the packed per-unit cache ``(B, n, d, 4 d + 2)`` (see :meth:`_unpack`): ``P_u``,
+        the conditional covariance ``S~_u = L0 C^{-1} L0^T``, its square-root factor
+        ``L0 C^{-T/2}``, the shrinkage ``M_u = I - S~_u G_u`` (all ``d x d``), ``q_u`` and
+        ``S~_u b_u`` (``d``). With them the conditional mean given psi is ``M_u A_u psi + S~_u b_u``.
         """
         gram, moment = self._take(self.gram, ids), self._take(self.moment, ids)
-        factor = self._take(self._unit_factor, ids)
-        w = factor.transpose(-1, -2) @ gram  # W = L0^T G
-        eye = torch.eye(self.unit_dim, **self._like)
-        chol_c = robust_cholesky(symmetrize(eye + w @ factor))  # C = I + L0^T G L0
-        half = torch.linalg.solve_triangular(chol_c, factor.transpose(-1, -2), upper=False)
-        cond_factor = half.transpose(-1, -2)
-        c_inv_w = torch.cholesky_solve(w, chol_c)
-        precision = symmetrize(gram - w.transpose(-1, -2) @ c_inv_w)
-        projected = factor.transpose(-1, -2) @ moment[..., None]
-        eta = moment - (w.transpose(-1, -2) @ torch.cholesky_solve(projected, chol_c))[..., 0]
-        return precision, eta, cond_factor @ half, cond_factor
+        factor_t = self._take(self._unit_factor, ids).mT  # L0^T
+        w = factor_t @ gram  # W = L0^T G
+        # C = I + L0^T G L0 (Cholesky reads its lower triangle only: no symmetrisation needed)
+        chol_c = robust_cholesky(self._eye + w @ factor_t.mT)
+        half = torch.linalg.solve_triangular(chol_c, factor_t, upper=False)  # C^{-1/2} L0^T
+        cond_factor = half.mT
+        cond_cov = cond_factor @ half  # S~ = L0 C^{-1} L0^T
+        # Woodbury: W^T C^{-1} W = G S~ G and W^T C^{-1} L0^T b = G S~ b; two products give all four
+        d = self.unit_dim
+        s_rhs = cond_cov @ torch.cat([gram, moment[..., None]], dim=-1)  # [S~ G | S~ b]
+        g_s_rhs = gram @ s_rhs  # [G S~ G | G S~ b]
+        precision = symmetrize(gram - g_s_rhs[..., :d])
+        eta = moment[..., None] - g_s_rhs[..., d:]
+        shrink = self._eye - s_rhs[..., :d]  # M = I - S~ G
+        return torch.cat([precision, cond_cov, cond_factor, shrink, eta, s_rhs[..., d:]], dim=-1)
+
+    def _unpack(self, packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Views ``(P, S~, F, M)`` ``(..., d, d)`` and ``(q, S~ b)`` ``(..., d)`` of a packed cache."""
+        d = self.unit_dim
+        return (
+            packed[..., 0:d], packed[..., d : 2 * d], packed[..., 2 * d : 3 * d], packed[..., 3 * d : 4 * d],
+            packed[..., 4 * d], packed[..., 4 * d + 1],
+        )
 
     def _lift(
         self, ids: torch.Tensor | None, precision: torch.Tensor, eta: torch.Tensor
@@ -219,34 +248,37 @@ class HierarchicalGaussian(_UnitTables):
         if self.mixing is None:
             return precision.sum(1), eta.sum(1)
         a = self._take(self.mixing, ids)
-        return (
-            torch.einsum("bnkD,bnkl,bnlE->bDE", a, precision, a),
-            torch.einsum("bnkD,bnk->bD", a, eta),
-        )
+        a_t = a.mT
+        return (a_t @ precision @ a).sum(1), (a_t @ eta[..., None]).sum(1)[..., 0]
 
     def _apply_mixing(self, ids: torch.Tensor | None, hyper: torch.Tensor) -> torch.Tensor:
         """``A_u psi`` ``(B, n, d)`` for ``hyper`` ``(B, D)``."""
         if self.mixing is None:
             n = self.num_units if ids is None else ids.shape[1]
             return hyper[:, None, :].expand(self.num_envs, n, self.unit_dim)
+        if ids is None and self.mixing.shape[0] == 1:  # one A for all replicates: a single GEMM
+            stacked = self.mixing[0].reshape(-1, self.hyper_dim)  # (U d, D)
+            return (hyper @ stacked.mT).view(self.num_envs, self.num_units, self.unit_dim)
         return (self._take(self.mixing, ids) @ hyper[:, None, :, None])[..., 0]
 
     def _refresh_units(self, ids: torch.Tensor) -> None:
         """Recompute the caches of units ``ids`` ``(B, n)`` and their share of the running sums."""
         self._hyper_cache = None
-        precision, eta, cond_cov, cond_factor = self._unit_cache(ids)
+        packed = self._unit_cache(ids)
         if self.learn_hyper:
-            first = _first_occurrence(ids).to(precision.dtype)
-            d_prec = (precision - self._take(self._unit_precision, ids)) * first[..., None, None]
-            d_eta = (eta - self._take(self._unit_eta, ids)) * first[..., None]
-            add_prec, add_eta = self._lift(ids, d_prec, d_eta)
+            old = self._take(self._packed, ids)
+            d = self.unit_dim
+            delta = packed[..., :d] - old[..., :d]  # P_u new - old
+            delta_eta = packed[..., 4 * d] - old[..., 4 * d]  # q_u new - old
+            first = _first_occurrence(ids)  # a unit repeated within a row counts once
+            if first is not None:
+                first = first.to(packed.dtype)
+                delta, delta_eta = delta * first[..., None, None], delta_eta * first[..., None]
+            add_prec, add_eta = self._lift(ids, delta, delta_eta)
             self._sum_precision += add_prec
             self._sum_eta += add_eta
-        rows = torch.arange(self.num_envs, device=ids.device)[:, None].expand_as(ids)
-        self._unit_precision[rows, ids] = precision
-        self._unit_eta[rows, ids] = eta
-        self._cond_cov[rows, ids] = cond_cov
-        self._cond_factor[rows, ids] = cond_factor
+        tail = self._packed.shape[2:]
+        self._packed.view(-1, *tail)[self._flat(ids)] = packed.reshape(-1, *tail)
         self._num_updates += 1
         if self.learn_hyper and self.refresh_every and self._num_updates % self.refresh_every == 0:
             self._recompute_sums()
@@ -254,11 +286,20 @@ class HierarchicalGaussian(_UnitTables):
     def _refresh_all(self) -> None:
         """Recompute every unit's cache and the running sums exactly (reset, prior changes)."""
         self._hyper_cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        cache = self._unit_cache(None)
-        self._unit_precision, self._unit_eta, self._cond_cov, self._cond_factor = (
-            t.contiguous() for t in cache
-        )
+        self._packed = self._unit_cache(None).contiguous()  # (B, U, d, 4 d + 2), one gather per query
         self._recompute_sums()
+
+    @property
+    def _unit_precision(self) -> torch.Tensor:
+        return self._unpack(self._packed)[0]
+
+    @property
+    def _unit_eta(self) -> torch.Tensor:
+        return self._unpack(self._packed)[4]
+
+    @property
+    def _cond_cov(self) -> torch.Tensor:
+        return self._unpack(self._packed)[1]
 
     def _recompute_sums(self) -> None:
         """Exact running sums from the stored per-unit contributions."""
@@ -317,9 +358,11 @@ class HierarchicalGaussian(_UnitTables):
         if self.mixing.shape[:2] != (self.num_envs, self.num_units):
             self.mixing = self.mixing.expand(self.num_envs, self.num_units, -1, -1).clone()
         if self.learn_hyper:
-            first = _first_occurrence(ids).to(self.mixing.dtype)
-            precision = self._take(self._unit_precision, ids) * first[..., None, None]
-            eta = self._take(self._unit_eta, ids) * first[..., None]
+            precision, eta = self._take(self._unit_precision, ids), self._take(self._unit_eta, ids)
+            first = _first_occurrence(ids)
+            if first is not None:
+                first = first.to(self.mixing.dtype)
+                precision, eta = precision * first[..., None, None], eta * first[..., None]
             old_prec, old_eta = self._lift(ids, precision, eta)
         rows = torch.arange(self.num_envs, device=ids.device)[:, None].expand_as(ids)
         self.mixing[rows, ids] = mixing.to(**self._like)
@@ -347,8 +390,8 @@ class HierarchicalGaussian(_UnitTables):
         if not self.learn_hyper:
             raise RuntimeError("this posterior was built with learn_hyper=False")
         if self._hyper_cache is None:
-            precision = symmetrize(self._prior_precision + self._sum_precision)
-            factor = robust_cholesky(precision)
+            # both terms are symmetric; Cholesky reads the lower triangle only
+            factor = robust_cholesky(self._prior_precision + self._sum_precision)
             eta = self._prior_eta + self._sum_eta
             mean = torch.cholesky_solve(eta[..., None], factor)[..., 0]
             self._hyper_cache = (mean, factor)
@@ -401,9 +444,16 @@ class HierarchicalGaussian(_UnitTables):
 
         ``scale`` multiplies the deviation from the conditional mean (1 = exact posterior draw).
         """
-        mean, _ = self.conditional(unit_ids, hyper)
-        z = scale * streams.normal_like(mean)
-        return mean + (self._take(self._cond_factor, _as_ids(unit_ids)) @ z[..., None])[..., 0]
+        ids = _as_ids(unit_ids)
+        packed = self._take(self._packed, ids)
+        d = self.unit_dim
+        prior_mean = self._apply_mixing(ids, hyper)
+        z = streams.normal_like(prior_mean)
+        if scale != 1.0:
+            z = scale * z
+        # [F | M] [z; A psi] + S~ b = S~ b + M A psi + F z: conditional mean (eq. (6)) plus the draw
+        draw = packed[..., 2 * d : 4 * d] @ torch.cat([z, prior_mean], dim=-1)[..., None]
+        return draw[..., 0] + packed[..., 4 * d + 1]
 
     def marginal_posterior(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """theta_u | all data (HierTS eq. (8)): mean ``(B, n, d)``, covariance ``(B, n, d, d)``."""

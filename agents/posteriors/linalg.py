@@ -28,7 +28,7 @@ def robust_cholesky(a: torch.Tensor, max_tries: int = 6) -> torch.Tensor:
     (only those members are retried). Raises :class:`NotPSDError` when retries run out.
     """
     factor, info = torch.linalg.cholesky_ex(a)
-    if not bool((info > 0).any()):
+    if not torch.count_nonzero(info):  # info > 0 marks a failed member (never negative here)
         return factor
     eps = 1e-10 if a.dtype == torch.float64 else 1e-6
     eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)

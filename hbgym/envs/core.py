@@ -29,25 +29,113 @@ __all__ = [
     "EpisodeBatch",
     "MultiTaskBanditEnv",
     "MultiTaskBanditVectorEnv",
+    "RoundBlocks",
     "bernoulli_rewards",
+    "common_noise",
     "gaussian_rewards",
 ]
 
 INFO_KEYS = ("rewards", "expected_rewards", "optimal_actions", "regret")
 
 
+class RoundBlocks:
+    """Per-round random draws computed for a block of rounds at once, for small batches.
+
+    A draw that is a pure function of (episode key, round, indices) — contexts, the common reward
+    noise of every (slot, action) — costs the single env mostly NumPy's per-call overhead when made
+    one round at a time. :meth:`get` instead evaluates ``draw(ts)`` for ``ts`` = the next block of
+    rounds and serves round ``t`` from it: the same numbers (the counter-based hash is elementwise),
+    fewer calls. Blocks hold at most ``budget`` numbers; when one round of the batch needs more
+    (large vector envs), ``draw`` is called for round ``t`` alone and nothing is cached.
+    """
+
+    def __init__(self, budget: int = 8192) -> None:
+        self.budget = budget
+        self._keys: np.ndarray | None = None
+        self._blocks: dict[str, tuple[int, int, np.ndarray]] = {}
+        self._constants: dict[str, Any] = {}
+
+    def _start(self, keys: np.ndarray) -> None:
+        if keys is not self._keys:
+            self._keys, self._blocks, self._constants = keys, {}, {}
+
+    def constant(self, name: str, keys: np.ndarray, make: Any) -> Any:
+        """``make()`` computed once per episode batch ``keys`` (e.g. a broadcast view reused every round)."""
+        self._start(keys)
+        if name not in self._constants:
+            self._constants[name] = make()
+        return self._constants[name]
+
+    def rounds_per_block(self, per_round: int) -> int:
+        """How many rounds a block holds when one round needs ``per_round`` numbers (>= 1)."""
+        return max(1, self.budget // max(1, per_round))
+
+    def get(self, name: str, keys: np.ndarray, t: int, per_round: int, draw: Any) -> np.ndarray:
+        """``draw(ts)[:, i]`` where ``ts[i] == t``.
+
+        Args:
+            name: which draw (one cache entry per name).
+            keys: ``(B,)`` episode keys; a different array object starts new blocks.
+            t: the round.
+            per_round: numbers one round of the whole batch needs (sizes the block).
+            draw: ``ts`` ``(T,)`` int64 -> array ``(B, T, ...)``.
+        """
+        cached = self._blocks.get(name) if keys is self._keys else None
+        if cached is not None and cached[0] <= t < cached[1]:  # the common case: served from the block
+            return cached[2][:, t - cached[0]]
+        block = self.rounds_per_block(per_round)
+        if block == 1:
+            return draw(np.array([t], dtype=np.int64))[:, 0]
+        self._start(keys)
+        start = t - t % block
+        values = draw(np.arange(start, start + block, dtype=np.int64))
+        self._blocks[name] = (start, start + block, values)
+        return values[:, t - start]
+
+def common_noise(
+    kind: str, keys: np.ndarray, t: int, actions: np.ndarray, num_actions: int, blocks: RoundBlocks | None
+) -> np.ndarray:
+    """The common random number ``(B, L)`` of (key, t, slot, action): standard ``"normal"`` or
+    ``"uniform"``. With ``blocks`` (small batches) the numbers of every action of a block of rounds
+    are drawn at once and looked up; the values are the same either way."""
+    draw = rng.normal if kind == "normal" else rng.uniform
+    num_envs, width = actions.shape
+    slots = np.arange(width)[None, :]
+    if blocks is None or blocks.rounds_per_block(num_envs * width * num_actions) == 1:
+        return draw(keys[:, None], rng.STREAM_NOISE, t, slots, actions)
+    every = np.arange(num_actions)[None, None, None, :]
+
+    def block(ts: np.ndarray) -> np.ndarray:  # (B, T, L, K)
+        key = keys[:, None, None, None]
+        return draw(key, rng.STREAM_NOISE, ts[None, :, None, None], slots[..., None], every)
+
+    table = blocks.get("noise_" + kind, keys, t, num_envs * width * num_actions, block)  # (B, L, K)
+    return table[np.arange(num_envs)[:, None], slots, actions]
+
+
 def gaussian_rewards(
-    keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray, noise_std: float
+    keys: np.ndarray,
+    t: int,
+    actions: np.ndarray,
+    means: np.ndarray,
+    noise_std: float | np.ndarray,
+    blocks: RoundBlocks | None = None,
+    num_actions: int = 0,
 ) -> np.ndarray:
     """``means + noise_std * eps`` with eps the common random number of (key, t, slot, action)."""
-    slots = np.arange(actions.shape[1])[None, :]
-    return means + noise_std * rng.normal(keys[:, None], rng.STREAM_NOISE, t, slots, actions)
+    return means + noise_std * common_noise("normal", keys, t, actions, num_actions, blocks)
 
 
-def bernoulli_rewards(keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray) -> np.ndarray:
+def bernoulli_rewards(
+    keys: np.ndarray,
+    t: int,
+    actions: np.ndarray,
+    means: np.ndarray,
+    blocks: RoundBlocks | None = None,
+    num_actions: int = 0,
+) -> np.ndarray:
     """Bernoulli(``means``) rewards from the common uniform of (key, t, slot, action)."""
-    slots = np.arange(actions.shape[1])[None, :]
-    u = rng.uniform(keys[:, None], rng.STREAM_NOISE, t, slots, actions)
+    u = common_noise("uniform", keys, t, actions, num_actions, blocks)
     return (u < means).astype(np.float64)
 
 
@@ -88,6 +176,14 @@ class BanditSimulator(ABC):
         """Per-episode state fixed at reset (e.g. the task schedule); None by default."""
         return None
 
+    @property
+    def blocks(self) -> RoundBlocks:
+        """This simulator's :class:`RoundBlocks` (created on first use)."""
+        blocks = self.__dict__.get("_round_blocks")
+        if blocks is None:
+            blocks = self.__dict__["_round_blocks"] = RoundBlocks()
+        return blocks
+
 
 class EpisodeBatch:
     """``B`` episodes of one simulator: instance, schedule state, round counter, current round.
@@ -103,6 +199,7 @@ class EpisodeBatch:
         self.t = 0
         self.obs: dict[str, np.ndarray] | None = None
         self.means: np.ndarray | None = None
+        self._index: tuple[np.ndarray, np.ndarray] = (np.zeros((0, 1), np.int64), np.zeros((1, 0), np.int64))
 
     @property
     def num_rounds(self) -> int:
@@ -116,6 +213,8 @@ class EpisodeBatch:
         self.state = sim.prepare(self.keys, self.instance)
         self.t = 0
         self.obs, self.means = sim.observe(self.keys, self.instance, self.state, 0)
+        num_envs, width = self.means.shape[:2]
+        self._index = (np.arange(num_envs)[:, None], np.arange(width)[None, :])  # gathers (B, L)
         return self.obs
 
     def step(self, actions: np.ndarray) -> tuple[dict, np.ndarray, dict[str, np.ndarray], bool]:
@@ -127,15 +226,14 @@ class EpisodeBatch:
         """
         sim, t = self.simulator, self.t
         means = self.means
-        chosen = np.take_along_axis(means, actions[..., None], axis=-1)[..., 0]
+        rows, slots = self._index
+        chosen = means[rows, slots, actions]  # (B, L)
         rewards = sim.draw_rewards(self.keys, t, actions, chosen)
-        optimal = means.argmax(axis=-1)
-        best = np.take_along_axis(means, optimal[..., None], axis=-1)[..., 0]
         info = {
             "rewards": rewards,
             "expected_rewards": chosen,
-            "optimal_actions": optimal,
-            "regret": np.maximum(best - chosen, 0.0),
+            "optimal_actions": means.argmax(axis=-1),
+            "regret": np.maximum(means.max(axis=-1) - chosen, 0.0),
             "round": np.full(len(self.keys), t, dtype=np.int64),
         }
         self.t = t + 1

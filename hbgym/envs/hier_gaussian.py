@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -62,26 +63,36 @@ class HierGaussianSimulator(BanditSimulator):
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         m = self.model
         num_envs, width = len(keys), m.tasks_per_round
-        tasks = m.schedule.tasks(state, keys, t)  # (B, L)
-        theta = np.take_along_axis(instance.task_params, tasks[..., None], axis=1)  # (B, L, d)
+        tasks = self.blocks.get(
+            "tasks", keys, t, num_envs * width, lambda ts: m.schedule.tasks(state, keys, ts)
+        )  # (B, L)
+        theta = instance.task_params[np.arange(num_envs)[:, None], tasks]  # (B, L, d)
         shape = (num_envs, width, m.num_actions, m.dim)
         if m.action_set == "one_hot":
-            features = np.broadcast_to(np.eye(m.num_actions), shape)
+            eye = np.eye(m.num_actions)
+            features = self.blocks.constant("features", keys, lambda: np.broadcast_to(eye, shape))
             means = theta
         else:
             if m.action_set == "fixed":
-                features = np.broadcast_to(instance.action_features[:, None], shape)
+                features = self.blocks.constant(
+                    "features", keys, lambda: np.broadcast_to(instance.action_features[:, None], shape)
+                )
             else:
-                slot, k, j = rng.indexed(shape[1:])
-                features = rng.uniform(keys[:, None, None, None], rng.STREAM_ACTIONS, t, slot, k, j)
-                features = features - 0.5
+
+                def block(ts: np.ndarray) -> np.ndarray:  # (B, T, L, K, d)
+                    slot, k, j = rng.indexed(shape[1:])
+                    key = keys[:, None, None, None, None]
+                    return rng.uniform(key, rng.STREAM_ACTIONS, ts[None, :, None, None, None], slot, k, j)
+
+                features = self.blocks.get("features", keys, t, math.prod(shape), block) - 0.5
             means = np.einsum("blkd,bld->blk", features, theta)
         return {"task": tasks, "features": features}, means
 
     def draw_rewards(
         self, keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray
     ) -> np.ndarray:
-        return gaussian_rewards(keys, t, actions, means, self.model.noise_std)
+        m = self.model
+        return gaussian_rewards(keys, t, actions, means, m.noise_std, self.blocks, m.num_actions)
 
 
 class HierGaussianEnv(MultiTaskBanditEnv):

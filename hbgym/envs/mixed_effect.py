@@ -97,8 +97,14 @@ class MixedEffectSimulator(BanditSimulator):
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         m = self.model
         if state is None:
-            k, j = rng.indexed((m.num_actions, m.dim))
-            contexts = 2.0 * rng.uniform(keys[:, None, None], rng.STREAM_CONTEXT, t, k, j) - 1.0  # (B, K, d)
+
+            def block(ts: np.ndarray) -> np.ndarray:  # (B, T, K, d)
+                k, j = rng.indexed((m.num_actions, m.dim))
+                key = keys[:, None, None, None]
+                return rng.uniform(key, rng.STREAM_CONTEXT, ts[None, :, None, None], k, j)
+
+            u = self.blocks.get("contexts", keys, t, len(keys) * m.num_actions * m.dim, block)
+            contexts = 2.0 * u - 1.0  # (B, K, d)
         else:
             u = rng.uniform(keys[:, None], rng.STREAM_CONTEXT, 2, t, np.arange(m.num_actions))  # (B, K)
             pick = np.minimum((u * self.pool_size).astype(np.int64), self.pool_size - 1)
@@ -112,9 +118,10 @@ class MixedEffectSimulator(BanditSimulator):
     def draw_rewards(
         self, keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray
     ) -> np.ndarray:
-        if self.model.reward == "linear":
-            return gaussian_rewards(keys, t, actions, means, self.model.noise_std)
-        return bernoulli_rewards(keys, t, actions, means)
+        m = self.model
+        if m.reward == "linear":
+            return gaussian_rewards(keys, t, actions, means, self.model.noise_std, self.blocks, m.num_actions)
+        return bernoulli_rewards(keys, t, actions, means, self.blocks, m.num_actions)
 
 
 def episode_parts(num_actions: Any, num_effects: Any, dim: Any) -> dict[str, float]:

@@ -163,7 +163,7 @@ class MNISTMultiSimulator(HierGaussianSimulator):
     def draw_rewards(
         self, keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray
     ) -> np.ndarray:
-        return bernoulli_rewards(keys, t, actions, means)
+        return bernoulli_rewards(keys, t, actions, means, self.blocks, self.model.num_actions)
 
 
 class MNISTMultiEnv(MultiTaskBanditEnv):

@@ -84,11 +84,19 @@ class MultiBanditSimulator(BanditSimulator):
     def prepare(self, keys: np.ndarray, instance: MultiBanditInstance) -> Any:
         return self.model.schedule.prepare(keys)
 
-    def contexts(self, keys: np.ndarray, t: int) -> np.ndarray:
-        """Round ``t``'s contexts ``(B, d)``: i.i.d. elements from the mixture or U[-1, 1]."""
+    def contexts(self, keys: np.ndarray, t: int | np.ndarray) -> np.ndarray:
+        """Round ``t``'s contexts ``(B, d)``: i.i.d. elements from the mixture or U[-1, 1].
+
+        ``t`` may also be rounds ``(T,)``: then contexts ``(B, T, d)`` (the same numbers).
+        """
         m = self.model
-        j = np.arange(m.dim)[None, :]
-        key = keys[:, None]
+        if np.ndim(t):
+            j = np.arange(m.dim)[None, None, :]
+            key = keys[:, None, None]
+            t = np.asarray(t)[None, :, None]
+        else:
+            j = np.arange(m.dim)[None, :]
+            key = keys[:, None]
         if m.context == "uniform":
             return 2.0 * rng.uniform(key, rng.STREAM_CONTEXT, t, _CONTEXT_VALUE, j) - 1.0
         u = rng.uniform(key, rng.STREAM_CONTEXT, t, _CONTEXT_COMPONENT, j)
@@ -100,9 +108,11 @@ class MultiBanditSimulator(BanditSimulator):
         self, keys: np.ndarray, instance: MultiBanditInstance, state: Any, t: int
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         m = self.model
-        tasks = m.schedule.tasks(state, keys, t)  # (B, 1)
-        x = self.contexts(keys, t)  # (B, d)
-        beta = np.take_along_axis(instance.task_params, tasks[:, :, None, None], axis=1)[:, 0]  # (B, K, d)
+        tasks = self.blocks.get(
+            "tasks", keys, t, len(keys) * m.tasks_per_round, lambda ts: m.schedule.tasks(state, keys, ts)
+        )  # (B, 1)
+        x = self.blocks.get("contexts", keys, t, len(keys) * m.dim, lambda ts: self.contexts(keys, ts))
+        beta = instance.task_params[np.arange(len(keys)), tasks[:, 0]]  # (B, K, d)
         means = np.einsum("bkd,bd->bk", beta, x)[:, None]  # (B, 1, K)
         obs = {"task": tasks, "context": x[:, None]}
         if m.features:
@@ -112,7 +122,8 @@ class MultiBanditSimulator(BanditSimulator):
     def draw_rewards(
         self, keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray
     ) -> np.ndarray:
-        return gaussian_rewards(keys, t, actions, means, self.model.noise_std[actions])
+        m = self.model
+        return gaussian_rewards(keys, t, actions, means, m.noise_std[actions], self.blocks, m.num_actions)
 
 
 def disjoint_features(x: np.ndarray, num_actions: int) -> np.ndarray:

@@ -139,17 +139,20 @@ class PartialContextSimulator(BanditSimulator):
         users = self.model.users_in_round(t)  # (L,)
         B = len(keys)
         x = instance.contexts[:, users, 0]  # (B, L)
+        # every user's features, mapped once per episode (the same numbers as feature_map(x))
+        every_user = self.blocks.constant("features", keys, lambda: feature_map(instance.contexts[..., 0]))
         obs = {
-            "task": np.broadcast_to(users, (B, len(users))).astype(np.int64),
+            "task": np.repeat(users.astype(np.int64)[None], B, axis=0),
             "context": x[..., None].copy(),
-            "features": feature_map(x),
+            "features": every_user[:, users],
         }
         return obs, instance.mu[:, users]
 
     def draw_rewards(
         self, keys: np.ndarray, t: int, actions: np.ndarray, means: np.ndarray
     ) -> np.ndarray:
-        return gaussian_rewards(keys, t, actions, means, self.model.sigma)
+        m = self.model
+        return gaussian_rewards(keys, t, actions, means, m.sigma, self.blocks, m.num_actions)
 
 
 # --------------------------------------------------------------------------- envs
