@@ -11,6 +11,16 @@ or inside any chunk of seeds.
 Each call to a draw method advances the counter of every participating replicate by the number of
 elements drawn per replicate; ``rows`` restricts a draw to some replicates (the others' counters do
 not move).
+
+Speed: hashing one draw takes ~20 elementwise torch ops and a normal ~40 more, which dominates a
+single-replicate agent's round. A draw over all replicates is therefore served as a slice of a
+precomputed *block*: the hashes of each replicate's next ``L`` counters, ``(B, L)``, and, computed
+once per block when first asked for, their uniforms / Box-Muller normals. The values are the same
+elementwise functions of ``(key, counter)`` as the direct path, so a draw's bits never depend on
+whether it came from a block. ``B * L`` is capped (:data:`BLOCK_ELEMENTS`); draws that do not fit,
+and ``rows`` draws, take the direct path (a ``rows`` draw drops the block, whose columns no longer
+line up across replicates). ``L`` doubles each time a block is used up and halves when one is
+dropped, so agents that interleave ``rows`` draws do not hash much they never use.
 """
 
 from __future__ import annotations
@@ -24,10 +34,15 @@ import torch
 
 from hbgym.rng import hash_words
 
-__all__ = ["STREAM_AGENT", "ReplicateStreams"]
+__all__ = ["BLOCK_ELEMENTS", "STREAM_AGENT", "ReplicateStreams"]
 
 #: stream word of agent randomness (the env's streams use 1..5 and family streams above 100)
 STREAM_AGENT = 77
+
+#: most elements ``B * L`` of a precomputed block (int64 hashes plus a float64 copy per kind: 2 MiB each)
+BLOCK_ELEMENTS = 1 << 18
+#: block length bounds (counters per replicate)
+_BLOCK_MIN, _BLOCK_MAX = 64, 4096
 
 
 def _signed(x: int) -> int:
@@ -58,6 +73,24 @@ def _to_uniform(h: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (_shr(h, 40).to(torch.float32) + 0.5) * 2.0**-24
 
 
+def _hash(keys: torch.Tensor, counters: torch.Tensor, n: int) -> torch.Tensor:
+    """int64 hashes ``(R, n)`` of counters ``counters[r] .. counters[r] + n - 1`` under ``keys[r]``."""
+    index = counters[:, None] + torch.arange(n, device=counters.device)  # (R, n)
+    return _mix(keys[:, None] + (index + 1) * _GOLDEN)
+
+
+def _values(h: torch.Tensor, kind: str) -> torch.Tensor:
+    """Hashes -> ``"u64"``/``"u32"`` uniforms (float64/float32) or ``"normal"`` (float64 Box-Muller on
+    two sub-hashes); elementwise, same shape as ``h``."""
+    if kind == "u64":
+        return _to_uniform(h, torch.float64)
+    if kind == "u32":
+        return _to_uniform(h, torch.float32)
+    u1 = _to_uniform(_mix(h ^ _MUL1), torch.float64)
+    u2 = _to_uniform(_mix(h ^ _MUL2), torch.float64)
+    return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)
+
+
 class ReplicateStreams:
     """``B`` independent random streams, one per replicate, on one device.
 
@@ -69,8 +102,8 @@ class ReplicateStreams:
     def __init__(self, num_envs: int, device: torch.device | str = "cpu") -> None:
         self.num_envs = int(num_envs)
         self.device = torch.device(device)
-        self.keys = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
-        self.counters = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        # most counters per replicate a block may hold (0: every draw takes the direct path)
+        self._cap = min(_BLOCK_MAX, BLOCK_ELEMENTS // max(self.num_envs, 1))
         self.seed(None)
 
     def seed(self, seed: int | None) -> None:
@@ -82,24 +115,62 @@ class ReplicateStreams:
         seeds = np.arange(self.num_envs, dtype=np.uint64) + np.uint64(seed)
         keys = hash_words(seeds, STREAM_AGENT).view(np.int64)
         self.keys = torch.as_tensor(keys.copy(), device=self.device)
-        self.counters = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        # counter of replicate b = self._base[b] + self._offset (a Python int: no tensor op per draw)
+        self._base = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self._offset = 0
+        self._block: torch.Tensor | None = None  # (B, L) hashes of counters _base .. _base + L - 1
+        self._derived: dict[str, torch.Tensor] = {}  # kind -> _values(self._block, kind)
+        self._block_len = _BLOCK_MIN
 
-    # ------------------------------------------------------------------ raw bits
+    @property
+    def counters(self) -> torch.Tensor:
+        """``(B,)`` int64: how many elements each replicate has drawn since :meth:`seed`."""
+        return self._base + self._offset
 
-    def _bits(self, shape: Sequence[int], rows: torch.Tensor | None) -> torch.Tensor:
-        """int64 hashes ``(R, *shape)`` for the next ``prod(shape)`` counters of each of ``R`` rows."""
+    # ------------------------------------------------------------------ raw draws
+
+    def _draw(self, shape: Sequence[int], rows: torch.Tensor | None, kind: str) -> torch.Tensor:
+        """``_values`` of kind ``kind`` ``(R, *shape)`` for the next ``prod(shape)`` counters of each of
+        ``R`` rows (all ``B`` replicates when ``rows`` is None), from the block when they fit in it."""
         shape = tuple(int(s) for s in shape)
         n = math.prod(shape)
-        keys, counters = self.keys, self.counters
-        if rows is not None:
-            keys, counters = keys[rows], counters[rows]
-        index = counters[:, None] + torch.arange(n, device=self.device)  # (R, n)
-        h = _mix(keys[:, None] + (index + 1) * _GOLDEN)
+        if rows is None and n <= self._cap:
+            if self._block is None or self._offset + n > self._block.shape[1]:
+                self._refill(n)
+            if kind not in self._derived:
+                self._derived[kind] = _values(self._block, kind)
+            # a copy: callers may write into their draws, and a view would keep the block alive
+            values = self._derived[kind][:, self._offset:self._offset + n].clone()
+            self._offset += n
+            return values.reshape(self.num_envs, *shape)
+        counters = self.counters
         if rows is None:
-            self.counters = self.counters + n
+            values = _values(_hash(self.keys, counters, n), kind)
+            counters = counters + n
         else:
-            self.counters = self.counters.index_add(0, rows, torch.full_like(rows, n))
-        return h.reshape(len(keys), *shape)
+            values = _values(_hash(self.keys[rows], counters[rows], n), kind)
+            counters = counters.index_add(0, rows, torch.full_like(rows, n))
+        self._drop()
+        self._base = counters
+        return values.reshape(len(values), *shape)
+
+    def _refill(self, n: int) -> None:
+        """A fresh block starting at the current counters, long enough for a draw of ``n`` each."""
+        if self._block is not None:  # the previous block was used up: blocks are worth making longer
+            self._block_len = min(2 * self._block_len, self._cap)
+        self._base = self.counters
+        self._offset = 0
+        self._block = _hash(self.keys, self._base, max(self._block_len, n))
+        self._derived = {}
+
+    def _drop(self) -> None:
+        """Forget the block (its unused columns are wasted, so the next one is shorter)."""
+        if self._block is not None:
+            self._block_len = max(self._block_len // 2, _BLOCK_MIN)
+        self._block = None
+        self._derived = {}
+        self._base = self.counters
+        self._offset = 0
 
     @staticmethod
     def _rows(rows: torch.Tensor | None) -> torch.Tensor | None:
@@ -115,19 +186,15 @@ class ReplicateStreams:
     def uniform(
         self, shape: Sequence[int], dtype: torch.dtype = torch.float64, rows: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Uniform(0, 1) draws ``(R, *shape)`` (``R = B``, or the selected ``rows``)."""
-        rows = self._rows(rows)
-        return _to_uniform(self._bits(shape, rows), dtype)
+        """Uniform(0, 1) draws ``(R, *shape)`` (``R = B``, or the selected ``rows``); float64 when
+        ``dtype`` is float64, float32 otherwise."""
+        return self._draw(shape, self._rows(rows), "u64" if dtype == torch.float64 else "u32")
 
     def normal(
         self, shape: Sequence[int], dtype: torch.dtype = torch.float64, rows: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Standard normal draws ``(R, *shape)`` (Box-Muller on two sub-hashes, computed in float64)."""
-        rows = self._rows(rows)
-        h = self._bits(shape, rows)
-        u1 = _to_uniform(_mix(h ^ _MUL1), torch.float64)
-        u2 = _to_uniform(_mix(h ^ _MUL2), torch.float64)
-        return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)).to(dtype)
+        return self._draw(shape, self._rows(rows), "normal").to(dtype)
 
     def normal_like(self, like: torch.Tensor) -> torch.Tensor:
         """Standard normals of ``like``'s shape, dtype and device; ``like`` is ``(B, ...)`` or
