@@ -139,8 +139,8 @@ class ReplicateStreams:
                 self._refill(n)
             if kind not in self._derived:
                 self._derived[kind] = _values(self._block, kind)
-            # a copy: callers may write into their draws, and a view would keep the block alive
-            values = self._derived[kind][:, self._offset:self._offset + n].clone()
+            # a view: each column is served once, so writing into a draw cannot change another draw
+            values = self._derived[kind][:, self._offset:self._offset + n]
             self._offset += n
             return values.reshape(self.num_envs, *shape)
         counters = self.counters

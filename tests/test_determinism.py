@@ -232,3 +232,26 @@ def test_cross_validation_splits_are_per_replicate():
     for b in range(B):
         assert torch.equal(lam(x[b:b + 1], mask[b:b + 1], 10 + b)[0], batched[b])
     assert not torch.equal(lam(x, mask, 99), batched)
+
+
+def test_block_draws_equal_direct_draws_and_counters_across_refills_and_rows():
+    """Full-batch draws (served from the precomputed block, refilled as it runs out) give the same bits
+    as ``rows`` draws over every replicate (the direct hashing path), interleaved in any order."""
+    from hbgym.agents import random as streams_module
+
+    blocked, direct = ReplicateStreams(3), ReplicateStreams(3)
+    blocked.seed(9)
+    direct.seed(9)
+    every = torch.arange(3)
+    sizes = [(5,), (2, 3), (70,), (1,), (200,), (4,)] * 3  # > the first block's 64 counters: refills
+    for i, shape in enumerate(sizes):
+        if i == 7:  # a rows draw in between drops the block; later blocks start at the new counters
+            assert torch.equal(blocked.uniform((2,), rows=[1]), direct.uniform((2,), rows=[1]))
+        assert torch.equal(blocked.normal(shape), direct.normal(shape, rows=every))
+        assert torch.equal(blocked.uniform(shape, torch.float32), direct.uniform(shape, torch.float32, every))
+        assert torch.equal(blocked.counters, direct.counters)
+    big = streams_module.BLOCK_ELEMENTS  # more than a block may hold: the direct path
+    assert torch.equal(blocked.uniform((big,))[:, -3:], direct.uniform((big,), rows=every)[:, -3:])
+    drawn = blocked.normal((4,))
+    drawn.mul_(0)  # writing into a draw (a view of the block) does not change later draws
+    assert torch.equal(blocked.normal((4,)), direct.normal((8,), rows=every)[:, 4:])
