@@ -39,8 +39,9 @@ __all__ = ["BLOCK_ELEMENTS", "STREAM_AGENT", "ReplicateStreams"]
 #: stream word of agent randomness (the env's streams use 1..5 and family streams above 100)
 STREAM_AGENT = 77
 
-#: most elements ``B * L`` of a precomputed block (int64 hashes plus a float64 copy per kind: 2 MiB each)
-BLOCK_ELEMENTS = 1 << 18
+#: most elements ``B * L`` of a precomputed block (128 KiB per int64 or float64 copy: blocks stay in
+#: cache; larger draws gain nothing from a block and take the direct path)
+BLOCK_ELEMENTS = 1 << 14
 #: block length bounds (counters per replicate)
 _BLOCK_MIN, _BLOCK_MAX = 64, 4096
 
