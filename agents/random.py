@@ -19,8 +19,9 @@ once per block when first asked for, their uniforms / Box-Muller normals. The va
 elementwise functions of ``(key, counter)`` as the direct path, so a draw's bits never depend on
 whether it came from a block. ``B * L`` is capped (:data:`BLOCK_ELEMENTS`); draws that do not fit,
 and ``rows`` draws, take the direct path (a ``rows`` draw drops the block, whose columns no longer
-line up across replicates). ``L`` doubles each time a block is used up and halves when one is
-dropped, so agents that interleave ``rows`` draws do not hash much they never use.
+line up across replicates). When a draw does not fit in what is left of the block, the block is
+extended (its unused columns are kept); ``L`` doubles each time and halves when a block is dropped,
+so agents that interleave ``rows`` draws do not hash much they never use.
 """
 
 from __future__ import annotations
@@ -156,13 +157,20 @@ class ReplicateStreams:
         return values.reshape(len(values), *shape)
 
     def _refill(self, n: int) -> None:
-        """A fresh block starting at the current counters, long enough for a draw of ``n`` each."""
-        if self._block is not None:  # the previous block was used up: blocks are worth making longer
+        """Extend the block past its end so that it holds at least ``n`` unused counters per replicate;
+        its used columns are discarded and the unused ones kept (with their uniforms / normals), so
+        nothing is hashed twice. Every kind of value drawn from this block is extended too."""
+        if self._block is None:  # (then _offset is 0: _drop and seed reset it)
+            self._block = torch.empty(self.num_envs, 0, dtype=torch.long, device=self.device)
+        else:  # the previous block ran out: blocks are worth making longer
             self._block_len = min(2 * self._block_len, self._cap)
-        self._base = self.counters
+        length = self._block.shape[1]
+        extra = _hash(self.keys, self._base + length, max(self._block_len, n) - (length - self._offset))
+        self._block = torch.cat([self._block[:, self._offset:], extra], dim=1)
+        self._derived = {kind: torch.cat([values[:, self._offset:], _values(extra, kind)], dim=1)
+                         for kind, values in self._derived.items()}
+        self._base = self._base + self._offset
         self._offset = 0
-        self._block = _hash(self.keys, self._base, max(self._block_len, n))
-        self._derived = {}
 
     def _drop(self) -> None:
         """Forget the block (its unused columns are wasted, so the next one is shorter)."""
