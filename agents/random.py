@@ -58,27 +58,28 @@ _MUL2 = _signed(0x94D049BB133111EB)
 
 def _shr(z: torch.Tensor, k: int) -> torch.Tensor:
     """Logical right shift of int64 bit patterns (torch's ``>>`` is arithmetic)."""
-    return (z >> k) & ((1 << (64 - k)) - 1)
+    return (z >> k).bitwise_and_((1 << (64 - k)) - 1)
 
 
 def _mix(z: torch.Tensor) -> torch.Tensor:
-    """SplitMix64 finaliser on int64 bit patterns (wrapping multiplication)."""
-    z = (z ^ _shr(z, 30)) * _MUL1
-    z = (z ^ _shr(z, 27)) * _MUL2
-    return z ^ _shr(z, 31)
+    """SplitMix64 finaliser on int64 bit patterns (wrapping multiplication); a new tensor (the
+    in-place steps work on a fresh copy, which saves temporaries, not bits)."""
+    z = (z ^ _shr(z, 30)).mul_(_MUL1)
+    z.bitwise_xor_(_shr(z, 27)).mul_(_MUL2)
+    return z.bitwise_xor_(_shr(z, 31))
 
 
 def _to_uniform(h: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Hashes -> floats strictly inside (0, 1): 53 bits for float64, 24 bits for float32 (exact)."""
     if dtype == torch.float64:
-        return (_shr(h, 11).to(torch.float64) + 0.5) * 2.0**-53
-    return (_shr(h, 40).to(torch.float32) + 0.5) * 2.0**-24
+        return _shr(h, 11).to(torch.float64).add_(0.5).mul_(2.0**-53)
+    return _shr(h, 40).to(torch.float32).add_(0.5).mul_(2.0**-24)
 
 
 def _hash(keys: torch.Tensor, counters: torch.Tensor, n: int) -> torch.Tensor:
     """int64 hashes ``(R, n)`` of counters ``counters[r] .. counters[r] + n - 1`` under ``keys[r]``."""
-    index = counters[:, None] + torch.arange(n, device=counters.device)  # (R, n)
-    return _mix(keys[:, None] + (index + 1) * _GOLDEN)
+    index = counters[:, None] + torch.arange(1, n + 1, device=counters.device)  # (R, n): counter + 1
+    return _mix(index.mul_(_GOLDEN).add_(keys[:, None]))
 
 
 def _values(h: torch.Tensor, kind: str) -> torch.Tensor:
@@ -90,7 +91,7 @@ def _values(h: torch.Tensor, kind: str) -> torch.Tensor:
         return _to_uniform(h, torch.float32)
     u1 = _to_uniform(_mix(h ^ _MUL1), torch.float64)
     u2 = _to_uniform(_mix(h ^ _MUL2), torch.float64)
-    return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)
+    return u1.log_().mul_(-2.0).sqrt_().mul_(u2.mul_(2.0 * math.pi).cos_())  # sqrt(-2 ln u1) cos(2 pi u2)
 
 
 class ReplicateStreams:
