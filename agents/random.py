@@ -18,8 +18,8 @@ precomputed *block*: the hashes of each replicate's next ``L`` counters, ``(B, L
 once per block when first asked for, their uniforms / Box-Muller normals. The values are the same
 elementwise functions of ``(key, counter)`` as the direct path, so a draw's bits never depend on
 whether it came from a block. ``B * L`` is capped (:data:`BLOCK_ELEMENTS`); draws that do not fit,
-and ``rows`` draws, take the direct path (a ``rows`` draw drops the block, whose columns no longer
-line up across replicates). When a draw does not fit in what is left of the block, the block is
+and ``rows`` draws, take the direct path and drop the block (after a ``rows`` draw its columns no
+longer line up across replicates). When a draw does not fit in what is left of the block, the block is
 extended (its unused columns are kept); ``L`` doubles each time and halves when a block is dropped,
 so agents that interleave ``rows`` draws do not hash much they never use.
 """
@@ -166,7 +166,8 @@ class ReplicateStreams:
         else:  # the previous block ran out: blocks are worth making longer
             self._block_len = min(2 * self._block_len, self._cap)
         length = self._block.shape[1]
-        extra = _hash(self.keys, self._base + length, max(self._block_len, n) - (length - self._offset))
+        target = max(min(self._block_len, self._cap), n)  # n <= _cap: never more than BLOCK_ELEMENTS
+        extra = _hash(self.keys, self._base + length, target - (length - self._offset))
         self._block = torch.cat([self._block[:, self._offset:], extra], dim=1)
         self._derived = {kind: torch.cat([values[:, self._offset:], _values(extra, kind)], dim=1)
                          for kind, values in self._derived.items()}
