@@ -354,6 +354,25 @@ def test_stderr_flood_is_bounded_and_keeps_the_tail(tmp_path, monkeypatch):
 
 
 @needs_root
+def test_shadowing_package_is_never_imported_with_privileges(tmp_path, monkeypatch):
+    """A module agent whose package shadows a module the child imports before dropping privileges
+    (``gymnasium``) must not run as root: the agent's copy becomes importable only after the drop."""
+    monkeypatch.setitem(SUITES, "attack", ATTACK)
+    markers = Path(tempfile.mkdtemp(prefix="hbgym-markers-"))
+    os.chmod(markers, 0o777)
+    pkg = tmp_path / "src" / "gymnasium"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(
+        f"import os\nopen(os.path.join({str(markers)!r}, 'uid-%d' % os.getuid()), 'w').close()\n")
+    (pkg / "evil.py").write_text("def make_agent(env):\n    raise RuntimeError('never a real agent')\n")
+    os.chmod(tmp_path, 0o755)
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))  # the submitter's directory, as `submit` sees it
+    assert _submit(tmp_path / "res", "gymnasium.evil:make_agent", extra=("--jobs", "1")) == 1
+    assert not (markers / "uid-0").exists(), "the shadowing package ran with root privileges"
+    shutil.rmtree(markers, ignore_errors=True)
+
+
+@needs_root
 def test_networker_reaches_nothing(tmp_path, monkeypatch):
     import socket
 
