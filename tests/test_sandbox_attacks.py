@@ -474,6 +474,18 @@ def test_where_do_i_rank_within_the_zoo(tmp_path, monkeypatch, capsys):
     assert "HierTS" in within and "my_agent.make_agent" in within and "<--" in within
 
 
+def test_a_run_holding_the_whole_zoo_is_its_own_ranking(tmp_path, monkeypatch, capsys):
+    """`run --agent all` with a third-party agent among the zoo (e.g. the packaged SB3 baselines of
+    `standard`) prints one table: no second run of the zoo into the cache."""
+    monkeypatch.setitem(SUITES, "attack", ATTACK)
+    monkeypatch.setenv("HBGYM_CACHE_DIR", str(tmp_path / "cache"))
+    assert cli.main(["run", "--agent", "all", "--agent", f"{EXAMPLE}:make_agent", "--suite", "attack",
+                     "--out", str(tmp_path / "all"), "--quiet", "--jobs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "within the zoo" not in printed and "HierTS" in printed and "my_agent.make_agent" in printed
+    assert not (tmp_path / "cache").exists()
+
+
 def test_third_party_on_the_vector_env_equals_the_per_seed_loop():
     """Rows of a per-env agent run on the vector env (one instance per slot) == one single env per seed."""
     from hbgym.leaderboards.specs import resolve
