@@ -60,6 +60,7 @@ def main(read_fd: int, write_fd: int) -> int:
             with contextlib.suppress(ImportError):  # the agent's own import fails with the reason
                 importlib.import_module(name)
         _drop_privileges(init.get("uid"), init.get("gid"))
+        sys.path[:0] = [str(p) for p in init.get("path", ())]  # a module agent's own copy of its package
         policy = _build(init)
         policy.reset(seed=init["seed"])
         send(protocol.READY)

@@ -114,6 +114,8 @@ def print_zoo_rank(args: argparse.Namespace, out: Path, suite: Suite, specs: lis
     mine = [names.get(s, spec_name(s)) for s in specs if spec_kind(s) != "zoo"]
     if not mine or getattr(args, "no_compare", False) or suite.kind != "online":
         return
+    if set(expand(None, suite.agents)) <= set(specs):  # the run holds the whole zoo: its table is the rank
+        return
     zoo_dir = zoo_results(suite, getattr(args, "compare", None), getattr(args, "jobs", 1), args.quiet)
     print(f"\nwithin the zoo (results from {zoo_dir}):")
     print(rank_in_zoo(out, suite, mine, zoo_dir))

@@ -168,8 +168,6 @@ class SandboxedAgent:
         p2c_r, p2c_w = os.pipe()
         c2p_r, c2p_w = os.pipe()
         root = str(Path(__file__).resolve().parents[1])
-        if spec_kind(spec) == "module":
-            root = os.pathsep.join([str(agent_dir), root])
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": self._tmp, "LANG": "C.UTF-8",
                "PYTHONPATH": root, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
                "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -191,7 +189,9 @@ class SandboxedAgent:
         self.stdout, self.stderr = OutputTail(self.proc.stdout), OutputTail(self.proc.stderr)
         init = {"spec": spec, "views": self.views, "num_envs": self.num_envs, "seed": self.seed,
                 "device": self.device, "dtype": self.dtype, "preload": _preload(self.spec),
-                "uid": uid, "gid": uid}
+                "uid": uid, "gid": uid,
+                # importable only after the drop: nothing of the agent's is imported with privileges
+                "path": [str(agent_dir)] if spec_kind(spec) == "module" else []}
         self._send(init)
         self._expect("ready")
 

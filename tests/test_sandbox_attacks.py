@@ -354,6 +354,25 @@ def test_stderr_flood_is_bounded_and_keeps_the_tail(tmp_path, monkeypatch):
 
 
 @needs_root
+def test_shadowing_package_is_never_imported_with_privileges(tmp_path, monkeypatch):
+    """A module agent whose package shadows a module the child imports before dropping privileges
+    (``gymnasium``) must not run as root: the agent's copy becomes importable only after the drop."""
+    monkeypatch.setitem(SUITES, "attack", ATTACK)
+    markers = Path(tempfile.mkdtemp(prefix="hbgym-markers-"))
+    os.chmod(markers, 0o777)
+    pkg = tmp_path / "src" / "gymnasium"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(
+        f"import os\nopen(os.path.join({str(markers)!r}, 'uid-%d' % os.getuid()), 'w').close()\n")
+    (pkg / "evil.py").write_text("def make_agent(env):\n    raise RuntimeError('never a real agent')\n")
+    os.chmod(tmp_path, 0o755)
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))  # the submitter's directory, as `submit` sees it
+    assert _submit(tmp_path / "res", "gymnasium.evil:make_agent", extra=("--jobs", "1")) == 1
+    assert not (markers / "uid-0").exists(), "the shadowing package ran with root privileges"
+    shutil.rmtree(markers, ignore_errors=True)
+
+
+@needs_root
 def test_networker_reaches_nothing(tmp_path, monkeypatch):
     import socket
 
@@ -453,6 +472,18 @@ def test_where_do_i_rank_within_the_zoo(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     within = printed.split("within the zoo")[1]
     assert "HierTS" in within and "my_agent.make_agent" in within and "<--" in within
+
+
+def test_a_run_holding_the_whole_zoo_is_its_own_ranking(tmp_path, monkeypatch, capsys):
+    """`run --agent all` with a third-party agent among the zoo (e.g. the packaged SB3 baselines of
+    `standard`) prints one table: no second run of the zoo into the cache."""
+    monkeypatch.setitem(SUITES, "attack", ATTACK)
+    monkeypatch.setenv("HBGYM_CACHE_DIR", str(tmp_path / "cache"))
+    assert cli.main(["run", "--agent", "all", "--agent", f"{EXAMPLE}:make_agent", "--suite", "attack",
+                     "--out", str(tmp_path / "all"), "--quiet", "--jobs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "within the zoo" not in printed and "HierTS" in printed and "my_agent.make_agent" in printed
+    assert not (tmp_path / "cache").exists()
 
 
 def test_third_party_on_the_vector_env_equals_the_per_seed_loop():
