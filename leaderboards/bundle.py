@@ -500,10 +500,10 @@ def _cell_to_rerun(cell: dict[str, Any], suite: Suite, agent_name: str, spec: st
         raise BundleError(f"cell {cid}: setting {key!r} is not in the suite") from err
     if cell.get("setting") != setting.spec():
         raise BundleError(f"cell {cid}: its setting differs from the suite's {key} (edited env kwargs?)")
-    if (cell.get("seed_start"), cell.get("num_seeds")) not in suite.chunks:
+    if (cell.get("seed_start"), cell.get("num_seeds")) not in suite.chunks_of(setting):
         raise BundleError(
             f"cell {cid}: seeds {cell.get('seed_start')}+{cell.get('num_seeds')} are not a "
-            f"chunk of the suite {suite.chunks[:3]}..."
+            f"chunk of the suite on {key} {suite.chunks_of(setting)[:3]}..."
         )
     role = cell.get("role")
     if role in ("uniform", "oracle"):

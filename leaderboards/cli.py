@@ -306,7 +306,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for suite in SUITES.values():
         print(
             f"suite {suite.name} v{suite.version} [{suite.kind}] hash {suite.hash[:12]}: "
-            f"{suite.num_seeds} seeds, {suite.description}"
+            f"{suite.seeds_text()}, {suite.description}"
         )
         for s in suite.settings:
             print(

@@ -155,7 +155,7 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     lines = [
         f"# Leaderboard: suite `{suite.name}` v{suite.version}",
         "",
-        f"Suite hash `{suite.hash[:16]}`, {suite.num_seeds} seeds per setting, "
+        f"Suite hash `{suite.hash[:16]}`, {suite.seeds_text()}, "
         f"{len(suite.settings)} settings. "
         f"Score = {what}: uniform = 0, oracle = 1 (per env, from the reference agents stored with these "
         "results); aggregate = IQM over (seed, env) with a 95% percentile bootstrap CI over seeds "
@@ -208,8 +208,9 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     seen_seeds: dict[tuple[str, str], set[int]] = {}
     for r in rows:
         seen_seeds.setdefault((r["agent"], r["setting"]), set()).add(int(r["seed"]))
-    incomplete = [f"{a} on {k}: {len(s)}/{suite.num_seeds} seeds" for (a, k), s in sorted(seen_seeds.items())
-                  if len(s) < suite.num_seeds]
+    expected = {s.key: suite.num_seeds_of(s) for s in suite.settings}
+    incomplete = [f"{a} on {k}: {len(s)}/{expected.get(k, suite.num_seeds)} seeds"
+                  for (a, k), s in sorted(seen_seeds.items()) if len(s) < expected.get(k, suite.num_seeds)]
     if incomplete:
         lines += ["", "## Incomplete (an interrupted run: rerun the same `run` command to resume)", ""]
         lines += [f"- {line}" for line in incomplete]

@@ -279,7 +279,7 @@ def _load(
         lines.append(
             f"`{d}`: suite {suite.name} v{suite.version} ({suite.hash[:12]}), {len(records)} cells of the "
             f"settings {', '.join(tags) or '-'} (`run --suite {suite.name} --only TAG ...` runs a part), "
-            f"{suite.num_seeds} seeds, {total:.0f} cell-seconds, hosts {', '.join(hosts)}"
+            f"{suite.seeds_text()}, {total:.0f} cell-seconds, hosts {', '.join(hosts)}"
         )
     return rows, lines, dict(seconds)
 

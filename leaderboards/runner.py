@@ -185,7 +185,7 @@ def plan(
                 skipped.append((agent.name, setting.key, reason))
                 continue
             cell_mode = mode if role == "agent" else "trusted"
-            for start, n in suite.chunks:
+            for start, n in suite.chunks_of(setting):
                 cells.append(Cell(agent.spec, agent.name, setting.spec(), setting.key, setting.config_hash,
                                   start, n, suite.name, suite.hash, suite.kind, suite.log_points, device,
                                   dtype, role, cost * n, cell_mode, hashes[agent.spec],

@@ -249,7 +249,7 @@ def write_site(col: Collection, out: str | os.PathLike, title: str | None = None
     labels = {s.key: find_setting_label(suite.name, s.spec()) for s in suite.settings}
     body = [
         f"<p>Suite <code>{_e(suite.name)}</code> v{suite.version}, hash <code>{_e(suite.hash[:16])}</code>, "
-        f"{suite.num_seeds} seeds, {len(suite.settings)} settings. Score = normalised regret (uniform 0, "
+        f"{_e(suite.seeds_text())}, {len(suite.settings)} settings. Score = normalised regret (uniform 0, "
         "oracle 1); IQM over (seed, setting) with a 95% bootstrap CI over seeds; optimality gap = mean "
         "shortfall below score 1 (lower is better). Agents are ranked only among agents that played the "
         "same settings. Click a column header to sort.</p>"

@@ -74,6 +74,10 @@ class Setting:
         agents: when non-empty, the only agents ``--agent all`` runs on this setting (besides the
             references): the paper's own comparison (``paper`` suite). Not hashed (it selects cells,
             it does not change their numbers).
+        num_seeds: this setting's own number of seeds when it differs from the suite's (``None``: the
+            suite's ``num_seeds``), e.g. the 10 seeds of the CoCo paper in the ``paper`` suite; never more
+            than the suite's (``--seeds N`` caps it). Hashed only when set, so suites without it keep
+            their hashes.
     """
 
     env_id: str
@@ -84,6 +88,12 @@ class Setting:
     uniform: str = "Uniform"
     note: str = ""
     agents: tuple[str, ...] = ()
+    num_seeds: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_seeds is not None and (isinstance(self.num_seeds, bool) or int(self.num_seeds) < 1):
+            raise ValueError(f"setting {self.env_id}: num_seeds must be None or an int >= 1, "
+                             f"got {self.num_seeds!r}")
 
     @property
     def key(self) -> str:
@@ -98,7 +108,7 @@ class Setting:
 
     def spec(self) -> dict[str, Any]:
         """Everything hashed about this setting."""
-        return {
+        spec = {
             "env_id": self.env_id,
             "kwargs": dict(self.kwargs),
             "horizon": None if self.horizon is None else int(self.horizon),
@@ -106,6 +116,9 @@ class Setting:
             "oracle": self.oracle,
             "uniform": self.uniform,
         }
+        if self.num_seeds is not None:
+            spec["num_seeds"] = int(self.num_seeds)
+        return spec
 
     @property
     def config_hash(self) -> str:
@@ -121,6 +134,7 @@ class Setting:
             tuple(s["tags"]),
             s["oracle"],
             s["uniform"],
+            num_seeds=None if s.get("num_seeds") is None else int(s["num_seeds"]),
         )
 
     @property
@@ -165,7 +179,8 @@ class Suite:
         name, version: identify the suite; bump ``version`` whenever a setting changes.
         kind: ``"online"`` (cumulative regret) or ``"offline"`` (normalised suboptimality).
         settings: the env settings.
-        num_seeds: seeds ``EVAL_SEED_BASE, ..., EVAL_SEED_BASE + num_seeds - 1`` for every setting.
+        num_seeds: seeds ``EVAL_SEED_BASE, ..., EVAL_SEED_BASE + num_seeds - 1`` for every setting (a
+            setting's own ``num_seeds`` takes the first that many: :meth:`seeds_of`).
         chunk: seeds per cell (a batched agent runs one chunk in lockstep). A seed's results do not
             depend on the chunk (per-replicate random streams); it stays in the hash so that the
             hashes of committed results do not change.
@@ -195,15 +210,33 @@ class Suite:
 
     @property
     def seeds(self) -> list[int]:
+        """The suite's seeds (a setting with its own ``num_seeds`` plays the first :meth:`seeds_of`)."""
         return [EVAL_SEED_BASE + i for i in range(self.num_seeds)]
+
+    def num_seeds_of(self, setting: Setting) -> int:
+        """Seeds played on ``setting``: its own ``num_seeds``, capped at the suite's."""
+        return self.num_seeds if setting.num_seeds is None else min(int(setting.num_seeds), self.num_seeds)
+
+    def seeds_of(self, setting: Setting) -> list[int]:
+        return self.seeds[: self.num_seeds_of(setting)]
+
+    def chunks_of(self, setting: Setting) -> list[tuple[int, int]]:
+        """``(first seed, number of seeds)`` of every cell of one (agent, ``setting``)."""
+        return self._chunks(self.num_seeds_of(setting))
 
     @property
     def chunks(self) -> list[tuple[int, int]]:
-        """``(first seed, number of seeds)`` of every cell of one (agent, setting)."""
-        out = []
-        for start in range(0, self.num_seeds, self.chunk):
-            out.append((EVAL_SEED_BASE + start, min(self.chunk, self.num_seeds - start)))
-        return out
+        """``(first seed, number of seeds)`` of every cell of one (agent, setting) with the suite's seeds."""
+        return self._chunks(self.num_seeds)
+
+    def _chunks(self, n: int) -> list[tuple[int, int]]:
+        return [(EVAL_SEED_BASE + start, min(self.chunk, n - start)) for start in range(0, n, self.chunk)]
+
+    def seeds_text(self) -> str:
+        """``"50 seeds per setting"``, naming the settings that play fewer (for reports)."""
+        fewer = [f"{s.tags[1] if len(s.tags) > 1 else s.key}: {self.num_seeds_of(s)}" for s in self.settings
+                 if self.num_seeds_of(s) != self.num_seeds]
+        return f"{self.num_seeds} seeds per setting" + (f" ({', '.join(fewer)})" if fewer else "")
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -532,8 +565,8 @@ def _paper_settings() -> tuple[Setting, ...]:
             ("MultiBanditSparse-v0", "ebm-fig2-sparse", "ebm Fig. 2 sparse heterogeneity"),
         )
     ]
-    coco = [
-        dataclasses.replace(_partial_context(kwargs, tag, note), agents=_COCO)
+    coco = [  # the CoCo paper's own size: 10 seeds (App. C: "repeated over 10 random seeds")
+        dataclasses.replace(_partial_context(kwargs, tag, note), agents=_COCO, num_seeds=10)
         for kwargs, tag, note in (
             ({"scenario": "mixture"}, "coco-fig2a", "CoCo Fig. 2(a), App. C.1"),
             ({"scenario": "partial_linear"}, "coco-fig2b", "CoCo Fig. 2(b), App. C.2"),
@@ -547,13 +580,13 @@ def _paper_settings() -> tuple[Setting, ...]:
 
 PAPER = Suite(
     name="paper",
-    version=1,
+    version=2,
     kind="online",
     num_seeds=50,
     chunk=25,
     agents=tuple(dict.fromkeys(_HIERTS_FIG2 + _METS_LINEAR + _METS_LOGISTIC + _EBM + _COCO)),
-    description="each seed paper's headline online experiment at the paper's size, 50 seeds (hours on 2 "
-    "cores; `reproduce DIR` checks the papers' claims)",
+    description="each seed paper's headline online experiment at the paper's size, 50 seeds (CoCo: the "
+    "paper's 10) (about 1 h on 2 cores; `reproduce DIR` checks the papers' claims)",
     settings=_paper_settings(),
 )
 

@@ -182,6 +182,33 @@ def test_plan_references_and_applicability():
     assert len(cells) == 5 * len(TINY.chunks)
 
 
+def test_setting_with_its_own_seed_count_plays_only_those_seeds(tmp_path):
+    """``Setting.num_seeds`` (e.g. CoCo's 10 seeds in the paper suite): fewer cells, no 'incomplete'."""
+    hg, mb = TINY.settings
+    few = dataclasses.replace(mb, num_seeds=1)
+    suite = dataclasses.replace(TINY, name="tiny-few", settings=(hg, few))
+    assert "num_seeds" not in hg.spec() and few.spec()["num_seeds"] == 1
+    assert few.config_hash != mb.config_hash and suite.hash != TINY.hash
+    assert Suite.from_spec(suite.spec()).hash == suite.hash
+    assert suite.seeds_of(few) == [suite.seeds[0]] and suite.chunks_of(few) == [(suite.seeds[0], 1)]
+    assert suite.chunks_of(hg) == TINY.chunks == [(10_000, 2), (10_002, 2)]
+    assert "(MultiBandit-v0-" in suite.seeds_text() and ": 1)" in suite.seeds_text()
+    assert suite.with_seeds(1).chunks_of(hg) == [(10_000, 1)]  # --seeds caps every setting
+    assert dataclasses.replace(suite, num_seeds=1).num_seeds_of(dataclasses.replace(few, num_seeds=5)) == 1
+    cells, _ = plan(suite, ["HierTS", "EbmTS"])
+    seeds_on = {k: sorted({c.seed_start + i for c in cells if c.setting_key == k for i in range(c.num_seeds)})
+                for k in (hg.key, few.key)}
+    assert seeds_on == {hg.key: [10_000, 10_001, 10_002, 10_003], few.key: [10_000]}
+    store = ResultStore(tmp_path)
+    store.open(suite)
+    execute([c for c in cells if c.setting_key == few.key], store, progress=False)
+    text, _ = build_report(tmp_path, plots=False)
+    assert f"EbmTS on {few.key}" not in text and "Incomplete" not in text  # complete with its one seed
+    for bad in (0, -2, True):
+        with pytest.raises(ValueError, match="num_seeds must be None or an int >= 1"):
+            dataclasses.replace(mb, num_seeds=bad)
+
+
 def test_paired_seeds_batched_equals_single(tmp_path):
     """A seed's row (final regret and the whole curve) does not depend on its chunk (issue 19)."""
     cells, _ = plan(TINY, [])

@@ -60,6 +60,9 @@ def test_every_claim_names_a_setting_tag_and_agent_of_the_paper_suites():
             assert agent in (settings[tag].agents or suite.agents), claim
     mets = [s for s in PAPER.settings if "mets-fig1-linear" in s.tags][0]
     assert mets.horizon == 5000 and PAPER.num_seeds == 50 and mets.kwargs == {}
+    coco = [s for s in PAPER.settings if s.family == "PartialContext"]
+    assert len(coco) == 4 and {PAPER.num_seeds_of(s) for s in coco} == {10}  # the CoCo paper's 10 seeds
+    assert all(PAPER.num_seeds_of(s) == 50 for s in PAPER.settings if s not in coco)
 
 
 def test_failed_rows_are_ignored():
