@@ -108,11 +108,23 @@ def _mets_linear() -> list[Claim]:
         "true marginal prior is about N(0, 4 I); with N(0, 4 I) (ridge 0.25) or the exact marginal "
         "(FlatTS) it beats HierTS, see benchmarks/results/mets_lints_prior.md",
     }
-    return [
+    claims = [
         Claim("meTS", src, (tag, a), (tag, b), rel, paper_values=values, note=note,
               if_not_held=why.get((a, b), ""))
         for a, b, rel in pairs
     ]
+    # The authors' LinTS scores like TS on each action alone with its exact marginal prior (our FlatTS:
+    # 1444 +- 61 over 50 seeds in benchmarks/results/mets_lints_prior.md vs their 1417), not like ridge
+    # LinTS (2674): the same ordering with FlatTS in LinTS's place.
+    src_flat = ("meTS poster Fig. 1 (linear); the authors' LinTS read as our FlatTS (each action, its "
+                "marginal prior)")
+    flat_values = {**values, "FlatTS": values["LinTS"]}
+    flat_note = note + "; FlatTS's paper value is the authors' LinTS"
+    claims += [
+        Claim("meTS", src_flat, (tag, a), (tag, b), paper_values=flat_values, note=flat_note)
+        for a, b in (("meTS-Fa", "FlatTS"), ("meTS", "FlatTS"), ("FlatTS", "HierTS"))
+    ]
+    return claims
 
 
 def _mets_logistic() -> list[Claim]:

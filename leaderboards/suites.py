@@ -530,7 +530,7 @@ OFFLINE = Suite(
 
 #: the agents of each seed paper's headline comparison (Setting.agents of the ``paper`` suite)
 _HIERTS_FIG2 = ("OracleTS", "HierTS", "FlatTS")
-_METS_LINEAR = ("meTS", "meTS-Fa", "HierTS", "LinTS", "LinUCB")
+_METS_LINEAR = ("meTS", "meTS-Fa", "HierTS", "LinTS", "LinUCB", "FlatTS")  # FlatTS ~ the authors' LinTS
 _METS_LOGISTIC = ("meTS-GLM", "meTS", "HierTS", "GLM-TS", "UCB-GLM")
 _EBM = ("EbmTS", "EbmUCB", "DisjointLinTS", "DisjointLinUCB", "OLSBandit", "RMBandit")
 _COCO = ("NPM-TS", "GIDS", "MTTS", "Ind-TS")
