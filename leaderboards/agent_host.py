@@ -24,9 +24,15 @@ from hbgym.leaderboards import protocol
 from hbgym.leaderboards.play import build_slot_agents
 
 
-def _drop_privileges(uid: int | None, gid: int | None) -> None:
+def _drop_privileges(uid: int | None, gid: int | None, max_processes: int | None) -> None:
+    """Become ``uid``/``gid`` (no supplementary groups) with at most ``max_processes`` processes and
+    threads for that uid (``RLIMIT_NPROC``, set while still privileged); no-op when ``uid`` is None."""
     if uid is None:
         return
+    if max_processes is not None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
     os.setgroups([])
     os.setgid(gid if gid is not None else uid)
     os.setuid(uid)
@@ -59,7 +65,7 @@ def main(read_fd: int, write_fd: int) -> int:
         for name in init.get("preload", ()):
             with contextlib.suppress(ImportError):  # the agent's own import fails with the reason
                 importlib.import_module(name)
-        _drop_privileges(init.get("uid"), init.get("gid"))
+        _drop_privileges(init.get("uid"), init.get("gid"), init.get("max_processes"))
         sys.path[:0] = [str(p) for p in init.get("path", ())]  # a module agent's own copy of its package
         policy = _build(init)
         policy.reset(seed=init["seed"])

@@ -13,7 +13,8 @@ child
   nothing it starts reaches the network (not even the runner's localhost), and drops to uid/gid
   ``nobody`` (65534) before it imports the submitted code (a copy of a file agent in its temporary
   directory; modules the agent file imports are preloaded first). As ``nobody`` it can write neither
-  the results directory nor anything else of the runner's. Where this is impossible (not root, no
+  the results directory nor anything else of the runner's; ``RLIMIT_NPROC`` caps the processes and
+  threads of ``nobody`` (a fork bomb fails with ``BlockingIOError``). Where this is impossible (not root, no
   ``unshare``) the record's ``sandbox`` field says what was not applied, and the process group is killed;
 * sees only the :class:`~hbgym.leaderboards.play.PublicEnv` view, its observations and its own rewards.
 
@@ -50,11 +51,15 @@ TAIL_BYTES = 4096
 
 @dataclass(frozen=True)
 class Limits:
-    """Limits of one sandboxed cell: wall time (s) for the whole cell, address space (GiB), file size."""
+    """Limits of one sandboxed cell: wall time (s) for the whole cell, address space (GiB) and file size
+    (MiB) per process, and ``max_processes``: ``RLIMIT_NPROC`` of the dropped uid (processes and threads
+    of every sandboxed cell running as ``nobody`` together; a fork bomb stops there). Applied only with
+    the privilege drop: without it the limit would count all of the runner user's processes."""
 
     timeout: float = 600.0
     memory_gib: float = 8.0
     file_mib: float = 64.0
+    max_processes: int = 256
 
 
 def isolation() -> dict[str, bool]:
@@ -189,7 +194,7 @@ class SandboxedAgent:
         self.stdout, self.stderr = OutputTail(self.proc.stdout), OutputTail(self.proc.stderr)
         init = {"spec": spec, "views": self.views, "num_envs": self.num_envs, "seed": self.seed,
                 "device": self.device, "dtype": self.dtype, "preload": _preload(self.spec),
-                "uid": uid, "gid": uid,
+                "uid": uid, "gid": uid, "max_processes": int(self.limits.max_processes),
                 # importable only after the drop: nothing of the agent's is imported with privileges
                 "path": [str(agent_dir)] if spec_kind(spec) == "module" else []}
         self._send(init)

@@ -218,6 +218,19 @@ def networker(env):  # phone home: the runner's localhost
     return Uniform(env)
 
 
+def fork_bomb(env):  # bounded here (a real one would not stop): children sleep until the cell ends
+    forked = 0
+    try:
+        for _ in range(400):
+            if os.fork() == 0:
+                time.sleep(60)
+                os._exit(0)
+            forked += 1
+    except OSError as err:
+        raise RuntimeError(f"fork bomb stopped after {{forked}} forks: {{type(err).__name__}}")
+    raise RuntimeError(f"fork bomb not stopped: {{forked}} forks")
+
+
 def honest_uniform(env):
     return Uniform(env)
 '''
@@ -386,6 +399,31 @@ def test_networker_reaches_nothing(tmp_path, monkeypatch):
         code, rec = _attack(tmp_path, monkeypatch, "networker", markers=markers)
     shutil.rmtree(markers, ignore_errors=True)
     assert code == 1 and "no network" in rec["reason"] and rec["sandbox"]["no_network"]
+
+
+@needs_root
+def test_fork_bomb_is_capped_and_dies_with_its_cell(tmp_path, monkeypatch):
+    import re
+
+    from hbgym.leaderboards.sandbox import Limits
+
+    code, rec = _attack(tmp_path, monkeypatch, "fork_bomb")
+    assert code == 1 and rec["status"] == "failed", rec.get("reason")
+    found = re.search(r"fork bomb stopped after (\d+) forks: BlockingIOError", rec["reason"])
+    assert found and int(found.group(1)) < Limits().max_processes, rec["reason"]
+    time.sleep(0.5)  # the PID namespace took every sleeping child with it
+    sleepers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _uid_of(p) == 65534]
+    assert not sleepers, f"processes of nobody outlived the cell: {[p.name for p in sleepers]}"
+
+
+def _uid_of(proc: Path) -> int | None:
+    try:
+        for line in (proc / "status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
 
 
 def test_stdout_flood_does_not_stop_the_cell(tmp_path, monkeypatch):
