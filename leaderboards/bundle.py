@@ -73,6 +73,7 @@ __all__ = [
     "verify_bundle",
     "publish",
     "board_collections",
+    "board_lock",
     "code_hash",
     "compare_rows",
     "TOLERANCE",
@@ -719,6 +720,21 @@ def _reference_rows(records: list[dict[str, Any]]) -> dict[tuple[str, str, int],
     }
 
 
+@contextmanager
+def board_lock(board: Path) -> Iterator[None]:
+    """Hold ``board/.lock`` exclusively (``flock``; released when the holder dies): one ``publish`` at a
+    time decides what is new, checks the references and appends to the history."""
+    import fcntl
+
+    board.mkdir(parents=True, exist_ok=True)
+    with open(board / ".lock", "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def publish(
     path: str | os.PathLike, board: str | os.PathLike, verification: Verification
 ) -> tuple[Path, bool]:
@@ -731,7 +747,7 @@ def publish(
     if not verification.ok:
         raise BundleError(f"refusing to publish an unverified bundle: {verification.reason}")
     board = Path(board)
-    with open_bundle(path) as (root, meta):
+    with open_bundle(path) as (root, meta), board_lock(board):
         agent, suite = meta["agent"], meta["suite"]
         digest = _bundle_digest(root)
         if digest != verification.bundle_sha256:

@@ -14,6 +14,7 @@ from hbgym.leaderboards.bundle import (
     _bundle_digest,
     _escape_probability,
     board_collections,
+    board_lock,
     code_hash,
     compare_rows,
     make_bundle,
@@ -299,6 +300,22 @@ def test_publish_idempotent_append_only_and_superseding(genuine, tmp_path):
     page = (site / "agents" / "my_agent.make_agent.html").read_text()
     assert history[1]["code_hash"] in page and "reproduced (bit-identical)" in page
     assert history[0]["code_hash"][:12] in (site / "index.html").read_text()  # superseded, in the history
+
+
+def test_concurrent_publish_waits_for_the_board_lock(genuine, tmp_path):
+    import threading
+
+    _, _, bundle = genuine
+    board = tmp_path / "board"
+    result = verify(bundle, cells=1, suite_lookup=lookup)
+    done: list[tuple[Path, bool]] = []
+    with board_lock(board):  # another publish holds the board
+        worker = threading.Thread(target=lambda: done.append(publish(bundle, board, result)))
+        worker.start()
+        worker.join(1.0)
+        assert worker.is_alive() and not done and not (board / "history.jsonl").exists()
+    worker.join(60)
+    assert done and done[0][1] and len((board / "history.jsonl").read_text().splitlines()) == 1
 
 
 def test_publish_rejects_forged_reference_rows(genuine, tmp_path):
