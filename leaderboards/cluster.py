@@ -6,7 +6,8 @@ writer of the results store, appends it at once (a killed driver resumes where i
 
 Backends (``backend=``):
 
-* ``local`` - one process for ``jobs=1``, else ``jobs`` joblib ``loky`` worker processes (kept warm).
+* ``local`` - one process for ``jobs=1``, else ``jobs`` joblib ``loky`` worker processes (kept warm);
+  the cells in flight when a worker dies are re-run one at a time to find the one that kills it.
 * ``ray`` - one Ray task per cell on Ray's worker pool (workers stay warm between cells). With an
   address (``address=`` or ``RAY_ADDRESS``) the driver *attaches* to that cluster and passes no local
   resource arguments; without one it starts its **own fresh** local cluster
@@ -17,10 +18,11 @@ Backends (``backend=``):
   default client if there is one, else a local in-process cluster of ``jobs`` threads.
 
 Faults: a worker that dies mid-cell (killed, node lost) has its cell re-run elsewhere by the scheduler
-(Ray task retries; Dask reschedules a lost worker's tasks), and the driver keeps only the first record
-per cell id, so every cell is stored exactly once. An agent's exception never reaches the scheduler:
-the worker function turns it into the cell's ``failed`` record; a cell whose worker dies every time it
-runs it (an agent that crashes its process) becomes a ``failed`` record through ``lost``. Every record
+(Ray task retries; Dask reschedules a lost worker's tasks; local: alone, one at a time), and the driver
+keeps only the first record per cell id, so every cell is stored exactly once. An agent's exception
+never reaches the scheduler: the worker function turns it into the cell's ``failed`` record; a cell
+whose worker dies every time it runs it (an agent that crashes its process) becomes a ``failed``
+record through ``lost``. Every record
 and row carries the ``host`` and ``pid`` of the worker process that ran the cell.
 """
 
@@ -114,14 +116,49 @@ def run_cells(cells: Sequence[Any], worker: Worker, jobs: int = 1, backend: str 
 
 
 def _local(cells: list[Any], task: Worker, jobs: int, address: str | None, lost: Any) -> Iterator[Record]:
+    """``jobs=1``: in this process (an agent that kills its process stops the run; rerunning resumes).
+    Else at most ``jobs`` cells in flight on loky workers. A dead worker breaks the pool and every cell
+    in flight with it; those cells are then run one at a time, alone, so the one that kills its worker
+    is found: after :data:`WORKER_RETRIES` + 1 deaths alone it becomes ``lost(cell, reason)``."""
     if jobs == 1:
         for cell in cells:
             yield task(cell)
         return
-    from joblib import Parallel, delayed
+    from collections import deque
+    from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, wait
 
-    yield from Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")(
-        delayed(task)(c) for c in cells)
+    from joblib.externals.loky import get_reusable_executor
+
+    pending, suspects = deque(cells), deque()
+    deaths: dict[str, int] = {}
+    while pending or suspects:
+        alone = bool(suspects)
+        executor = get_reusable_executor(max_workers=1 if alone else jobs)
+        batch = [suspects.popleft()] if alone else [pending.popleft() for _ in range(min(jobs, len(pending)))]
+        in_flight = {executor.submit(task, c): c for c in batch}
+        while in_flight:
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                cell = in_flight.pop(future)
+                error = future.exception()
+                if error is None:
+                    yield future.result()
+                elif not isinstance(error, BrokenExecutor):
+                    raise error
+                elif not alone:
+                    suspects.append(cell)
+                else:
+                    deaths[cell.id] = deaths.get(cell.id, 0) + 1
+                    if deaths[cell.id] <= WORKER_RETRIES:
+                        suspects.append(cell)
+                    elif lost is None:
+                        raise error
+                    else:
+                        yield lost(cell, f"worker process died {deaths[cell.id]} times running this cell "
+                                         f"alone ({type(error).__name__}: {str(error)[:300]})")
+            if not alone and not suspects:  # keep ``jobs`` cells in flight
+                for cell in [pending.popleft() for _ in range(min(jobs - len(in_flight), len(pending)))]:
+                    in_flight[executor.submit(task, cell)] = cell
 
 
 # --------------------------------------------------------------------------- ray

@@ -332,6 +332,24 @@ def test_local_ray_starts_its_own_cluster_despite_a_stale_one(cells, local_rows,
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_local_jobs_survive_an_agent_that_kills_its_worker(cells, local_rows, tmp_path, monkeypatch):
+    """``--jobs 2`` locally: the crasher's cells become failed records, every other cell its normal row."""
+    from hbgym.leaderboards import cluster
+
+    monkeypatch.setattr(cluster, "WORKER_RETRIES", 1)
+    crash = plan(SUITE, ["tests.test_cluster:make_crasher"], with_references=False)[0][:2]
+    store = ResultStore(tmp_path / "local")
+    store.open(SUITE)
+    execute([cells[0], crash[0], *cells[1:4], crash[1]], store, jobs=2, progress=False)
+    good = [r for r in store.rows() if r["agent"] != crash[0].agent_name]
+    assert len(good) == 8 and {json.dumps({k: v for k, v in r.items() if k not in VOLATILE}, sort_keys=True)
+                               for r in good} <= set(local_rows)
+    lost = [r for r in store.rows() if r["agent"] == crash[0].agent_name]
+    assert len(lost) == 4 and all(r["status"] == "failed" and r["pid"] is None for r in lost)
+    assert "worker process died 2 times running this cell alone (TerminatedWorkerError" in lost[0]["reason"]
+    store.verify(SUITE.hash)
+
+
 def test_driver_killed_with_sigkill_resumes_every_cell_once(cells, local_rows, tmp_path):
     """A real ``run`` process killed with -9 mid-run, then the same command again: nothing lost or doubled."""
     out = tmp_path / "killed"
