@@ -142,10 +142,24 @@ def _hierts() -> list[Claim]:
         ]
     src = "HierTS Fig. 2(c): regret increases with L, sublinearly (Sec. 6.3)"
     out += [
-        Claim("HierTS", src, ("hierts-fig2c-L1", "HierTS"), ("hierts-fig2c-L10", "HierTS")),
+        Claim("HierTS", src, ("hierts-fig2c-L1", "HierTS"), ("hierts-fig2c-L10", "HierTS"),
+              if_not_held="the increase with L is small at the paper's size (compare the four hierts-fig2c "
+              "settings: the means grow with L): with m = 10 tasks, concurrency only withholds one round's "
+              "observations from the shared hyper-posterior, a cost smaller than the noise of 50 seeds"),
         Claim("HierTS", src, ("hierts-fig2c-L10", "HierTS"), ("hierts-fig2c-L1", "HierTS"), factor=10.0),
     ]
     return out
+
+
+_TS_VS_UCB = (
+    "this pair mixes two effects: the empirical-Bayes prior (EbmTS beats DisjointLinTS and EbmUCB beats "
+    "DisjointLinUCB, each by a wide margin here) and Thompson sampling exploring more than UCB at this "
+    "horizon; the second offsets the first for EbmTS against DisjointLinUCB"
+)
+_COCO_SEEDS = (
+    "the paper's own 10 seeds (it reports mean curves with sd/sqrt(10), no test) leave the paired "
+    "difference within noise here"
+)
 
 
 def _ebm() -> list[Claim]:
@@ -153,7 +167,8 @@ def _ebm() -> list[Claim]:
     for tag in ("ebm-fig1-balanced", "ebm-fig1-data-poor", "ebm-fig2-sparse"):
         src = "ebm Sec. 7.1 Figs. 1-2: ebmTS/ebmUCB below every baseline (incl. RMBandit on sparse)"
         out += [
-            Claim("ebm", src, (tag, ours), (tag, base))
+            Claim("ebm", src, (tag, ours), (tag, base), if_not_held=_TS_VS_UCB if (ours, base) == (
+                "EbmTS", "DisjointLinUCB") else "")
             for ours in ("EbmTS", "EbmUCB")
             for base in ("DisjointLinTS", "DisjointLinUCB", "RMBandit")
         ]
@@ -165,7 +180,7 @@ def _coco() -> list[Claim]:
     for tag, panel in (("coco-fig2a", "(a)"), ("coco-fig2b", "(b)"), ("coco-fig2d", "(d)")):
         src = f"CoCo Fig. 2{panel} (Sec. 4): the CoCo agents beat MTTS and Ind-TS"
         out += [
-            Claim("CoCo", src, (tag, ours), (tag, base))
+            Claim("CoCo", src, (tag, ours), (tag, base), if_not_held=_COCO_SEEDS)
             for ours in ("NPM-TS", "GIDS")
             for base in ("MTTS", "Ind-TS")
         ]
@@ -210,6 +225,8 @@ def _hieropo() -> list[Claim]:
                 "HierOPO Fig. 2 (vary m, n=500): HierOPO < FlatOPO",
                 (tag, "HierOPO"),
                 (tag, "FlatOPO"),
+                if_not_held="HierOPO's gain comes from the m tasks that inform the hyper-posterior; with "
+                "few tasks it is small against the noise of 30 runs",
             )
         )
     return out

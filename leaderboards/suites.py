@@ -586,7 +586,7 @@ PAPER = Suite(
     chunk=25,
     agents=tuple(dict.fromkeys(_HIERTS_FIG2 + _METS_LINEAR + _METS_LOGISTIC + _EBM + _COCO)),
     description="each seed paper's headline online experiment at the paper's size, 50 seeds (CoCo: the "
-    "paper's 10) (about 1 h on 2 cores; `reproduce DIR` checks the papers' claims)",
+    "paper's 10) (about 25 min on 2 cores; `reproduce DIR` checks the papers' claims)",
     settings=_paper_settings(),
 )
 
