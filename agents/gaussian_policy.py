@@ -87,19 +87,19 @@ class GaussianPolicy(TorchAgent):
 
     def _sync_mixing(self, obs: dict[str, torch.Tensor]) -> None:
         """Give the posterior the ``A_u`` the observation reveals (see :meth:`UnitLayout.mixing`).
-        Skipped when the units and their ``A_u`` equal the last ones given (per-episode weights
-        repeat every round)."""
+        Skipped when the units and the observation entry ``A_u`` is made from equal the last ones
+        (per-episode weights repeat every round: ``A_u`` is built once per episode)."""
         if not self._uses_mixing():
             return
-        mixing = self.layout.mixing(obs)
-        if mixing is None:
+        source = self.layout.mixing_source(obs)
+        if source is None:
             return
         ids = self.layout.mixing_units(obs)
         last = self._synced
-        if last is not None and torch.equal(last[0], ids) and torch.equal(last[1], mixing):
+        if last is not None and torch.equal(last[0], ids) and torch.equal(last[1], source):
             return
-        self._set_mixing(ids, mixing)
-        self._synced = (ids, mixing)
+        self._set_mixing(ids, self.layout.mixing(obs))
+        self._synced = (ids.clone(), source.clone())  # obs tensors may share memory with the env's arrays
 
     def _set_mixing(self, ids: torch.Tensor, mixing: torch.Tensor) -> None:
         """Apply revealed ``A_u`` ``(B, n, d, D)`` of units ``ids`` ``(B, n)``: to the hierarchy, or

@@ -193,18 +193,27 @@ class HierarchicalGaussian(_UnitTables):
         if cov.shape[-1] != self.unit_dim:
             raise ValueError(f"unit_cov must be {self.unit_dim}x{self.unit_dim}, got {tuple(cov.shape)}")
         self.unit_cov = cov
-        self._unit_factor = psd_factor(symmetrize(cov))
+        self._unit_factor = psd_factor(symmetrize(cov))  # L0
+        self._unit_factor_t = self._unit_factor.mT.contiguous()  # L0^T
 
     def reset(self) -> None:
         """Forget all observations."""
         B, U, d, D = self.num_envs, self.num_units, self.unit_dim, self.hyper_dim
-        self.gram = torch.zeros(B, U, d, d, **self._like)
-        self.moment = torch.zeros(B, U, d, **self._like)
-        self.counts = torch.zeros(B, U, **self._like)
+        self.stats = torch.zeros(B, U, d, d + 1, **self._like)  # [G_u | b_u]: one gather, one scatter
         self._sum_precision = torch.zeros(B, D, D, **self._like)
         self._sum_eta = torch.zeros(B, D, **self._like)
         self._num_updates = 0
         self._refresh_all()
+
+    @property
+    def gram(self) -> torch.Tensor:
+        """``G_u`` ``(B, U, d, d)``: a view of :attr:`stats` (writable in place)."""
+        return self.stats[..., :-1]
+
+    @property
+    def moment(self) -> torch.Tensor:
+        """``b_u`` ``(B, U, d)``: a view of :attr:`stats` (writable in place)."""
+        return self.stats[..., -1]
 
     # ------------------------------------------------------------------ per-unit algebra
 
@@ -216,22 +225,23 @@ class HierarchicalGaussian(_UnitTables):
         ``L0 C^{-T/2}``, the shrinkage ``M_u = I - S~_u G_u`` (all ``d x d``), ``q_u`` and
         ``S~_u b_u`` (``d``). With them the conditional mean given psi is ``M_u A_u psi + S~_u b_u``.
         """
-        gram, moment = self._take(self.gram, ids), self._take(self.moment, ids)
-        factor_t = self._take(self._unit_factor, ids).mT  # L0^T
+        stats = self._take(self.stats, ids)  # [G | b]
+        d = self.unit_dim
+        gram = stats[..., :d]
+        factor_t = self._take(self._unit_factor_t, ids)  # L0^T
         w = factor_t @ gram  # W = L0^T G
         # C = I + L0^T G L0 (Cholesky reads its lower triangle only: no symmetrisation needed)
-        chol_c = robust_cholesky(self._eye + w @ factor_t.mT)
+        chol_c = robust_cholesky(self._eye + w @ self._take(self._unit_factor, ids))
         half = torch.linalg.solve_triangular(chol_c, factor_t, upper=False)  # C^{-1/2} L0^T
         cond_factor = half.mT
         cond_cov = cond_factor @ half  # S~ = L0 C^{-1} L0^T
         # Woodbury: W^T C^{-1} W = G S~ G and W^T C^{-1} L0^T b = G S~ b; two products give all four
-        d = self.unit_dim
-        s_rhs = cond_cov @ torch.cat([gram, moment[..., None]], dim=-1)  # [S~ G | S~ b]
-        g_s_rhs = gram @ s_rhs  # [G S~ G | G S~ b]
-        precision = symmetrize(gram - g_s_rhs[..., :d])
-        eta = moment[..., None] - g_s_rhs[..., d:]
+        s_rhs = cond_cov @ stats  # [S~ G | S~ b]
+        woodbury = stats - gram @ s_rhs  # [G - G S~ G | b - G S~ b] = [P | q] (P up to symmetry)
         shrink = self._eye - s_rhs[..., :d]  # M = I - S~ G
-        return torch.cat([precision, cond_cov, cond_factor, shrink, eta, s_rhs[..., d:]], dim=-1)
+        return torch.cat(
+            [symmetrize(woodbury[..., :d]), cond_cov, cond_factor, shrink, woodbury[..., d:], s_rhs[..., d:]], dim=-1
+        )
 
     def _unpack(self, packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Views ``(P, S~, F, M)`` ``(..., d, d)`` and ``(q, S~ b)`` ``(..., d)`` of a packed cache."""
@@ -324,13 +334,10 @@ class HierarchicalGaussian(_UnitTables):
         ids = unit_ids.long()
         weight = self._weights(rewards, noise_var, mask)
         B, U, d = self.num_envs, self.num_units, self.unit_dim
-        flat = self._flat(ids)
-        weighted = weight[..., None] * features
-        outer = weighted[..., :, None] * features[..., None, :]
-        self.gram.view(B * U, d, d).index_add_(0, flat, outer.reshape(-1, d, d))
-        self.moment.view(B * U, d).index_add_(0, flat, (weighted * rewards[..., None]).reshape(-1, d))
-        counted = torch.ones_like(rewards) if mask is None else mask.to(rewards.dtype)
-        self.counts.view(-1).index_add_(0, flat, counted.reshape(-1))
+        weighted = weight[..., None] * features  # w x
+        row = torch.cat([features, rewards[..., None]], dim=-1)  # [x, y]
+        outer = weighted[..., :, None] * row[..., None, :]  # [w x x^T | w x y] (B, n, d, d + 1)
+        self.stats.view(B * U, d, d + 1).index_add_(0, self._flat(ids), outer.reshape(-1, d, d + 1))
         self._refresh_units(ids)
 
     def set_statistics(self, unit_ids: torch.Tensor, gram: torch.Tensor, moment: torch.Tensor) -> None:
