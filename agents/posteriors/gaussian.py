@@ -182,11 +182,12 @@ class HierarchicalGaussian(_UnitTables):
         cov = cov.expand(self.num_envs, self.hyper_dim, self.hyper_dim)
         if self.learn_hyper:
             factor = robust_cholesky(symmetrize(cov))
-            self._prior_precision = torch.cholesky_inverse(factor)
+            precision = torch.cholesky_inverse(factor)
         else:
-            self._prior_precision = torch.zeros_like(cov)
+            precision = torch.zeros_like(cov)
         self.hyper_cov = cov.clone()
-        self._prior_eta = (self._prior_precision @ self.hyper_mean[..., None])[..., 0]
+        # [S_psi^{-1} | S_psi^{-1} mu_psi] (B, D, D + 1), packed like the running sums
+        self._prior = torch.cat([precision, precision @ self.hyper_mean[..., None]], dim=-1)
 
     def _set_unit_prior(self, unit_cov: Any) -> None:
         cov = self._table(unit_cov, 4, "unit_cov")
@@ -200,8 +201,7 @@ class HierarchicalGaussian(_UnitTables):
         """Forget all observations."""
         B, U, d, D = self.num_envs, self.num_units, self.unit_dim, self.hyper_dim
         self.stats = torch.zeros(B, U, d, d + 1, **self._like)  # [G_u | b_u]: one gather, one scatter
-        self._sum_precision = torch.zeros(B, D, D, **self._like)
-        self._sum_eta = torch.zeros(B, D, **self._like)
+        self._sums = torch.zeros(B, D, D + 1, **self._like)  # [sum A^T P A | sum A^T q]
         self._num_updates = 0
         self._refresh_all()
 
@@ -217,13 +217,14 @@ class HierarchicalGaussian(_UnitTables):
 
     # ------------------------------------------------------------------ per-unit algebra
 
-    def _unit_cache(self, ids: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    def _unit_cache(self, ids: torch.Tensor | None) -> torch.Tensor:
         """Everything a unit's posterior needs, from its statistics (B, n units at a time).
 
-        Returns the packed per-unit cache ``(B, n, d, 4 d + 2)`` (see :meth:`_unpack`): ``P_u``,
-        the conditional covariance ``S~_u = L0 C^{-1} L0^T``, its square-root factor
-        ``L0 C^{-T/2}``, the shrinkage ``M_u = I - S~_u G_u`` (all ``d x d``), ``q_u`` and
-        ``S~_u b_u`` (``d``). With them the conditional mean given psi is ``M_u A_u psi + S~_u b_u``.
+        Returns the packed per-unit cache ``(B, n, d, 3 d + D + 2)`` (see :meth:`_unpack`): ``P_u``
+        and ``q_u`` (side by side, so that one slice lifts both into the hyper-posterior sums), the
+        conditional covariance ``S~_u = L0 C^{-1} L0^T``, its square-root factor ``L0 C^{-T/2}``, the
+        shrinkage times the mixing matrix ``M_u A_u`` with ``M_u = I - S~_u G_u`` and ``S~_u b_u``.
+        With them the conditional mean given psi is ``M_u A_u psi + S~_u b_u``.
         """
         stats = self._take(self.stats, ids)  # [G | b]
         d = self.unit_dim
@@ -239,27 +240,33 @@ class HierarchicalGaussian(_UnitTables):
         s_rhs = cond_cov @ stats  # [S~ G | S~ b]
         woodbury = stats - gram @ s_rhs  # [G - G S~ G | b - G S~ b] = [P | q] (P up to symmetry)
         shrink = self._eye - s_rhs[..., :d]  # M = I - S~ G
+        if self.mixing is not None:
+            shrink = shrink @ self._take(self.mixing, ids)  # M A
         return torch.cat(
-            [symmetrize(woodbury[..., :d]), cond_cov, cond_factor, shrink, woodbury[..., d:], s_rhs[..., d:]], dim=-1
+            [symmetrize(woodbury[..., :d]), woodbury[..., d:], cond_cov, cond_factor, shrink, s_rhs[..., d:]], dim=-1
         )
 
     def _unpack(self, packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Views ``(P, S~, F, M)`` ``(..., d, d)`` and ``(q, S~ b)`` ``(..., d)`` of a packed cache."""
+        """Views ``[P | q]`` ``(..., d, d + 1)``, ``S~`` and ``F`` ``(..., d, d)``, ``M A`` ``(..., d, D)``
+        and ``S~ b`` ``(..., d)`` of a packed cache."""
         d = self.unit_dim
         return (
-            packed[..., 0:d], packed[..., d : 2 * d], packed[..., 2 * d : 3 * d], packed[..., 3 * d : 4 * d],
-            packed[..., 4 * d], packed[..., 4 * d + 1],
+            packed[..., : d + 1], packed[..., d + 1 : 2 * d + 1], packed[..., 2 * d + 1 : 3 * d + 1],
+            packed[..., 3 * d + 1 : -1], packed[..., -1],
         )
 
-    def _lift(
-        self, ids: torch.Tensor | None, precision: torch.Tensor, eta: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sum over the unit axis of ``A^T P A`` ``(B, D, D)`` and ``A^T q`` ``(B, D)``."""
+    def _lift(self, ids: torch.Tensor | None, pq: torch.Tensor) -> torch.Tensor:
+        """``[sum_u A^T P A | sum_u A^T q]`` ``(B, D, D + 1)`` of per-unit ``[P | q]`` ``pq`` ``(B, n, d, d + 1)``
+        (a sum over the unit axis)."""
+        d = self.unit_dim
         if self.mixing is None:
-            return precision.sum(1), eta.sum(1)
-        a = self._take(self.mixing, ids)
-        a_t = a.mT
-        return (a_t @ precision @ a).sum(1), (a_t @ eta[..., None]).sum(1)[..., 0]
+            lifted = pq
+        else:
+            a = self._take(self.mixing, ids)
+            lifted = a.mT @ pq  # [A^T P | A^T q]
+            lifted = torch.cat([lifted[..., :d] @ a, lifted[..., d:]], dim=-1)
+        # two sums: torch's reduction order depends on the layout, this one keeps the seeded bits
+        return torch.cat([lifted[..., :-1].sum(1), lifted[..., -1:].sum(1)], dim=-1)
 
     def _apply_mixing(self, ids: torch.Tensor | None, hyper: torch.Tensor) -> torch.Tensor:
         """``A_u psi`` ``(B, n, d)`` for ``hyper`` ``(B, D)``."""
@@ -276,45 +283,46 @@ class HierarchicalGaussian(_UnitTables):
         self._hyper_cache = None
         packed = self._unit_cache(ids)
         if self.learn_hyper:
-            old = self._take(self._packed, ids)
             d = self.unit_dim
-            delta = packed[..., :d] - old[..., :d]  # P_u new - old
-            delta_eta = packed[..., 4 * d] - old[..., 4 * d]  # q_u new - old
+            delta = packed[..., : d + 1] - self._take(self._packed, ids)[..., : d + 1]  # [P | q] new - old
             first = _first_occurrence(ids)  # a unit repeated within a row counts once
             if first is not None:
-                first = first.to(packed.dtype)
-                delta, delta_eta = delta * first[..., None, None], delta_eta * first[..., None]
-            add_prec, add_eta = self._lift(ids, delta, delta_eta)
-            self._sum_precision += add_prec
-            self._sum_eta += add_eta
-        tail = self._packed.shape[2:]
-        self._packed.view(-1, *tail)[self._flat(ids)] = packed.reshape(-1, *tail)
+                delta = delta * first.to(packed.dtype)[..., None, None]
+            self._sums += self._lift(ids, delta)
+        self._store(ids, packed)
         self._num_updates += 1
         if self.learn_hyper and self.refresh_every and self._num_updates % self.refresh_every == 0:
             self._recompute_sums()
 
+    def _store(self, ids: torch.Tensor, packed: torch.Tensor) -> None:
+        """Write the packed caches ``(B, n, ...)`` of units ``ids`` ``(B, n)``."""
+        tail = self._packed.shape[2:]
+        self._packed.view(-1, *tail)[self._flat(ids)] = packed.reshape(-1, *tail)
+
     def _refresh_all(self) -> None:
         """Recompute every unit's cache and the running sums exactly (reset, prior changes)."""
         self._hyper_cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._packed = self._unit_cache(None).contiguous()  # (B, U, d, 4 d + 2), one gather per query
+        self._packed = self._unit_cache(None).contiguous()  # (B, U, d, 3 d + D + 2), one gather per query
         self._recompute_sums()
-
-    @property
-    def _unit_precision(self) -> torch.Tensor:
-        return self._unpack(self._packed)[0]
-
-    @property
-    def _unit_eta(self) -> torch.Tensor:
-        return self._unpack(self._packed)[4]
 
     @property
     def _cond_cov(self) -> torch.Tensor:
         return self._unpack(self._packed)[1]
 
+    @property
+    def _sum_precision(self) -> torch.Tensor:
+        """``sum_u A_u^T P_u A_u`` ``(B, D, D)`` (a view of the running sums)."""
+        return self._sums[..., :-1]
+
+    @property
+    def _sum_eta(self) -> torch.Tensor:
+        """``sum_u A_u^T q_u`` ``(B, D)`` (a view of the running sums)."""
+        return self._sums[..., -1]
+
     def _recompute_sums(self) -> None:
         """Exact running sums from the stored per-unit contributions."""
         if self.learn_hyper:
-            self._sum_precision, self._sum_eta = self._lift(None, self._unit_precision, self._unit_eta)
+            self._sums = self._lift(None, self._unpack(self._packed)[0])
 
     # ------------------------------------------------------------------ data
 
@@ -357,7 +365,7 @@ class HierarchicalGaussian(_UnitTables):
         MTTS users whose design ``Phi_u`` is known once they arrive).
 
         Units that already have data move their share of the hyper-posterior sums from the old
-        ``A_u`` to the new one (``A^T P A``, ``A^T q``); nothing else depends on ``A_u``.
+        ``A_u`` to the new one (``A^T P A``, ``A^T q``) and get their cached ``M_u A_u`` recomputed.
         """
         if self.mixing is None:
             raise ValueError("set_mixing needs a posterior built with mixing matrices (A_u), got mixing=None")
@@ -365,18 +373,16 @@ class HierarchicalGaussian(_UnitTables):
         if self.mixing.shape[:2] != (self.num_envs, self.num_units):
             self.mixing = self.mixing.expand(self.num_envs, self.num_units, -1, -1).clone()
         if self.learn_hyper:
-            precision, eta = self._take(self._unit_precision, ids), self._take(self._unit_eta, ids)
+            pq = self._take(self._unpack(self._packed)[0], ids)
             first = _first_occurrence(ids)
             if first is not None:
-                first = first.to(self.mixing.dtype)
-                precision, eta = precision * first[..., None, None], eta * first[..., None]
-            old_prec, old_eta = self._lift(ids, precision, eta)
+                pq = pq * first.to(self.mixing.dtype)[..., None, None]
+            old = self._lift(ids, pq)
         rows = torch.arange(self.num_envs, device=ids.device)[:, None].expand_as(ids)
         self.mixing[rows, ids] = mixing.to(**self._like)
         if self.learn_hyper:
-            new_prec, new_eta = self._lift(ids, precision, eta)
-            self._sum_precision += new_prec - old_prec
-            self._sum_eta += new_eta - old_eta
+            self._sums += self._lift(ids, pq) - old
+        self._store(ids, self._unit_cache(ids))
         self._hyper_cache = None
 
     def set_prior(self, hyper_mean: Any = None, hyper_cov: Any = None, unit_cov: Any = None) -> None:
@@ -398,9 +404,9 @@ class HierarchicalGaussian(_UnitTables):
             raise RuntimeError("this posterior was built with learn_hyper=False")
         if self._hyper_cache is None:
             # both terms are symmetric; Cholesky reads the lower triangle only
-            factor = robust_cholesky(self._prior_precision + self._sum_precision)
-            eta = self._prior_eta + self._sum_eta
-            mean = torch.cholesky_solve(eta[..., None], factor)[..., 0]
+            total = self._prior + self._sums  # [precision | eta]
+            factor = robust_cholesky(total[..., :-1])
+            mean = torch.cholesky_solve(total[..., -1:], factor)[..., 0]
             self._hyper_cache = (mean, factor)
         return self._hyper_cache
 
@@ -411,7 +417,7 @@ class HierarchicalGaussian(_UnitTables):
 
     def hyper_precision(self) -> torch.Tensor:
         """The hyper-posterior precision ``S_bar^{-1}`` ``(B, D, D)``."""
-        return symmetrize(self._prior_precision + self._sum_precision)
+        return symmetrize(self._prior[..., :-1] + self._sum_precision)
 
     def hyper_eta(self) -> torch.Tensor:
         """The hyper-posterior natural mean ``S_bar^{-1} mu_bar`` ``(B, D)``:
@@ -419,7 +425,7 @@ class HierarchicalGaussian(_UnitTables):
         form, without inverting ``G_u``)."""
         if not self.learn_hyper:
             raise RuntimeError("this posterior was built with learn_hyper=False")
-        return self._prior_eta + self._sum_eta
+        return self._prior[..., -1] + self._sum_eta
 
     def sample_hyper(self, streams: ReplicateStreams) -> torch.Tensor:
         """psi_t ~ Q_t, ``(B, D)`` (Alg. 1 line 5)."""
@@ -453,14 +459,15 @@ class HierarchicalGaussian(_UnitTables):
         """
         ids = _as_ids(unit_ids)
         packed = self._take(self._packed, ids)
-        d = self.unit_dim
-        prior_mean = self._apply_mixing(ids, hyper)
-        z = streams.normal_like(prior_mean)
+        mean_part = packed[..., -1]  # S~ b (B, n, d)
+        z = streams.normal_like(mean_part)
         if scale != 1.0:
             z = scale * z
-        # [F | M] [z; A psi] + S~ b = S~ b + M A psi + F z: conditional mean (eq. (6)) plus the draw
-        draw = packed[..., 2 * d : 4 * d] @ torch.cat([z, prior_mean], dim=-1)[..., None]
-        return draw[..., 0] + packed[..., 4 * d + 1]
+        # [F | M A] [z; psi] + S~ b = S~ b + M A psi + F z: conditional mean (eq. (6)) plus the draw
+        d = self.unit_dim
+        hyper = hyper[:, None, :].expand(*z.shape[:2], -1)
+        draw = packed[..., 2 * d + 1 : -1] @ torch.cat([z, hyper], dim=-1)[..., None]
+        return draw[..., 0] + mean_part
 
     def marginal_posterior(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """theta_u | all data (HierTS eq. (8)): mean ``(B, n, d)``, covariance ``(B, n, d, d)``."""
