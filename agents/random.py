@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from hbgym.rng import hash_words
+from hbgym.rng import hash_words, normal_uniforms, to_uniform
 
 __all__ = ["BLOCK_ELEMENTS", "STREAM_AGENT", "ReplicateStreams"]
 
@@ -78,6 +78,9 @@ def _to_uniform(h: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def _hash(keys: torch.Tensor, counters: torch.Tensor, n: int) -> torch.Tensor:
     """int64 hashes ``(R, n)`` of counters ``counters[r] .. counters[r] + n - 1`` under ``keys[r]``."""
+    if keys.device.type == "cpu":  # hbgym.rng itself: NumPy's uint64 shifts are logical (fewer passes)
+        index = counters.numpy()[:, None] + np.arange(n)
+        return torch.from_numpy(hash_words(keys.numpy().view(np.uint64)[:, None], index).view(np.int64))
     index = counters[:, None] + torch.arange(1, n + 1, device=counters.device)  # (R, n): counter + 1
     return _mix(index.mul_(_GOLDEN).add_(keys[:, None]))
 
@@ -85,12 +88,16 @@ def _hash(keys: torch.Tensor, counters: torch.Tensor, n: int) -> torch.Tensor:
 def _values(h: torch.Tensor, kind: str) -> torch.Tensor:
     """Hashes -> ``"u64"``/``"u32"`` uniforms (float64/float32) or ``"normal"`` (float64 Box-Muller on
     two sub-hashes); elementwise, same shape as ``h``."""
+    cpu = h.device.type == "cpu"  # the integer steps in hbgym.rng's NumPy code (the same bits, faster)
     if kind == "u64":
-        return _to_uniform(h, torch.float64)
+        return torch.from_numpy(to_uniform(h.numpy().view(np.uint64))) if cpu else _to_uniform(h, torch.float64)
     if kind == "u32":
         return _to_uniform(h, torch.float32)
-    u1 = _to_uniform(_mix(h ^ _MUL1), torch.float64)
-    u2 = _to_uniform(_mix(h ^ _MUL2), torch.float64)
+    if cpu:
+        u1, u2 = (torch.from_numpy(u) for u in normal_uniforms(h.numpy().view(np.uint64)))
+    else:
+        u1 = _to_uniform(_mix(h ^ _MUL1), torch.float64)
+        u2 = _to_uniform(_mix(h ^ _MUL2), torch.float64)
     return u1.log_().mul_(-2.0).sqrt_().mul_(u2.mul_(2.0 * math.pi).cos_())  # sqrt(-2 ln u1) cos(2 pi u2)
 
 
