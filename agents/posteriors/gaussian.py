@@ -100,6 +100,15 @@ class _UnitTables:
             return table.expand(self.num_envs, self.num_units, *table.shape[2:])
         return _take(table, ids)
 
+    def _rows(self, table: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`_take` with the (replicate, unit) dims flattened: ``(B n, ...)`` (a view of a shared
+        table), the batch layout of ``torch.bmm``, which costs a third of ``@`` on tiny matrices."""
+        tail = table.shape[2:]
+        if table.shape[0] == table.shape[1] == 1:
+            n = self.num_units if ids is None else ids.shape[1]
+            return table[0, 0].expand(self.num_envs * n, *tail)
+        return self._take(table, ids).reshape(-1, *tail)
+
 
 def _first_occurrence(ids: torch.Tensor) -> torch.Tensor | None:
     """``(B, n)`` bool: True where ``ids[b, j]`` does not occur in ``ids[b, :j]``; None when every
@@ -226,25 +235,27 @@ class HierarchicalGaussian(_UnitTables):
         shrinkage times the mixing matrix ``M_u A_u`` with ``M_u = I - S~_u G_u`` and ``S~_u b_u``.
         With them the conditional mean given psi is ``M_u A_u psi + S~_u b_u``.
         """
-        stats = self._take(self.stats, ids)  # [G | b]
+        stats = self._rows(self.stats, ids)  # [G | b] (B n, d, d + 1)
         d = self.unit_dim
-        gram = stats[..., :d]
-        factor_t = self._take(self._unit_factor_t, ids)  # L0^T
-        w = factor_t @ gram  # W = L0^T G
+        gram = stats[:, :, :d]
+        factor_t = self._rows(self._unit_factor_t, ids)  # L0^T
+        w = torch.bmm(factor_t, gram)  # W = L0^T G
         # C = I + L0^T G L0 (Cholesky reads its lower triangle only: no symmetrisation needed)
-        chol_c = robust_cholesky(self._eye + w @ self._take(self._unit_factor, ids))
+        chol_c = robust_cholesky(torch.baddbmm(self._eye, w, self._rows(self._unit_factor, ids)))
         half = torch.linalg.solve_triangular(chol_c, factor_t, upper=False)  # C^{-1/2} L0^T
         cond_factor = half.mT
-        cond_cov = cond_factor @ half  # S~ = L0 C^{-1} L0^T
+        cond_cov = torch.bmm(cond_factor, half)  # S~ = L0 C^{-1} L0^T
         # Woodbury: W^T C^{-1} W = G S~ G and W^T C^{-1} L0^T b = G S~ b; two products give all four
-        s_rhs = cond_cov @ stats  # [S~ G | S~ b]
-        woodbury = stats - gram @ s_rhs  # [G - G S~ G | b - G S~ b] = [P | q] (P up to symmetry)
-        shrink = self._eye - s_rhs[..., :d]  # M = I - S~ G
+        s_rhs = torch.bmm(cond_cov, stats)  # [S~ G | S~ b]
+        woodbury = torch.baddbmm(stats, gram, s_rhs, alpha=-1.0)  # [G - G S~ G | b - G S~ b] = [P | q]
+        shrink = self._eye - s_rhs[:, :, :d]  # M = I - S~ G
         if self.mixing is not None:
-            shrink = shrink @ self._take(self.mixing, ids)  # M A
-        return torch.cat(
-            [symmetrize(woodbury[..., :d]), woodbury[..., d:], cond_cov, cond_factor, shrink, s_rhs[..., d:]], dim=-1
+            shrink = torch.bmm(shrink, self._rows(self.mixing, ids))  # M A
+        packed = torch.cat(
+            [symmetrize(woodbury[:, :, :d]), woodbury[:, :, d:], cond_cov, cond_factor, shrink, s_rhs[:, :, d:]],
+            dim=-1,
         )
+        return packed.view(self.num_envs, -1, *packed.shape[1:])
 
     def _unpack(self, packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Views ``[P | q]`` ``(..., d, d + 1)``, ``S~`` and ``F`` ``(..., d, d)``, ``M A`` ``(..., d, D)``
@@ -262,9 +273,10 @@ class HierarchicalGaussian(_UnitTables):
         if self.mixing is None:
             lifted = pq
         else:
-            a = self._take(self.mixing, ids)
-            lifted = a.mT @ pq  # [A^T P | A^T q]
-            lifted = torch.cat([lifted[..., :d] @ a, lifted[..., d:]], dim=-1)
+            a = self._rows(self.mixing, ids)
+            lifted = torch.bmm(a.mT, pq.reshape(a.shape[0], d, d + 1))  # [A^T P | A^T q]
+            lifted = torch.cat([torch.bmm(lifted[:, :, :d], a), lifted[:, :, d:]], dim=-1)
+            lifted = lifted.view(self.num_envs, -1, *lifted.shape[1:])
         # two sums: torch's reduction order depends on the layout, this one keeps the seeded bits
         return torch.cat([lifted[..., :-1].sum(1), lifted[..., -1:].sum(1)], dim=-1)
 
