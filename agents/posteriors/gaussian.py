@@ -100,14 +100,18 @@ class _UnitTables:
             return table.expand(self.num_envs, self.num_units, *table.shape[2:])
         return _take(table, ids)
 
-    def _rows(self, table: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
-        """:meth:`_take` with the (replicate, unit) dims flattened: ``(B n, ...)`` (a view of a shared
-        table), the batch layout of ``torch.bmm``, which costs a third of ``@`` on tiny matrices."""
+    def _rows(self, table: torch.Tensor, ids: torch.Tensor | None, flat: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`_take` with the (replicate, unit) dims flattened: ``(B n, ...)``, the batch layout of
+        ``torch.bmm`` (a third of the cost of ``@`` on tiny matrices); ``flat`` is :meth:`_flat` of ``ids``."""
         tail = table.shape[2:]
-        if table.shape[0] == table.shape[1] == 1:
+        if table.shape[0] == table.shape[1] == 1:  # shared: a view
             n = self.num_units if ids is None else ids.shape[1]
             return table[0, 0].expand(self.num_envs * n, *tail)
-        return self._take(table, ids).reshape(-1, *tail)
+        if ids is None or table.shape[1] == 1:
+            return self._take(table, ids).reshape(-1, *tail)
+        if table.shape[0] == 1:
+            return table[0].index_select(0, ids.reshape(-1))
+        return table.reshape(-1, *tail).index_select(0, flat)
 
 
 def _first_occurrence(ids: torch.Tensor) -> torch.Tensor | None:
@@ -226,22 +230,23 @@ class HierarchicalGaussian(_UnitTables):
 
     # ------------------------------------------------------------------ per-unit algebra
 
-    def _unit_cache(self, ids: torch.Tensor | None) -> torch.Tensor:
-        """Everything a unit's posterior needs, from its statistics (B, n units at a time).
+    def _unit_cache(self, ids: torch.Tensor | None, flat: torch.Tensor | None = None) -> torch.Tensor:
+        """Everything a unit's posterior needs, from its statistics (B, n units at a time; ``flat`` is
+        :meth:`_flat` of ``ids``, None for every unit).
 
-        Returns the packed per-unit cache ``(B, n, d, 3 d + D + 2)`` (see :meth:`_unpack`): ``P_u``
+        Returns the packed per-unit cache ``(B n, d, 3 d + D + 2)`` (see :meth:`_unpack`): ``P_u``
         and ``q_u`` (side by side, so that one slice lifts both into the hyper-posterior sums), the
         conditional covariance ``S~_u = L0 C^{-1} L0^T``, its square-root factor ``L0 C^{-T/2}``, the
         shrinkage times the mixing matrix ``M_u A_u`` with ``M_u = I - S~_u G_u`` and ``S~_u b_u``.
         With them the conditional mean given psi is ``M_u A_u psi + S~_u b_u``.
         """
-        stats = self._rows(self.stats, ids)  # [G | b] (B n, d, d + 1)
+        stats = self._rows(self.stats, ids, flat)  # [G | b] (B n, d, d + 1)
         d = self.unit_dim
         gram = stats[:, :, :d]
-        factor_t = self._rows(self._unit_factor_t, ids)  # L0^T
+        factor_t = self._rows(self._unit_factor_t, ids, flat)  # L0^T
         w = torch.bmm(factor_t, gram)  # W = L0^T G
         # C = I + L0^T G L0 (Cholesky reads its lower triangle only: no symmetrisation needed)
-        chol_c = robust_cholesky(torch.baddbmm(self._eye, w, self._rows(self._unit_factor, ids)))
+        chol_c = robust_cholesky(torch.baddbmm(self._eye, w, self._rows(self._unit_factor, ids, flat)))
         half = torch.linalg.solve_triangular(chol_c, factor_t, upper=False)  # C^{-1/2} L0^T
         cond_factor = half.mT
         cond_cov = torch.bmm(cond_factor, half)  # S~ = L0 C^{-1} L0^T
@@ -250,12 +255,11 @@ class HierarchicalGaussian(_UnitTables):
         woodbury = torch.baddbmm(stats, gram, s_rhs, alpha=-1.0)  # [G - G S~ G | b - G S~ b] = [P | q]
         shrink = self._eye - s_rhs[:, :, :d]  # M = I - S~ G
         if self.mixing is not None:
-            shrink = torch.bmm(shrink, self._rows(self.mixing, ids))  # M A
-        packed = torch.cat(
+            shrink = torch.bmm(shrink, self._rows(self.mixing, ids, flat))  # M A
+        return torch.cat(
             [symmetrize(woodbury[:, :, :d]), woodbury[:, :, d:], cond_cov, cond_factor, shrink, s_rhs[:, :, d:]],
             dim=-1,
         )
-        return packed.view(self.num_envs, -1, *packed.shape[1:])
 
     def _unpack(self, packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Views ``[P | q]`` ``(..., d, d + 1)``, ``S~`` and ``F`` ``(..., d, d)``, ``M A`` ``(..., d, D)``
@@ -266,17 +270,17 @@ class HierarchicalGaussian(_UnitTables):
             packed[..., 3 * d + 1 : -1], packed[..., -1],
         )
 
-    def _lift(self, ids: torch.Tensor | None, pq: torch.Tensor) -> torch.Tensor:
-        """``[sum_u A^T P A | sum_u A^T q]`` ``(B, D, D + 1)`` of per-unit ``[P | q]`` ``pq`` ``(B, n, d, d + 1)``
-        (a sum over the unit axis)."""
+    def _lift(self, ids: torch.Tensor | None, flat: torch.Tensor | None, pq: torch.Tensor) -> torch.Tensor:
+        """``[sum_u A^T P A | sum_u A^T q]`` ``(B, D, D + 1)`` of per-unit ``[P | q]`` ``pq`` ``(B n, d, d + 1)``
+        of units ``ids`` (``flat``: see :meth:`_unit_cache`), a sum over the units of each replicate."""
         d = self.unit_dim
         if self.mixing is None:
             lifted = pq
         else:
-            a = self._rows(self.mixing, ids)
-            lifted = torch.bmm(a.mT, pq.reshape(a.shape[0], d, d + 1))  # [A^T P | A^T q]
+            a = self._rows(self.mixing, ids, flat)
+            lifted = torch.bmm(a.mT, pq)  # [A^T P | A^T q]
             lifted = torch.cat([torch.bmm(lifted[:, :, :d], a), lifted[:, :, d:]], dim=-1)
-            lifted = lifted.view(self.num_envs, -1, *lifted.shape[1:])
+        lifted = lifted.view(self.num_envs, -1, *lifted.shape[1:])
         # two sums: torch's reduction order depends on the layout, this one keeps the seeded bits
         return torch.cat([lifted[..., :-1].sum(1), lifted[..., -1:].sum(1)], dim=-1)
 
@@ -293,28 +297,26 @@ class HierarchicalGaussian(_UnitTables):
     def _refresh_units(self, ids: torch.Tensor) -> None:
         """Recompute the caches of units ``ids`` ``(B, n)`` and their share of the running sums."""
         self._hyper_cache = None
-        packed = self._unit_cache(ids)
+        flat = self._flat(ids)
+        packed = self._unit_cache(ids, flat)
+        table = self._packed.view(-1, *packed.shape[1:])
         if self.learn_hyper:
             d = self.unit_dim
-            delta = packed[..., : d + 1] - self._take(self._packed, ids)[..., : d + 1]  # [P | q] new - old
+            delta = packed[:, :, : d + 1] - table.index_select(0, flat)[:, :, : d + 1]  # [P | q] new - old
             first = _first_occurrence(ids)  # a unit repeated within a row counts once
             if first is not None:
-                delta = delta * first.to(packed.dtype)[..., None, None]
-            self._sums += self._lift(ids, delta)
-        self._store(ids, packed)
+                delta = delta * first.to(packed.dtype).reshape(-1, 1, 1)
+            self._sums += self._lift(ids, flat, delta)
+        table.index_copy_(0, flat, packed)  # a repeated unit: the same values twice
         self._num_updates += 1
         if self.learn_hyper and self.refresh_every and self._num_updates % self.refresh_every == 0:
             self._recompute_sums()
 
-    def _store(self, ids: torch.Tensor, packed: torch.Tensor) -> None:
-        """Write the packed caches ``(B, n, ...)`` of units ``ids`` ``(B, n)``."""
-        tail = self._packed.shape[2:]
-        self._packed.view(-1, *tail)[self._flat(ids)] = packed.reshape(-1, *tail)
-
     def _refresh_all(self) -> None:
         """Recompute every unit's cache and the running sums exactly (reset, prior changes)."""
         self._hyper_cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._packed = self._unit_cache(None).contiguous()  # (B, U, d, 3 d + D + 2), one gather per query
+        packed = self._unit_cache(None)
+        self._packed = packed.view(self.num_envs, -1, *packed.shape[1:])  # (B, U, d, 3 d + D + 2)
         self._recompute_sums()
 
     @property
@@ -334,7 +336,8 @@ class HierarchicalGaussian(_UnitTables):
     def _recompute_sums(self) -> None:
         """Exact running sums from the stored per-unit contributions."""
         if self.learn_hyper:
-            self._sums = self._lift(None, self._unpack(self._packed)[0])
+            pq = self._unpack(self._packed)[0].reshape(-1, self.unit_dim, self.unit_dim + 1)
+            self._sums = self._lift(None, None, pq)
 
     # ------------------------------------------------------------------ data
 
@@ -384,17 +387,19 @@ class HierarchicalGaussian(_UnitTables):
         ids = unit_ids.long()
         if self.mixing.shape[:2] != (self.num_envs, self.num_units):
             self.mixing = self.mixing.expand(self.num_envs, self.num_units, -1, -1).clone()
+        flat = self._flat(ids)
+        table = self._packed.view(-1, *self._packed.shape[2:])
         if self.learn_hyper:
-            pq = self._take(self._unpack(self._packed)[0], ids)
+            pq = table.index_select(0, flat)[:, :, : self.unit_dim + 1]
             first = _first_occurrence(ids)
             if first is not None:
-                pq = pq * first.to(self.mixing.dtype)[..., None, None]
-            old = self._lift(ids, pq)
+                pq = pq * first.to(self.mixing.dtype).reshape(-1, 1, 1)
+            old = self._lift(ids, flat, pq)
         rows = torch.arange(self.num_envs, device=ids.device)[:, None].expand_as(ids)
         self.mixing[rows, ids] = mixing.to(**self._like)
         if self.learn_hyper:
-            self._sums += self._lift(ids, pq) - old
-        self._store(ids, self._unit_cache(ids))
+            self._sums += self._lift(ids, flat, pq) - old
+        table.index_copy_(0, flat, self._unit_cache(ids, flat))
         self._hyper_cache = None
 
     def set_prior(self, hyper_mean: Any = None, hyper_cov: Any = None, unit_cov: Any = None) -> None:
