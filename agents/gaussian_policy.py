@@ -23,6 +23,7 @@ import torch
 from hbgym.agents.base import TorchAgent
 from hbgym.agents.hierarchies import GaussianHierarchy, hierarchy_for
 from hbgym.agents.posteriors.gaussian import DiagonalHierarchicalGaussian, HierarchicalGaussian
+from hbgym.agents.posteriors.linalg import dot
 
 __all__ = ["GaussianPolicy"]
 
@@ -167,7 +168,7 @@ class GaussianPolicy(TorchAgent):
         ``scale`` inflates the draw's deviation from the conditional mean (1 = exact draw).
         """
         theta = self.posterior.sample_units(self._query(ids), hyper, self.streams, scale=scale)
-        return torch.linalg.vecdot(features, self._per_slot(theta, ids))
+        return dot(features, self._per_slot(theta, ids))
 
     def _bound(
         self, ids: torch.Tensor, features: torch.Tensor, width: float, hyper: torch.Tensor | None = None

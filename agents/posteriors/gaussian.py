@@ -171,6 +171,7 @@ class HierarchicalGaussian(_UnitTables):
             raise ValueError(f"mixing must have last dim D={self.hyper_dim}, got {tuple(self.mixing.shape)}")
         self._set_unit_prior(unit_cov)
         self._eye = torch.eye(self.unit_dim, **self._like)
+        self._one = torch.ones(1, **self._like)
         self.reset()
 
     # ------------------------------------------------------------------ construction helpers
@@ -475,16 +476,15 @@ class HierarchicalGaussian(_UnitTables):
         ``scale`` multiplies the deviation from the conditional mean (1 = exact posterior draw).
         """
         ids = _as_ids(unit_ids)
-        packed = self._take(self._packed, ids)
-        mean_part = packed[..., -1]  # S~ b (B, n, d)
-        z = streams.normal_like(mean_part)
+        d = self.unit_dim
+        draw_map = self._take(self._packed, ids)[..., 2 * d + 1 :]  # [F | M A | S~ b] (B, n, d, d + D + 1)
+        z = streams.normal_like(draw_map[..., 0])
         if scale != 1.0:
             z = scale * z
-        # [F | M A] [z; psi] + S~ b = S~ b + M A psi + F z: conditional mean (eq. (6)) plus the draw
-        d = self.unit_dim
-        hyper = hyper[:, None, :].expand(*z.shape[:2], -1)
-        draw = packed[..., 2 * d + 1 : -1] @ torch.cat([z, hyper], dim=-1)[..., None]
-        return draw[..., 0] + mean_part
+        # [F | M A | S~ b] [z; psi; 1] = F z + M A psi + S~ b: the conditional mean (eq. (6)) plus the draw
+        lead = z.shape[:2]
+        rhs = torch.cat([z, hyper[:, None, :].expand(*lead, -1), self._one.expand(*lead, 1)], dim=-1)
+        return (draw_map @ rhs[..., None])[..., 0]
 
     def marginal_posterior(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """theta_u | all data (HierTS eq. (8)): mean ``(B, n, d)``, covariance ``(B, n, d, d)``."""
