@@ -90,7 +90,9 @@ def _values(h: torch.Tensor, kind: str) -> torch.Tensor:
     two sub-hashes); elementwise, same shape as ``h``."""
     cpu = h.device.type == "cpu"  # the integer steps in hbgym.rng's NumPy code (the same bits, faster)
     if kind == "u64":
-        return torch.from_numpy(to_uniform(h.numpy().view(np.uint64))) if cpu else _to_uniform(h, torch.float64)
+        if cpu:
+            return torch.from_numpy(to_uniform(h.numpy().view(np.uint64)))
+        return _to_uniform(h, torch.float64)
     if kind == "u32":
         return _to_uniform(h, torch.float32)
     if cpu:

@@ -102,7 +102,7 @@ class _UnitTables:
 
     def _rows(self, table: torch.Tensor, ids: torch.Tensor | None, flat: torch.Tensor | None) -> torch.Tensor:
         """:meth:`_take` with the (replicate, unit) dims flattened: ``(B n, ...)``, the batch layout of
-        ``torch.bmm`` (a third of the cost of ``@`` on tiny matrices); ``flat`` is :meth:`_flat` of ``ids``."""
+        ``torch.bmm`` (a third of the cost of ``@`` on tiny matrices); ``flat``: :meth:`_flat` of ``ids``."""
         tail = table.shape[2:]
         if table.shape[0] == table.shape[1] == 1:  # shared: a view
             n = self.num_units if ids is None else ids.shape[1]
@@ -257,10 +257,8 @@ class HierarchicalGaussian(_UnitTables):
         shrink = self._eye - s_rhs[:, :, :d]  # M = I - S~ G
         if self.mixing is not None:
             shrink = torch.bmm(shrink, self._rows(self.mixing, ids, flat))  # M A
-        return torch.cat(
-            [symmetrize(woodbury[:, :, :d]), woodbury[:, :, d:], cond_cov, cond_factor, shrink, s_rhs[:, :, d:]],
-            dim=-1,
-        )
+        pq = torch.cat([symmetrize(woodbury[:, :, :d]), woodbury[:, :, d:]], dim=-1)
+        return torch.cat([pq, cond_cov, cond_factor, shrink, s_rhs[:, :, d:]], dim=-1)
 
     def _unpack(self, packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Views ``[P | q]`` ``(..., d, d + 1)``, ``S~`` and ``F`` ``(..., d, d)``, ``M A`` ``(..., d, D)``
@@ -272,8 +270,8 @@ class HierarchicalGaussian(_UnitTables):
         )
 
     def _lift(self, ids: torch.Tensor | None, flat: torch.Tensor | None, pq: torch.Tensor) -> torch.Tensor:
-        """``[sum_u A^T P A | sum_u A^T q]`` ``(B, D, D + 1)`` of per-unit ``[P | q]`` ``pq`` ``(B n, d, d + 1)``
-        of units ``ids`` (``flat``: see :meth:`_unit_cache`), a sum over the units of each replicate."""
+        """``[sum_u A^T P A | sum_u A^T q]`` ``(B, D, D + 1)`` of per-unit ``[P | q]`` ``pq``
+        ``(B n, d, d + 1)`` of units ``ids`` (``flat``: see :meth:`_unit_cache`), summed per replicate."""
         d = self.unit_dim
         if self.mixing is None:
             lifted = pq
