@@ -114,9 +114,9 @@ class _UnitTables:
         return table.reshape(-1, *tail).index_select(0, flat)
 
 
-def _first_occurrence(ids: torch.Tensor) -> torch.Tensor | None:
-    """``(B, n)`` bool: True where ``ids[b, j]`` does not occur in ``ids[b, :j]``; None when every
-    entry is a first occurrence (no unit repeats within a row: the common case)."""
+def _first_occurrence(ids: torch.Tensor, dtype: torch.dtype = torch.bool) -> torch.Tensor | None:
+    """``(B, n)``: True (1) where ``ids[b, j]`` does not occur in ``ids[b, :j]``, as ``dtype``; None
+    when every entry is a first occurrence (no unit repeats within a row)."""
     n = ids.shape[1]
     if n == 1:
         return None
@@ -125,10 +125,10 @@ def _first_occurrence(ids: torch.Tensor) -> torch.Tensor | None:
         if all(len(set(row)) == n for row in rows):
             return None
         mask = [[row.index(u) == j for j, u in enumerate(row)] for row in rows]
-        return torch.tensor(mask, dtype=torch.bool)
+        return torch.tensor(mask, dtype=dtype)
     same = ids[:, :, None] == ids[:, None, :]
     earlier = torch.ones(n, n, dtype=torch.bool, device=ids.device).tril(-1)
-    return ~(same & earlier).any(-1)
+    return (~(same & earlier).any(-1)).to(dtype)
 
 
 class HierarchicalGaussian(_UnitTables):
@@ -257,8 +257,8 @@ class HierarchicalGaussian(_UnitTables):
         shrink = self._eye - s_rhs[:, :, :d]  # M = I - S~ G
         if self.mixing is not None:
             shrink = torch.bmm(shrink, self._rows(self.mixing, ids, flat))  # M A
-        pq = torch.cat([symmetrize(woodbury[:, :, :d]), woodbury[:, :, d:]], dim=-1)
-        return torch.cat([pq, cond_cov, cond_factor, shrink, s_rhs[:, :, d:]], dim=-1)
+        pq = [symmetrize(woodbury[:, :, :d]), woodbury[:, :, d:]]
+        return torch.cat([*pq, cond_cov, cond_factor, shrink, s_rhs[:, :, d:]], dim=-1)
 
     def _unpack(self, packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Views ``[P | q]`` ``(..., d, d + 1)``, ``S~`` and ``F`` ``(..., d, d)``, ``M A`` ``(..., d, D)``
@@ -302,9 +302,9 @@ class HierarchicalGaussian(_UnitTables):
         if self.learn_hyper:
             d = self.unit_dim
             delta = packed[:, :, : d + 1] - table.index_select(0, flat)[:, :, : d + 1]  # [P | q] new - old
-            first = _first_occurrence(ids)  # a unit repeated within a row counts once
+            first = _first_occurrence(ids, delta.dtype)  # a unit repeated within a row counts once
             if first is not None:
-                delta = delta * first.to(packed.dtype).reshape(-1, 1, 1)
+                delta = delta * first.reshape(-1, 1, 1)
             self._sums += self._lift(ids, flat, delta)
         table.index_copy_(0, flat, packed)  # a repeated unit: the same values twice
         self._num_updates += 1
@@ -354,9 +354,11 @@ class HierarchicalGaussian(_UnitTables):
         Units may repeat within a row (e.g. a task acting twice in one concurrent round).
         """
         ids = unit_ids.long()
-        weight = self._weights(rewards, noise_var, mask)
+        if mask is None and isinstance(noise_var, (int, float)):
+            weighted = features * (1.0 / noise_var)  # w x
+        else:
+            weighted = self._weights(rewards, noise_var, mask)[..., None] * features
         B, U, d = self.num_envs, self.num_units, self.unit_dim
-        weighted = weight[..., None] * features  # w x
         row = torch.cat([features, rewards[..., None]], dim=-1)  # [x, y]
         outer = weighted[..., :, None] * row[..., None, :]  # [w x x^T | w x y] (B, n, d, d + 1)
         self.stats.view(B * U, d, d + 1).index_add_(0, self._flat(ids), outer.reshape(-1, d, d + 1))
@@ -390,9 +392,9 @@ class HierarchicalGaussian(_UnitTables):
         table = self._packed.view(-1, *self._packed.shape[2:])
         if self.learn_hyper:
             pq = table.index_select(0, flat)[:, :, : self.unit_dim + 1]
-            first = _first_occurrence(ids)
+            first = _first_occurrence(ids, pq.dtype)
             if first is not None:
-                pq = pq * first.to(self.mixing.dtype).reshape(-1, 1, 1)
+                pq = pq * first.reshape(-1, 1, 1)
             old = self._lift(ids, flat, pq)
         rows = torch.arange(self.num_envs, device=ids.device)[:, None].expand_as(ids)
         self.mixing[rows, ids] = mixing.to(**self._like)
