@@ -40,9 +40,11 @@ __all__ = ["BLOCK_ELEMENTS", "STREAM_AGENT", "ReplicateStreams"]
 #: stream word of agent randomness (the env's streams use 1..5 and family streams above 100)
 STREAM_AGENT = 77
 
-#: most elements ``B * L`` of a precomputed block (128 KiB per int64 or float64 copy: blocks stay in
-#: cache; larger draws gain nothing from a block and take the direct path)
-BLOCK_ELEMENTS = 1 << 14
+#: most elements ``B * L`` of a precomputed block (512 KiB per int64 or float64 copy: blocks stay in
+#: L2 cache; larger draws gain nothing from a block and take the direct path). 2^16 rather than 2^14:
+#: meTS at B=50 draws 206 normals per replicate per round, and a block of 1310 of them refills every
+#: sixth round instead of every round (-30% stream time there; benchmarks/results/agent_scaling.md)
+BLOCK_ELEMENTS = 1 << 16
 #: block length bounds (counters per replicate)
 _BLOCK_MIN, _BLOCK_MAX = 64, 4096
 
