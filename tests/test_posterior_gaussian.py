@@ -261,3 +261,19 @@ def test_first_occurrence_small_python_path_equals_tensor_path() -> None:
     assert torch.equal(large[:3], expected)
     assert _first_occurrence(ids[2:]) is None  # no repeats: nothing to mask
     assert _first_occurrence(ids[:, :1]) is None
+
+
+def test_dot_sums_in_index_order_and_equals_vecdot_for_short_rows() -> None:
+    from hbgym.agents.posteriors.linalg import dot
+
+    gen = torch.Generator().manual_seed(3)
+    for n in (1, 2, 3, 7):
+        x = torch.randn(4, 5, 6, n, generator=gen, dtype=torch.float64)
+        y = torch.randn(4, 5, 1, n, generator=gen, dtype=torch.float64)  # broadcast over dim 2
+        got = dot(x, y)
+        in_order = x[..., 0] * y[..., 0]
+        for i in range(1, n):
+            in_order = in_order + x[..., i] * y[..., i]
+        assert torch.equal(got, in_order)
+        if n <= 3:
+            assert torch.equal(got, torch.linalg.vecdot(x, y))
