@@ -95,10 +95,10 @@ class GaussianPolicy(TorchAgent):
         source = self.layout.mixing_source(obs)
         if source is None:
             return
-        last = self._synced
-        if last is not None and torch.equal(last[1], source):
-            if self.layout.all_units or torch.equal(last[0], self.layout.mixing_units(obs)):
-                return
+        last = self._synced  # (units, source); the units of an all-units layout never change
+        unchanged = last is not None and torch.equal(last[1], source)
+        if unchanged and (self.layout.all_units or torch.equal(last[0], self.layout.mixing_units(obs))):
+            return
         ids = self.layout.mixing_units(obs)
         self._set_mixing(ids, self.layout.mixing(obs))
         self._synced = (ids.clone(), source.clone())  # obs tensors may share memory with the env's arrays
