@@ -88,8 +88,8 @@ class GaussianPolicy(TorchAgent):
 
     def _sync_mixing(self, obs: dict[str, torch.Tensor]) -> None:
         """Give the posterior the ``A_u`` the observation reveals (see :meth:`UnitLayout.mixing`).
-        Skipped when the units and the observation entry ``A_u`` is made from equal the last ones
-        (per-episode weights repeat every round: ``A_u`` is built once per episode)."""
+        Skipped when the observation entry ``A_u`` is built from (and the units) equal the last ones:
+        per-episode weights repeat every round, so ``A_u`` is built once per episode."""
         if not self._uses_mixing():
             return
         source = self.layout.mixing_source(obs)

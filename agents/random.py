@@ -3,8 +3,8 @@
 A batched agent runs ``B`` replicates in lockstep; replicate ``b`` of an agent seeded ``s`` plays the
 env seeded ``s + b`` (the vector-env convention). Every random draw of replicate ``b`` is a pure
 function of ``(s + b, that replicate's draw counter)``: a SplitMix64 hash (the same function as
-:mod:`hbgym.rng`, here on int64 torch tensors with logical shifts, so it runs on CPU and CUDA) turned
-into a uniform, a normal, an integer or a categorical draw. Element ``i`` of a replicate's draw never
+:mod:`hbgym.rng`: on CPU its NumPy code itself, on CUDA the same steps on int64 torch tensors with
+logical shifts) turned into a uniform, a normal, an integer or a categorical draw. Element ``i`` of a replicate's draw never
 depends on ``B`` or on the other replicates, so a seed's results are the same whether it runs alone
 or inside any chunk of seeds.
 
