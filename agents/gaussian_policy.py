@@ -63,6 +63,7 @@ class GaussianPolicy(TorchAgent):
     def _setup(self) -> None:
         spec = self._prior()
         self.layout = spec.layout
+        self._marginal_online = spec.marginal_online  # (flat priors build a new hierarchy per call)
         like = {"device": self.device, "dtype": self.dtype}
         if spec.diagonal:
             unit_cov = spec.unit_cov if spec.unit_cov.ndim == 3 else spec.unit_cov[None]
@@ -84,7 +85,7 @@ class GaussianPolicy(TorchAgent):
 
     def _uses_mixing(self) -> bool:
         """Whether revealed ``A_u`` matter to this agent's posterior (not to e.g. LinTS's ridge prior)."""
-        return getattr(self.posterior, "mixing", None) is not None or self._prior().marginal_online
+        return getattr(self.posterior, "mixing", None) is not None or self._marginal_online
 
     def _sync_mixing(self, obs: dict[str, torch.Tensor]) -> None:
         """Give the posterior the ``A_u`` the observation reveals (see :meth:`UnitLayout.mixing`).
