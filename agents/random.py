@@ -5,8 +5,8 @@ env seeded ``s + b`` (the vector-env convention). Every random draw of replicate
 function of ``(s + b, that replicate's draw counter)``: a SplitMix64 hash (the same function as
 :mod:`hbgym.rng`: on CPU its NumPy code itself, on CUDA the same steps on int64 torch tensors with
 logical shifts) turned into a uniform, a normal, an integer or a categorical draw. Element ``i`` of a
-replicate's draw never depends on ``B`` or on the other replicates, so a seed's results are the same whether it runs alone
-or inside any chunk of seeds.
+replicate's draw never depends on ``B`` or on the other replicates, so a seed's results are the same
+whether it runs alone or inside any chunk of seeds.
 
 Each call to a draw method advances the counter of every participating replicate by the number of
 elements drawn per replicate; ``rows`` restricts a draw to some replicates (the others' counters do
