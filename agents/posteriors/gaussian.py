@@ -322,16 +322,6 @@ class HierarchicalGaussian(_UnitTables):
     def _cond_cov(self) -> torch.Tensor:
         return self._unpack(self._packed)[1]
 
-    @property
-    def _sum_precision(self) -> torch.Tensor:
-        """``sum_u A_u^T P_u A_u`` ``(B, D, D)`` (a view of the running sums)."""
-        return self._sums[..., :-1]
-
-    @property
-    def _sum_eta(self) -> torch.Tensor:
-        """``sum_u A_u^T q_u`` ``(B, D)`` (a view of the running sums)."""
-        return self._sums[..., -1]
-
     def _recompute_sums(self) -> None:
         """Exact running sums from the stored per-unit contributions."""
         if self.learn_hyper:
@@ -435,7 +425,7 @@ class HierarchicalGaussian(_UnitTables):
 
     def hyper_precision(self) -> torch.Tensor:
         """The hyper-posterior precision ``S_bar^{-1}`` ``(B, D, D)``."""
-        return symmetrize(self._prior[..., :-1] + self._sum_precision)
+        return symmetrize(self._prior[..., :-1] + self._sums[..., :-1])
 
     def hyper_eta(self) -> torch.Tensor:
         """The hyper-posterior natural mean ``S_bar^{-1} mu_bar`` ``(B, D)``:
@@ -443,7 +433,7 @@ class HierarchicalGaussian(_UnitTables):
         form, without inverting ``G_u``)."""
         if not self.learn_hyper:
             raise RuntimeError("this posterior was built with learn_hyper=False")
-        return self._prior[..., -1] + self._sum_eta
+        return self._prior[..., -1] + self._sums[..., -1]
 
     def sample_hyper(self, streams: ReplicateStreams) -> torch.Tensor:
         """psi_t ~ Q_t, ``(B, D)`` (Alg. 1 line 5)."""
