@@ -280,6 +280,8 @@ class HierarchicalGaussian(_UnitTables):
             lifted = torch.bmm(a.mT, pq)  # [A^T P | A^T q]
             lifted = torch.cat([torch.bmm(lifted[:, :, :d], a), lifted[:, :, d:]], dim=-1)
         lifted = lifted.view(self.num_envs, -1, *lifted.shape[1:])
+        if lifted.shape[1] == 1:  # one unit per replicate: nothing to sum
+            return lifted[:, 0]
         # two sums: torch's reduction order depends on the layout, this one keeps the seeded bits
         return torch.cat([lifted[..., :-1].sum(1), lifted[..., -1:].sum(1)], dim=-1)
 
