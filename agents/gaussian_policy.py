@@ -23,6 +23,7 @@ import torch
 from hbgym.agents.base import TorchAgent
 from hbgym.agents.hierarchies import GaussianHierarchy, hierarchy_for
 from hbgym.agents.posteriors.gaussian import DiagonalHierarchicalGaussian, HierarchicalGaussian
+from hbgym.agents.posteriors.linalg import dot
 
 __all__ = ["GaussianPolicy"]
 
@@ -62,6 +63,7 @@ class GaussianPolicy(TorchAgent):
     def _setup(self) -> None:
         spec = self._prior()
         self.layout = spec.layout
+        self._marginal_online = spec.marginal_online  # (flat priors build a new hierarchy per call)
         like = {"device": self.device, "dtype": self.dtype}
         if spec.diagonal:
             unit_cov = spec.unit_cov if spec.unit_cov.ndim == 3 else spec.unit_cov[None]
@@ -83,23 +85,24 @@ class GaussianPolicy(TorchAgent):
 
     def _uses_mixing(self) -> bool:
         """Whether revealed ``A_u`` matter to this agent's posterior (not to e.g. LinTS's ridge prior)."""
-        return getattr(self.posterior, "mixing", None) is not None or self._prior().marginal_online
+        return getattr(self.posterior, "mixing", None) is not None or self._marginal_online
 
     def _sync_mixing(self, obs: dict[str, torch.Tensor]) -> None:
         """Give the posterior the ``A_u`` the observation reveals (see :meth:`UnitLayout.mixing`).
-        Skipped when the units and their ``A_u`` equal the last ones given (per-episode weights
-        repeat every round)."""
+        Skipped when the observation entry ``A_u`` is built from (and the units) equal the last ones:
+        per-episode weights repeat every round, so ``A_u`` is built once per episode."""
         if not self._uses_mixing():
             return
-        mixing = self.layout.mixing(obs)
-        if mixing is None:
+        source = self.layout.mixing_source(obs)
+        if source is None:
+            return
+        last = self._synced  # (units, source); the units of an all-units layout never change
+        unchanged = last is not None and torch.equal(last[1], source)
+        if unchanged and (self.layout.all_units or torch.equal(last[0], self.layout.mixing_units(obs))):
             return
         ids = self.layout.mixing_units(obs)
-        last = self._synced
-        if last is not None and torch.equal(last[0], ids) and torch.equal(last[1], mixing):
-            return
-        self._set_mixing(ids, mixing)
-        self._synced = (ids, mixing)
+        self._set_mixing(ids, self.layout.mixing(obs))
+        self._synced = (ids.clone(), source.clone())  # obs tensors may share memory with the env's arrays
 
     def _set_mixing(self, ids: torch.Tensor, mixing: torch.Tensor) -> None:
         """Apply revealed ``A_u`` ``(B, n, d, D)`` of units ``ids`` ``(B, n)``: to the hierarchy, or
@@ -167,7 +170,7 @@ class GaussianPolicy(TorchAgent):
         ``scale`` inflates the draw's deviation from the conditional mean (1 = exact draw).
         """
         theta = self.posterior.sample_units(self._query(ids), hyper, self.streams, scale=scale)
-        return torch.linalg.vecdot(features, self._per_slot(theta, ids))
+        return dot(features, self._per_slot(theta, ids))
 
     def _bound(
         self, ids: torch.Tensor, features: torch.Tensor, width: float, hyper: torch.Tensor | None = None

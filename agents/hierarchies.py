@@ -57,6 +57,11 @@ class UnitLayout:
     def features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         return obs["features"]
 
+    def mixing_source(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The observation entry that :meth:`mixing` is a function of (None when the prior fixes
+        ``A_u``): policies rebuild ``A_u`` only when it (or :meth:`mixing_units`) changes."""
+        return None
+
     def mixing(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """``A_u`` ``(B, n, d, D)`` of units :meth:`mixing_units` when it is revealed by the observation
         (units met over time, e.g. MTTS users with design ``Phi_u``; per-episode meTS weights);
@@ -97,9 +102,12 @@ class MixedEffectUnits(ActionUnits):
         super().__init__(num_actions)
         self.dim = dim
 
+    def mixing_source(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        return obs.get("mixing")  # None e.g. on MovieLensEffects-v0: the model fixes the weights
+
     def mixing(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        weights = obs.get("mixing")
-        if weights is None:  # e.g. MovieLensEffects-v0: the model fixes the weights
+        weights = self.mixing_source(obs)
+        if weights is None:
             return None
         eye = torch.eye(self.dim, dtype=weights.dtype, device=weights.device)
         a = torch.einsum("bkl,ij->bkilj", weights[:, 0], eye)  # (B, K, d, L_e, d)
@@ -304,6 +312,9 @@ class OneHotUserUnits(TaskUnits):
 
 class LMMUserUnits(OneHotUserUnits):
     """As :class:`OneHotUserUnits`, and the observation reveals ``A_u = Phi_u`` ``(B, L, K, 2)``."""
+
+    def mixing_source(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return obs["features"]
 
     def mixing(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         return obs["features"]

@@ -3,10 +3,10 @@
 A batched agent runs ``B`` replicates in lockstep; replicate ``b`` of an agent seeded ``s`` plays the
 env seeded ``s + b`` (the vector-env convention). Every random draw of replicate ``b`` is a pure
 function of ``(s + b, that replicate's draw counter)``: a SplitMix64 hash (the same function as
-:mod:`hbgym.rng`, here on int64 torch tensors with logical shifts, so it runs on CPU and CUDA) turned
-into a uniform, a normal, an integer or a categorical draw. Element ``i`` of a replicate's draw never
-depends on ``B`` or on the other replicates, so a seed's results are the same whether it runs alone
-or inside any chunk of seeds.
+:mod:`hbgym.rng`: on CPU its NumPy code itself, on CUDA the same steps on int64 torch tensors with
+logical shifts) turned into a uniform, a normal, an integer or a categorical draw. Element ``i`` of a
+replicate's draw never depends on ``B`` or on the other replicates, so a seed's results are the same
+whether it runs alone or inside any chunk of seeds.
 
 Each call to a draw method advances the counter of every participating replicate by the number of
 elements drawn per replicate; ``rows`` restricts a draw to some replicates (the others' counters do
@@ -33,16 +33,18 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from hbgym.rng import hash_words
+from hbgym.rng import hash_words, normal_uniforms, to_uniform
 
 __all__ = ["BLOCK_ELEMENTS", "STREAM_AGENT", "ReplicateStreams"]
 
 #: stream word of agent randomness (the env's streams use 1..5 and family streams above 100)
 STREAM_AGENT = 77
 
-#: most elements ``B * L`` of a precomputed block (128 KiB per int64 or float64 copy: blocks stay in
-#: cache; larger draws gain nothing from a block and take the direct path)
-BLOCK_ELEMENTS = 1 << 14
+#: most elements ``B * L`` of a precomputed block (512 KiB per int64 or float64 copy: blocks stay in
+#: L2 cache; larger draws gain nothing from a block and take the direct path). 2^16 rather than 2^14:
+#: meTS at B=50 draws 206 normals per replicate per round, and a block of 1310 of them refills every
+#: sixth round instead of every round (-30% stream time there; benchmarks/results/agent_scaling.md)
+BLOCK_ELEMENTS = 1 << 16
 #: block length bounds (counters per replicate)
 _BLOCK_MIN, _BLOCK_MAX = 64, 4096
 
@@ -78,6 +80,9 @@ def _to_uniform(h: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def _hash(keys: torch.Tensor, counters: torch.Tensor, n: int) -> torch.Tensor:
     """int64 hashes ``(R, n)`` of counters ``counters[r] .. counters[r] + n - 1`` under ``keys[r]``."""
+    if keys.device.type == "cpu":  # hbgym.rng itself: NumPy's uint64 shifts are logical (fewer passes)
+        index = counters.numpy()[:, None] + np.arange(n)
+        return torch.from_numpy(hash_words(keys.numpy().view(np.uint64)[:, None], index).view(np.int64))
     index = counters[:, None] + torch.arange(1, n + 1, device=counters.device)  # (R, n): counter + 1
     return _mix(index.mul_(_GOLDEN).add_(keys[:, None]))
 
@@ -85,12 +90,18 @@ def _hash(keys: torch.Tensor, counters: torch.Tensor, n: int) -> torch.Tensor:
 def _values(h: torch.Tensor, kind: str) -> torch.Tensor:
     """Hashes -> ``"u64"``/``"u32"`` uniforms (float64/float32) or ``"normal"`` (float64 Box-Muller on
     two sub-hashes); elementwise, same shape as ``h``."""
+    cpu = h.device.type == "cpu"  # the integer steps in hbgym.rng's NumPy code (the same bits, faster)
     if kind == "u64":
+        if cpu:
+            return torch.from_numpy(to_uniform(h.numpy().view(np.uint64)))
         return _to_uniform(h, torch.float64)
     if kind == "u32":
         return _to_uniform(h, torch.float32)
-    u1 = _to_uniform(_mix(h ^ _MUL1), torch.float64)
-    u2 = _to_uniform(_mix(h ^ _MUL2), torch.float64)
+    if cpu:
+        u1, u2 = (torch.from_numpy(u) for u in normal_uniforms(h.numpy().view(np.uint64)))
+    else:
+        u1 = _to_uniform(_mix(h ^ _MUL1), torch.float64)
+        u2 = _to_uniform(_mix(h ^ _MUL2), torch.float64)
     return u1.log_().mul_(-2.0).sqrt_().mul_(u2.mul_(2.0 * math.pi).cos_())  # sqrt(-2 ln u1) cos(2 pi u2)
 
 

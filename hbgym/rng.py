@@ -34,6 +34,8 @@ __all__ = [
     "STREAM_ACTIONS",
     "episode_key",
     "hash_words",
+    "to_uniform",
+    "normal_uniforms",
     "uniform",
     "normal",
     "multivariate_normal",
@@ -136,13 +138,20 @@ def hash_words(key: np.ndarray | int, *words: np.ndarray | int) -> np.ndarray:
         return h
 
 
-def _to_uniform(h: np.ndarray) -> np.ndarray:
+def to_uniform(h: np.ndarray) -> np.ndarray:
     """Map uint64 hashes to floats strictly inside (0, 1) (53 random bits, offset by half an ulp)."""
     return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * _TWO_POW_MINUS_53
 
 
+def normal_uniforms(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The uniforms ``(u1, u2)`` of the Box-Muller normal ``sqrt(-2 ln u1) cos(2 pi u2)`` of uint64
+    hashes ``h`` (two sub-hashes of each)."""
+    with np.errstate(over="ignore"):
+        return to_uniform(_mix(h ^ _MUL1)), to_uniform(_mix(h ^ _MUL2))
+
+
 def _uniform_int(h: int) -> float:
-    """:func:`_to_uniform` of one Python int (the same float: every step is exact or IEEE-rounded)."""
+    """:func:`to_uniform` of one Python int (the same float: every step is exact or IEEE-rounded)."""
     return ((h >> 11) + 0.5) * _TWO_POW_MINUS_53
 
 
@@ -157,7 +166,7 @@ def uniform(key: np.ndarray | int, *words: np.ndarray | int) -> np.ndarray:
     if small is not None:
         values, shape = small
         return np.array([_uniform_int(h) for h in values]).reshape(shape)
-    return _squeeze_like(_to_uniform(hash_words(key, *words)), key, words)
+    return _squeeze_like(to_uniform(hash_words(key, *words)), key, words)
 
 
 def normal(key: np.ndarray | int, *words: np.ndarray | int) -> np.ndarray:
@@ -168,10 +177,7 @@ def normal(key: np.ndarray | int, *words: np.ndarray | int) -> np.ndarray:
         u1 = np.array([_uniform_int(_mix_int(h ^ _MUL1_INT)) for h in values])
         u2 = np.array([_uniform_int(_mix_int(h ^ _MUL2_INT)) for h in values])
         return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).reshape(shape)
-    h = hash_words(key, *words)
-    with np.errstate(over="ignore"):
-        u1 = _to_uniform(_mix(h ^ _MUL1))
-        u2 = _to_uniform(_mix(h ^ _MUL2))
+    u1, u2 = normal_uniforms(hash_words(key, *words))
     out = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
     return _squeeze_like(out, key, words)
 

@@ -258,3 +258,23 @@ def test_block_draws_equal_direct_draws_and_counters_across_refills_and_rows():
     drawn = blocked.normal((4,))
     drawn.mul_(0)  # writing into a draw (a view of the block) does not change later draws
     assert torch.equal(blocked.normal((4,)), direct.normal((8,), rows=every)[:, 4:])
+
+
+def test_torch_hashing_path_equals_the_numpy_path_used_on_cpu():
+    """On CPU the streams hash in hbgym.rng's NumPy code; the torch path (CUDA) must give the same bits."""
+    from hbgym.agents import random as streams_module
+
+    keys = torch.tensor([-(2**62) + 12345, 7, 2**62 + 99])
+    counters = torch.tensor([0, 5, 2**40])
+    for n in (1, 5, 300):  # 5: hbgym.rng's Python-int path for one key; 300: arrays
+        for rows in (slice(0, 1), slice(None)):
+            hashed = streams_module._hash(keys[rows], counters[rows], n)  # NumPy (CPU)
+            index = counters[rows][:, None] + torch.arange(1, n + 1)
+            by_torch = streams_module._mix(index.mul_(streams_module._GOLDEN).add_(keys[rows][:, None]))
+            assert torch.equal(hashed, by_torch)
+            u1, u2 = (streams_module._to_uniform(streams_module._mix(by_torch ^ word), torch.float64)
+                      for word in (streams_module._MUL1, streams_module._MUL2))
+            normal = u1.log_().mul_(-2.0).sqrt_().mul_(u2.mul_(2.0 * np.pi).cos_())
+            assert torch.equal(streams_module._values(hashed, "normal"), normal)
+            uniform = streams_module._to_uniform(by_torch, torch.float64)
+            assert torch.equal(streams_module._values(hashed, "u64"), uniform)

@@ -138,3 +138,32 @@ def test_flat_ts_prior_is_each_actions_marginal_under_the_episodes_weights():
         b = weights[i]
         expected = np.eye(D) + 3.0 * (b @ b) * np.eye(D)  # S0 + A_i S_psi A_i^T, A_i = b_i^T (x) I
         np.testing.assert_allclose(agent.posterior.unit_cov[0, i].numpy(), expected, atol=1e-12)
+
+
+def test_mixing_matrices_are_built_once_per_episode_and_again_when_the_weights_change():
+    """meTS reads A_i from the observation's per-episode weights: built at the first act of an episode
+    (not every round), rebuilt when a new episode reveals new weights, and never stale when the env
+    overwrites its observation arrays in place."""
+    env = gym.make_vec("MixedEffect-v0", num_envs=2, num_actions=K, horizon=N)
+    agent = MeTS.from_env(env, seed=0)
+    built = []
+    set_mixing = agent.posterior.set_mixing
+    agent.posterior.set_mixing = lambda ids, mixing: (built.append(mixing.clone()), set_mixing(ids, mixing))
+    obs, _ = env.reset(seed=4)
+    agent.reset(seed=0)
+    for _ in range(5):
+        action = agent.act(obs)
+        next_obs, _, _, _, info = env.step(action)
+        agent.update(obs, action, info["rewards"])
+        obs = next_obs
+    assert len(built) == 1
+    np.testing.assert_array_equal(built[0][0, :, 0, :L_E * D:D].numpy(), obs["mixing"][0, 0])
+    obs["mixing"][:] *= -1.0  # the same array, new content: A_i is rebuilt
+    agent.act(obs)
+    assert len(built) == 2
+    np.testing.assert_array_equal(built[1][1, :, 1, 1::D].numpy(), obs["mixing"][1, 0])
+    obs, _ = env.reset(seed=5)  # a new episode draws new weights
+    agent.reset()
+    agent.act(obs)
+    assert len(built) == 3
+    np.testing.assert_array_equal(built[2][0, :, 0, ::D].numpy(), obs["mixing"][0, 0])

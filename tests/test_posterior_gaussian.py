@@ -143,10 +143,10 @@ def test_running_sums_equal_recomputation_after_many_updates():
         ids = torch.as_tensor(rng.integers(0, U, size=(B, 1)))
         post.update(ids, torch.as_tensor(rng.uniform(-1, 1, size=(B, 1, d))),
                     torch.as_tensor(rng.normal(size=(B, 1))))
-    incremental = post.hyper_precision().clone(), post._sum_eta.clone()
+    incremental = post.hyper_precision(), post.hyper_eta()
     post._recompute_sums()
     torch.testing.assert_close(incremental[0], post.hyper_precision(), atol=1e-8, rtol=1e-10)
-    torch.testing.assert_close(incremental[1], post._sum_eta, atol=1e-8, rtol=1e-10)
+    torch.testing.assert_close(incremental[1], post.hyper_eta(), atol=1e-8, rtol=1e-10)
     _, cov = post.marginal_posterior(torch.arange(U).expand(B, -1))
     assert torch.allclose(cov, cov.transpose(-1, -2))
     assert bool((torch.linalg.eigvalsh(cov) > 0).all())
@@ -261,3 +261,19 @@ def test_first_occurrence_small_python_path_equals_tensor_path() -> None:
     assert torch.equal(large[:3], expected)
     assert _first_occurrence(ids[2:]) is None  # no repeats: nothing to mask
     assert _first_occurrence(ids[:, :1]) is None
+
+
+def test_dot_sums_in_index_order_and_equals_vecdot_for_short_rows() -> None:
+    from hbgym.agents.posteriors.linalg import dot
+
+    gen = torch.Generator().manual_seed(3)
+    for n in (1, 2, 3, 7):
+        x = torch.randn(4, 5, 6, n, generator=gen, dtype=torch.float64)
+        y = torch.randn(4, 5, 1, n, generator=gen, dtype=torch.float64)  # broadcast over dim 2
+        got = dot(x, y)
+        in_order = x[..., 0] * y[..., 0]
+        for i in range(1, n):
+            in_order = in_order + x[..., i] * y[..., i]
+        assert torch.equal(got, in_order)
+        if n <= 3:
+            assert torch.equal(got, torch.linalg.vecdot(x, y))

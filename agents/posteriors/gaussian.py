@@ -100,10 +100,23 @@ class _UnitTables:
             return table.expand(self.num_envs, self.num_units, *table.shape[2:])
         return _take(table, ids)
 
+    def _rows(self, table: torch.Tensor, ids: torch.Tensor | None, flat: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`_take` with the (replicate, unit) dims flattened: ``(B n, ...)``, the batch layout of
+        ``torch.bmm`` (a third of the cost of ``@`` on tiny matrices); ``flat``: :meth:`_flat` of ``ids``."""
+        tail = table.shape[2:]
+        if table.shape[0] == table.shape[1] == 1:  # shared: a view
+            n = self.num_units if ids is None else ids.shape[1]
+            return table[0, 0].expand(self.num_envs * n, *tail)
+        if ids is None or table.shape[1] == 1:
+            return self._take(table, ids).reshape(-1, *tail)
+        if table.shape[0] == 1:
+            return table[0].index_select(0, ids.reshape(-1))
+        return table.reshape(-1, *tail).index_select(0, flat)
 
-def _first_occurrence(ids: torch.Tensor) -> torch.Tensor | None:
-    """``(B, n)`` bool: True where ``ids[b, j]`` does not occur in ``ids[b, :j]``; None when every
-    entry is a first occurrence (no unit repeats within a row: the common case)."""
+
+def _first_occurrence(ids: torch.Tensor, dtype: torch.dtype = torch.bool) -> torch.Tensor | None:
+    """``(B, n)``: True (1) where ``ids[b, j]`` does not occur in ``ids[b, :j]``, as ``dtype``; None
+    when every entry is a first occurrence (no unit repeats within a row)."""
     n = ids.shape[1]
     if n == 1:
         return None
@@ -112,10 +125,10 @@ def _first_occurrence(ids: torch.Tensor) -> torch.Tensor | None:
         if all(len(set(row)) == n for row in rows):
             return None
         mask = [[row.index(u) == j for j, u in enumerate(row)] for row in rows]
-        return torch.tensor(mask, dtype=torch.bool)
+        return torch.tensor(mask, dtype=dtype)
     same = ids[:, :, None] == ids[:, None, :]
     earlier = torch.ones(n, n, dtype=torch.bool, device=ids.device).tril(-1)
-    return ~(same & earlier).any(-1)
+    return (~(same & earlier).any(-1)).to(dtype)
 
 
 class HierarchicalGaussian(_UnitTables):
@@ -158,6 +171,7 @@ class HierarchicalGaussian(_UnitTables):
             raise ValueError(f"mixing must have last dim D={self.hyper_dim}, got {tuple(self.mixing.shape)}")
         self._set_unit_prior(unit_cov)
         self._eye = torch.eye(self.unit_dim, **self._like)
+        self._one = torch.ones(1, **self._like)
         self.reset()
 
     # ------------------------------------------------------------------ construction helpers
@@ -182,74 +196,94 @@ class HierarchicalGaussian(_UnitTables):
         cov = cov.expand(self.num_envs, self.hyper_dim, self.hyper_dim)
         if self.learn_hyper:
             factor = robust_cholesky(symmetrize(cov))
-            self._prior_precision = torch.cholesky_inverse(factor)
+            precision = torch.cholesky_inverse(factor)
         else:
-            self._prior_precision = torch.zeros_like(cov)
+            precision = torch.zeros_like(cov)
         self.hyper_cov = cov.clone()
-        self._prior_eta = (self._prior_precision @ self.hyper_mean[..., None])[..., 0]
+        # [S_psi^{-1} | S_psi^{-1} mu_psi] (B, D, D + 1), packed like the running sums
+        self._prior = torch.cat([precision, precision @ self.hyper_mean[..., None]], dim=-1)
 
     def _set_unit_prior(self, unit_cov: Any) -> None:
         cov = self._table(unit_cov, 4, "unit_cov")
         if cov.shape[-1] != self.unit_dim:
             raise ValueError(f"unit_cov must be {self.unit_dim}x{self.unit_dim}, got {tuple(cov.shape)}")
         self.unit_cov = cov
-        self._unit_factor = psd_factor(symmetrize(cov))
+        self._unit_factor = psd_factor(symmetrize(cov))  # L0
+        self._unit_factor_t = self._unit_factor.mT.contiguous()  # L0^T
 
     def reset(self) -> None:
         """Forget all observations."""
         B, U, d, D = self.num_envs, self.num_units, self.unit_dim, self.hyper_dim
-        self.gram = torch.zeros(B, U, d, d, **self._like)
-        self.moment = torch.zeros(B, U, d, **self._like)
-        self.counts = torch.zeros(B, U, **self._like)
-        self._sum_precision = torch.zeros(B, D, D, **self._like)
-        self._sum_eta = torch.zeros(B, D, **self._like)
+        self.stats = torch.zeros(B, U, d, d + 1, **self._like)  # [G_u | b_u]: one gather, one scatter
+        self._sums = torch.zeros(B, D, D + 1, **self._like)  # [sum A^T P A | sum A^T q]
         self._num_updates = 0
         self._refresh_all()
 
+    @property
+    def gram(self) -> torch.Tensor:
+        """``G_u`` ``(B, U, d, d)``: a view of :attr:`stats` (writable in place)."""
+        return self.stats[..., :-1]
+
+    @property
+    def moment(self) -> torch.Tensor:
+        """``b_u`` ``(B, U, d)``: a view of :attr:`stats` (writable in place)."""
+        return self.stats[..., -1]
+
     # ------------------------------------------------------------------ per-unit algebra
 
-    def _unit_cache(self, ids: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        """Everything a unit's posterior needs, from its statistics (B, n units at a time).
+    def _unit_cache(self, ids: torch.Tensor | None, flat: torch.Tensor | None = None) -> torch.Tensor:
+        """Everything a unit's posterior needs, from its statistics (B, n units at a time; ``flat`` is
+        :meth:`_flat` of ``ids``, None for every unit).
 
-        Returns the packed per-unit cache ``(B, n, d, 4 d + 2)`` (see :meth:`_unpack`): ``P_u``,
-        the conditional covariance ``S~_u = L0 C^{-1} L0^T``, its square-root factor
-        ``L0 C^{-T/2}``, the shrinkage ``M_u = I - S~_u G_u`` (all ``d x d``), ``q_u`` and
-        ``S~_u b_u`` (``d``). With them the conditional mean given psi is ``M_u A_u psi + S~_u b_u``.
+        Returns the packed per-unit cache ``(B n, d, 3 d + D + 2)`` (see :meth:`_unpack`): ``P_u``
+        and ``q_u`` (side by side, so that one slice lifts both into the hyper-posterior sums), the
+        conditional covariance ``S~_u = L0 C^{-1} L0^T``, its square-root factor ``L0 C^{-T/2}``, the
+        shrinkage times the mixing matrix ``M_u A_u`` with ``M_u = I - S~_u G_u`` and ``S~_u b_u``.
+        With them the conditional mean given psi is ``M_u A_u psi + S~_u b_u``.
         """
-        gram, moment = self._take(self.gram, ids), self._take(self.moment, ids)
-        factor_t = self._take(self._unit_factor, ids).mT  # L0^T
-        w = factor_t @ gram  # W = L0^T G
+        stats = self._rows(self.stats, ids, flat)  # [G | b] (B n, d, d + 1)
+        d = self.unit_dim
+        gram = stats[:, :, :d]
+        factor_t = self._rows(self._unit_factor_t, ids, flat)  # L0^T
+        w = torch.bmm(factor_t, gram)  # W = L0^T G
         # C = I + L0^T G L0 (Cholesky reads its lower triangle only: no symmetrisation needed)
-        chol_c = robust_cholesky(self._eye + w @ factor_t.mT)
+        chol_c = robust_cholesky(torch.baddbmm(self._eye, w, self._rows(self._unit_factor, ids, flat)))
         half = torch.linalg.solve_triangular(chol_c, factor_t, upper=False)  # C^{-1/2} L0^T
         cond_factor = half.mT
-        cond_cov = cond_factor @ half  # S~ = L0 C^{-1} L0^T
+        cond_cov = torch.bmm(cond_factor, half)  # S~ = L0 C^{-1} L0^T
         # Woodbury: W^T C^{-1} W = G S~ G and W^T C^{-1} L0^T b = G S~ b; two products give all four
-        d = self.unit_dim
-        s_rhs = cond_cov @ torch.cat([gram, moment[..., None]], dim=-1)  # [S~ G | S~ b]
-        g_s_rhs = gram @ s_rhs  # [G S~ G | G S~ b]
-        precision = symmetrize(gram - g_s_rhs[..., :d])
-        eta = moment[..., None] - g_s_rhs[..., d:]
-        shrink = self._eye - s_rhs[..., :d]  # M = I - S~ G
-        return torch.cat([precision, cond_cov, cond_factor, shrink, eta, s_rhs[..., d:]], dim=-1)
+        s_rhs = torch.bmm(cond_cov, stats)  # [S~ G | S~ b]
+        woodbury = torch.baddbmm(stats, gram, s_rhs, alpha=-1.0)  # [G - G S~ G | b - G S~ b] = [P | q]
+        shrink = self._eye - s_rhs[:, :, :d]  # M = I - S~ G
+        if self.mixing is not None:
+            shrink = torch.bmm(shrink, self._rows(self.mixing, ids, flat))  # M A
+        pq = [symmetrize(woodbury[:, :, :d]), woodbury[:, :, d:]]
+        return torch.cat([*pq, cond_cov, cond_factor, shrink, s_rhs[:, :, d:]], dim=-1)
 
     def _unpack(self, packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Views ``(P, S~, F, M)`` ``(..., d, d)`` and ``(q, S~ b)`` ``(..., d)`` of a packed cache."""
+        """Views ``[P | q]`` ``(..., d, d + 1)``, ``S~`` and ``F`` ``(..., d, d)``, ``M A`` ``(..., d, D)``
+        and ``S~ b`` ``(..., d)`` of a packed cache."""
         d = self.unit_dim
         return (
-            packed[..., 0:d], packed[..., d : 2 * d], packed[..., 2 * d : 3 * d], packed[..., 3 * d : 4 * d],
-            packed[..., 4 * d], packed[..., 4 * d + 1],
+            packed[..., : d + 1], packed[..., d + 1 : 2 * d + 1], packed[..., 2 * d + 1 : 3 * d + 1],
+            packed[..., 3 * d + 1 : -1], packed[..., -1],
         )
 
-    def _lift(
-        self, ids: torch.Tensor | None, precision: torch.Tensor, eta: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sum over the unit axis of ``A^T P A`` ``(B, D, D)`` and ``A^T q`` ``(B, D)``."""
+    def _lift(self, ids: torch.Tensor | None, flat: torch.Tensor | None, pq: torch.Tensor) -> torch.Tensor:
+        """``[sum_u A^T P A | sum_u A^T q]`` ``(B, D, D + 1)`` of per-unit ``[P | q]`` ``pq``
+        ``(B n, d, d + 1)`` of units ``ids`` (``flat``: see :meth:`_unit_cache`), summed per replicate."""
+        d = self.unit_dim
         if self.mixing is None:
-            return precision.sum(1), eta.sum(1)
-        a = self._take(self.mixing, ids)
-        a_t = a.mT
-        return (a_t @ precision @ a).sum(1), (a_t @ eta[..., None]).sum(1)[..., 0]
+            lifted = pq
+        else:
+            a = self._rows(self.mixing, ids, flat)
+            lifted = torch.bmm(a.mT, pq)  # [A^T P | A^T q]
+            lifted = torch.cat([torch.bmm(lifted[:, :, :d], a), lifted[:, :, d:]], dim=-1)
+        lifted = lifted.view(self.num_envs, -1, *lifted.shape[1:])
+        if lifted.shape[1] == 1:  # one unit per replicate: nothing to sum
+            return lifted[:, 0]
+        # two sums: torch's reduction order depends on the layout, this one keeps the seeded bits
+        return torch.cat([lifted[..., :-1].sum(1), lifted[..., -1:].sum(1)], dim=-1)
 
     def _apply_mixing(self, ids: torch.Tensor | None, hyper: torch.Tensor) -> torch.Tensor:
         """``A_u psi`` ``(B, n, d)`` for ``hyper`` ``(B, D)``."""
@@ -264,21 +298,17 @@ class HierarchicalGaussian(_UnitTables):
     def _refresh_units(self, ids: torch.Tensor) -> None:
         """Recompute the caches of units ``ids`` ``(B, n)`` and their share of the running sums."""
         self._hyper_cache = None
-        packed = self._unit_cache(ids)
+        flat = self._flat(ids)
+        packed = self._unit_cache(ids, flat)
+        table = self._packed.view(-1, *packed.shape[1:])
         if self.learn_hyper:
-            old = self._take(self._packed, ids)
             d = self.unit_dim
-            delta = packed[..., :d] - old[..., :d]  # P_u new - old
-            delta_eta = packed[..., 4 * d] - old[..., 4 * d]  # q_u new - old
-            first = _first_occurrence(ids)  # a unit repeated within a row counts once
+            delta = packed[:, :, : d + 1] - table.index_select(0, flat)[:, :, : d + 1]  # [P | q] new - old
+            first = _first_occurrence(ids, delta.dtype)  # a unit repeated within a row counts once
             if first is not None:
-                first = first.to(packed.dtype)
-                delta, delta_eta = delta * first[..., None, None], delta_eta * first[..., None]
-            add_prec, add_eta = self._lift(ids, delta, delta_eta)
-            self._sum_precision += add_prec
-            self._sum_eta += add_eta
-        tail = self._packed.shape[2:]
-        self._packed.view(-1, *tail)[self._flat(ids)] = packed.reshape(-1, *tail)
+                delta = delta * first.reshape(-1, 1, 1)
+            self._sums += self._lift(ids, flat, delta)
+        table.index_copy_(0, flat, packed)  # a repeated unit: the same values twice
         self._num_updates += 1
         if self.learn_hyper and self.refresh_every and self._num_updates % self.refresh_every == 0:
             self._recompute_sums()
@@ -286,16 +316,9 @@ class HierarchicalGaussian(_UnitTables):
     def _refresh_all(self) -> None:
         """Recompute every unit's cache and the running sums exactly (reset, prior changes)."""
         self._hyper_cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._packed = self._unit_cache(None).contiguous()  # (B, U, d, 4 d + 2), one gather per query
+        packed = self._unit_cache(None)
+        self._packed = packed.view(self.num_envs, -1, *packed.shape[1:])  # (B, U, d, 3 d + D + 2)
         self._recompute_sums()
-
-    @property
-    def _unit_precision(self) -> torch.Tensor:
-        return self._unpack(self._packed)[0]
-
-    @property
-    def _unit_eta(self) -> torch.Tensor:
-        return self._unpack(self._packed)[4]
 
     @property
     def _cond_cov(self) -> torch.Tensor:
@@ -304,7 +327,8 @@ class HierarchicalGaussian(_UnitTables):
     def _recompute_sums(self) -> None:
         """Exact running sums from the stored per-unit contributions."""
         if self.learn_hyper:
-            self._sum_precision, self._sum_eta = self._lift(None, self._unit_precision, self._unit_eta)
+            pq = self._unpack(self._packed)[0].reshape(-1, self.unit_dim, self.unit_dim + 1)
+            self._sums = self._lift(None, None, pq)
 
     # ------------------------------------------------------------------ data
 
@@ -322,15 +346,14 @@ class HierarchicalGaussian(_UnitTables):
         Units may repeat within a row (e.g. a task acting twice in one concurrent round).
         """
         ids = unit_ids.long()
-        weight = self._weights(rewards, noise_var, mask)
+        if mask is None and isinstance(noise_var, (int, float)):
+            weighted = features * (1.0 / noise_var)  # w x
+        else:
+            weighted = self._weights(rewards, noise_var, mask)[..., None] * features
         B, U, d = self.num_envs, self.num_units, self.unit_dim
-        flat = self._flat(ids)
-        weighted = weight[..., None] * features
-        outer = weighted[..., :, None] * features[..., None, :]
-        self.gram.view(B * U, d, d).index_add_(0, flat, outer.reshape(-1, d, d))
-        self.moment.view(B * U, d).index_add_(0, flat, (weighted * rewards[..., None]).reshape(-1, d))
-        counted = torch.ones_like(rewards) if mask is None else mask.to(rewards.dtype)
-        self.counts.view(-1).index_add_(0, flat, counted.reshape(-1))
+        row = torch.cat([features, rewards[..., None]], dim=-1)  # [x, y]
+        outer = weighted[..., :, None] * row[..., None, :]  # [w x x^T | w x y] (B, n, d, d + 1)
+        self.stats.view(B * U, d, d + 1).index_add_(0, self._flat(ids), outer.reshape(-1, d, d + 1))
         self._refresh_units(ids)
 
     def set_statistics(self, unit_ids: torch.Tensor, gram: torch.Tensor, moment: torch.Tensor) -> None:
@@ -350,26 +373,26 @@ class HierarchicalGaussian(_UnitTables):
         MTTS users whose design ``Phi_u`` is known once they arrive).
 
         Units that already have data move their share of the hyper-posterior sums from the old
-        ``A_u`` to the new one (``A^T P A``, ``A^T q``); nothing else depends on ``A_u``.
+        ``A_u`` to the new one (``A^T P A``, ``A^T q``) and get their cached ``M_u A_u`` recomputed.
         """
         if self.mixing is None:
             raise ValueError("set_mixing needs a posterior built with mixing matrices (A_u), got mixing=None")
         ids = unit_ids.long()
         if self.mixing.shape[:2] != (self.num_envs, self.num_units):
             self.mixing = self.mixing.expand(self.num_envs, self.num_units, -1, -1).clone()
+        flat = self._flat(ids)
+        table = self._packed.view(-1, *self._packed.shape[2:])
         if self.learn_hyper:
-            precision, eta = self._take(self._unit_precision, ids), self._take(self._unit_eta, ids)
-            first = _first_occurrence(ids)
+            pq = table.index_select(0, flat)[:, :, : self.unit_dim + 1]
+            first = _first_occurrence(ids, pq.dtype)
             if first is not None:
-                first = first.to(self.mixing.dtype)
-                precision, eta = precision * first[..., None, None], eta * first[..., None]
-            old_prec, old_eta = self._lift(ids, precision, eta)
+                pq = pq * first.reshape(-1, 1, 1)
+            old = self._lift(ids, flat, pq)
         rows = torch.arange(self.num_envs, device=ids.device)[:, None].expand_as(ids)
         self.mixing[rows, ids] = mixing.to(**self._like)
         if self.learn_hyper:
-            new_prec, new_eta = self._lift(ids, precision, eta)
-            self._sum_precision += new_prec - old_prec
-            self._sum_eta += new_eta - old_eta
+            self._sums += self._lift(ids, flat, pq) - old
+        table.index_copy_(0, flat, self._unit_cache(ids, flat))
         self._hyper_cache = None
 
     def set_prior(self, hyper_mean: Any = None, hyper_cov: Any = None, unit_cov: Any = None) -> None:
@@ -391,9 +414,9 @@ class HierarchicalGaussian(_UnitTables):
             raise RuntimeError("this posterior was built with learn_hyper=False")
         if self._hyper_cache is None:
             # both terms are symmetric; Cholesky reads the lower triangle only
-            factor = robust_cholesky(self._prior_precision + self._sum_precision)
-            eta = self._prior_eta + self._sum_eta
-            mean = torch.cholesky_solve(eta[..., None], factor)[..., 0]
+            total = self._prior + self._sums  # [precision | eta]
+            factor = robust_cholesky(total[..., :-1])
+            mean = torch.cholesky_solve(total[..., -1:], factor)[..., 0]
             self._hyper_cache = (mean, factor)
         return self._hyper_cache
 
@@ -404,7 +427,7 @@ class HierarchicalGaussian(_UnitTables):
 
     def hyper_precision(self) -> torch.Tensor:
         """The hyper-posterior precision ``S_bar^{-1}`` ``(B, D, D)``."""
-        return symmetrize(self._prior_precision + self._sum_precision)
+        return symmetrize(self._prior[..., :-1] + self._sums[..., :-1])
 
     def hyper_eta(self) -> torch.Tensor:
         """The hyper-posterior natural mean ``S_bar^{-1} mu_bar`` ``(B, D)``:
@@ -412,7 +435,7 @@ class HierarchicalGaussian(_UnitTables):
         form, without inverting ``G_u``)."""
         if not self.learn_hyper:
             raise RuntimeError("this posterior was built with learn_hyper=False")
-        return self._prior_eta + self._sum_eta
+        return self._prior[..., -1] + self._sums[..., -1]
 
     def sample_hyper(self, streams: ReplicateStreams) -> torch.Tensor:
         """psi_t ~ Q_t, ``(B, D)`` (Alg. 1 line 5)."""
@@ -445,15 +468,15 @@ class HierarchicalGaussian(_UnitTables):
         ``scale`` multiplies the deviation from the conditional mean (1 = exact posterior draw).
         """
         ids = _as_ids(unit_ids)
-        packed = self._take(self._packed, ids)
         d = self.unit_dim
-        prior_mean = self._apply_mixing(ids, hyper)
-        z = streams.normal_like(prior_mean)
+        draw_map = self._take(self._packed, ids)[..., 2 * d + 1 :]  # [F | M A | S~ b] (B, n, d, d + D + 1)
+        z = streams.normal_like(draw_map[..., 0])
         if scale != 1.0:
             z = scale * z
-        # [F | M] [z; A psi] + S~ b = S~ b + M A psi + F z: conditional mean (eq. (6)) plus the draw
-        draw = packed[..., 2 * d : 4 * d] @ torch.cat([z, prior_mean], dim=-1)[..., None]
-        return draw[..., 0] + packed[..., 4 * d + 1]
+        # [F | M A | S~ b] [z; psi; 1] = F z + M A psi + S~ b: the conditional mean (eq. (6)) plus the draw
+        lead = z.shape[:2]
+        rhs = torch.cat([z, hyper[:, None, :].expand(*lead, -1), self._one.expand(*lead, 1)], dim=-1)
+        return (draw_map @ rhs[..., None])[..., 0]
 
     def marginal_posterior(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """theta_u | all data (HierTS eq. (8)): mean ``(B, n, d)``, covariance ``(B, n, d, d)``."""
