@@ -46,6 +46,29 @@ def test_refit_finds_penalised_mle_and_curvature():
             np.testing.assert_allclose(moment[b, u].numpy(), (hess + 0.5 * np.eye(d)) @ theta, atol=1e-5)
 
 
+def test_refit_of_a_replicate_does_not_depend_on_the_other_replicates_in_its_batch():
+    """Each replicate stops its Newton iterations when its own units converge (per-seed determinism):
+    a replicate that needs few iterations gets the same bits alone as beside one that needs many."""
+    rng = np.random.default_rng(7)
+    B, U, d, n = 3, 2, 2, 60
+    units = rng.integers(0, U, size=(B, n))
+    x = rng.uniform(-1, 1, size=(B, n, d))
+    x[2] *= 6.0  # nearly separable, strong signal: many more iterations than the others
+    y = (rng.uniform(size=(B, n)) < 1 / (1 + np.exp(-x @ np.array([2.0, -1.5])))).astype(float)
+
+    def fitted(rows: list[int]) -> LaplaceLogistic:
+        laplace = LaplaceLogistic(len(rows), U, d, capacity=n, refit_every=10**9)
+        laplace.add(torch.as_tensor(units[rows]), torch.as_tensor(x[rows]), torch.as_tensor(y[rows]))
+        laplace.refit()
+        return laplace
+
+    together = fitted([0, 1, 2])
+    for b in range(B):
+        alone = fitted([b])
+        for name in ("mode", "curvature", "valid"):
+            assert torch.equal(getattr(together, name)[b], getattr(alone, name)[0]), (b, name)
+
+
 def test_online_steps_track_the_refit():
     rng = np.random.default_rng(1)
     laplace = LaplaceLogistic(1, 1, 2, capacity=200, refit_every=10**9)

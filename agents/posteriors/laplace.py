@@ -128,19 +128,25 @@ class LaplaceLogistic:
         return grad.reshape(B, U, d), hess.reshape(B, U, d, d)
 
     def refit(self) -> None:
-        """Newton/IRLS to convergence for every unit (warm start at the current modes)."""
+        """Newton/IRLS to convergence for every unit (warm start at the current modes).
+
+        A replicate stops iterating once all its own units have converged (later iterations leave it
+        as it was), so its fit does not depend on the other replicates of the batch.
+        """
         self._since_refit = 0
         if self.length == 0:
             return
         theta = torch.where(self.valid[..., None], self.mode, torch.zeros_like(self.mode))
         eye = torch.eye(self.dim, **self._like)
         converged = torch.zeros_like(self.valid)
+        active = torch.ones(self.num_envs, dtype=torch.bool, device=theta.device)  # (B,) still iterating
         for _ in range(self.max_iter):
             grad, hess = self._irls_terms(theta)
             step = torch.linalg.solve(hess + self.ridge * eye, (grad - self.ridge * theta)[..., None])[..., 0]
-            theta = theta + step
-            converged = step.abs().amax(-1) < self.tol
-            if bool(converged.all()):
+            theta = torch.where(active[:, None, None], theta + step, theta)
+            converged = torch.where(active[:, None], step.abs().amax(-1) < self.tol, converged)
+            active = active & ~converged.all(-1)
+            if not bool(active.any()):
                 break
         _, hess = self._irls_terms(theta)
         finite = torch.isfinite(theta).all(-1)
