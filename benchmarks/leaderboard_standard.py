@@ -28,7 +28,7 @@ from pathlib import Path
 from hbgym.leaderboards.report import build_report, console_table
 from hbgym.leaderboards.runner import execute, plan
 from hbgym.leaderboards.store import ResultStore
-from hbgym.leaderboards.suites import SUITES, Suite
+from hbgym.leaderboards.suites import SUITES, Suite, expand_agents
 
 from benchmarks.common import RESULTS, command_line, is_full_run, markdown_table, provenance, results_path
 
@@ -68,7 +68,7 @@ def standard() -> tuple[float, int, str]:
     suite = SUITES["standard"]
     if RAW.exists():
         shutil.rmtree(RAW)
-    seconds, cells = timed_run(suite, suite.agents, RAW, jobs=2)
+    seconds, cells = timed_run(suite, expand_agents(suite.agents), RAW, jobs=2)
     if OUT.exists():
         shutil.rmtree(OUT)
     _, ranks = build_report(RAW, OUT, expected_hash=suite.hash)

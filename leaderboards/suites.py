@@ -362,6 +362,7 @@ def expand_agents(agents: tuple[str, ...]) -> tuple[str, ...]:
                 out.append(n)
     return tuple(out)
 
+
 def _partial_context(kwargs: dict[str, Any], tag: str, note: str) -> Setting:
     """A PartialContext-v0 setting (horizon fixed by the recruitment scheme; OraclePrior-TS = score 1)."""
     return Setting("PartialContext-v0", kwargs, None, (_PC, tag), oracle="OraclePrior-TS", note=note)
