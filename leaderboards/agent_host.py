@@ -40,6 +40,19 @@ def _drop_privileges(uid: int | None, gid: int | None, max_processes: int | None
         raise RuntimeError(f"could not drop privileges to uid {uid}")
 
 
+def _warm_sb3(models: list[tuple[str, str]], device: str) -> None:
+    """Load each trusted packaged SB3 model and predict once (see ``sandbox._sb3_warmup``)."""
+    from pathlib import Path
+
+    from hbgym.leaderboards import rl
+
+    for algo, path in models:
+        rl.verify_checksum(Path(path))  # a packaged baseline: refused without its recorded sha256
+        cls, _ = rl._algo_class(algo)
+        model = cls.load(path, device=device)
+        model.predict(np.zeros(model.observation_space.shape, dtype=np.float32), deterministic=True)
+
+
 def _build(init: dict[str, Any]) -> Any:
     from hbgym.leaderboards.specs import resolve
 
@@ -65,6 +78,7 @@ def main(read_fd: int, write_fd: int) -> int:
         for name in init.get("preload", ()):
             with contextlib.suppress(ImportError):  # the agent's own import fails with the reason
                 importlib.import_module(name)
+        _warm_sb3(init.get("warm_sb3", []), init.get("device") or "cpu")
         _drop_privileges(init.get("uid"), init.get("gid"), init.get("max_processes"))
         sys.path[:0] = [str(p) for p in init.get("path", ())]  # a module agent's own copy of its package
         policy = _build(init)

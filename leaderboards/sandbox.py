@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from hbgym.leaderboards import protocol
 from hbgym.leaderboards.play import PublicEnv
-from hbgym.leaderboards.specs import module_location, spec_kind
+from hbgym.leaderboards.specs import module_location, source_files, spec_kind
 
 __all__ = ["Limits", "SandboxedAgent", "OutputTail", "isolation"]
 
@@ -99,7 +99,9 @@ def _preload(spec: str) -> list[str]:
     names = ["numpy", "gymnasium", "hbgym", "hbgym.leaderboards.specs", "encodings.idna"]
     kind = spec_kind(spec)
     if kind in ("zoo", "sb3"):
-        names += ["torch", "hbgym.agents", *(["hbgym.leaderboards.rl"] if kind == "sb3" else [])]
+        names += ["torch", "hbgym.agents"]
+    if kind == "sb3":  # the algorithms are imported lazily by rl.load_sb3_agent
+        names += ["hbgym.leaderboards.rl", "stable_baselines3", "sb3_contrib"]
     if kind == "file":
         try:
             tree = ast.parse(Path(spec.rpartition(":")[0]).read_bytes())
@@ -111,6 +113,19 @@ def _preload(spec: str) -> list[str]:
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 names.append(node.module)
     return list(dict.fromkeys(names))
+
+
+def _sb3_warmup(spec: str) -> list[tuple[str, str]]:
+    """``[(algo, packaged baseline zip)]`` for an SB3 spec whose algorithm has a packaged baseline: the
+    child loads that trusted model (sha256-checked) and predicts once before dropping privileges, so
+    every module SB3 imports lazily on load and predict is imported while it is still readable (the
+    submitted zip, which may hold pickles, is only ever loaded after the drop)."""
+    if spec_kind(spec) != "sb3":
+        return []
+    from hbgym.leaderboards.rl import ALGOS, baseline_path
+
+    algo = spec.split(":", 2)[1]
+    return [(algo, str(baseline_path(algo)))] if algo in ALGOS and baseline_path(algo).is_file() else []
 
 
 def _limit(memory: int, fsize: int) -> None:  # in the child between fork and exec
@@ -159,6 +174,12 @@ class SandboxedAgent:
             copy = agent_dir / Path(where).name
             shutil.copyfile(where, copy)
             spec = f"{copy}:{attr}"
+        elif spec_kind(spec) == "sb3":  # the model zip (and its sha256 sidecar), as hashed
+            (model,) = source_files(spec)
+            shutil.copyfile(model, agent_dir / model.name)
+            if model.with_suffix(".json").is_file():
+                shutil.copyfile(model.with_suffix(".json"), agent_dir / model.with_suffix(".json").name)
+            spec = f"sb3:{spec.split(':', 2)[1]}:{agent_dir / model.name}"
         elif spec_kind(spec) == "module":  # the top-level package's source tree, as hashed
             location = module_location(spec)
             if location.is_dir():
@@ -194,6 +215,7 @@ class SandboxedAgent:
         self.stdout, self.stderr = OutputTail(self.proc.stdout), OutputTail(self.proc.stderr)
         init = {"spec": spec, "views": self.views, "num_envs": self.num_envs, "seed": self.seed,
                 "device": self.device, "dtype": self.dtype, "preload": _preload(self.spec),
+                "warm_sb3": _sb3_warmup(self.spec),
                 "uid": uid, "gid": uid, "max_processes": int(self.limits.max_processes),
                 # importable only after the drop: nothing of the agent's is imported with privileges
                 "path": [str(agent_dir)] if spec_kind(spec) == "module" else []}

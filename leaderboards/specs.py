@@ -190,7 +190,8 @@ def module_location(spec: str) -> Path:
 
 
 def code_hash(spec: str) -> str:
-    """sha256 over the agent's source (:func:`source_files`) and its factory name, as hex.
+    """sha256 over the agent's source (:func:`source_files`) and its factory name (SB3: the algorithm),
+    as hex; it does not depend on where the source lies.
 
     Computed without importing the agent, so the trusted side can tie results to code it never runs.
     """
@@ -202,7 +203,10 @@ def code_hash(spec: str) -> str:
     for path in files:
         name = str(path.relative_to(root))
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update(b"factory:" + spec.rpartition(":")[2].encode())
+    # the factory: an SB3 spec's algorithm (its last field is the model's path, which says nothing about
+    # the code: the same zip anywhere hashes the same), else the name after the last colon
+    factory = spec.split(":", 2)[1] if spec_kind(spec) == "sb3" else spec.rpartition(":")[2]
+    digest.update(b"factory:" + factory.encode())
     return digest.hexdigest()
 
 

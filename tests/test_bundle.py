@@ -112,6 +112,50 @@ def genuine(tmp_path_factory):
     return tmp, spec, bundle
 
 
+def test_sb3_code_hash_names_the_model_and_algorithm_not_its_path(tmp_path):
+    from hbgym.leaderboards.specs import code_hash as spec_code_hash
+
+    packaged = Path(__file__).resolve().parent.parent / "leaderboards" / "baselines" / "ppo.zip"
+    (tmp_path / "a").mkdir()
+    copy = tmp_path / "a" / "ppo.zip"
+    shutil.copy(packaged, copy)
+    assert spec_code_hash(f"sb3:PPO:{copy}") == spec_code_hash(f"sb3:PPO:{packaged}")
+    assert spec_code_hash(f"sb3:A2C:{copy}") != spec_code_hash(f"sb3:PPO:{copy}")
+    copy.write_bytes(copy.read_bytes() + b"\0")
+    assert spec_code_hash(f"sb3:PPO:{copy}") != spec_code_hash(f"sb3:PPO:{packaged}")
+
+
+def test_sb3_agent_bundles_and_verifies_end_to_end(tmp_path, monkeypatch):
+    """A packaged SB3 model: scored by `submit --bundle` (sandboxed), the zip travels in the bundle
+    (hashed), and `verify` re-runs its cells from the zip and accepts; a swapped zip is rejected."""
+    pytest.importorskip("stable_baselines3")
+    from hbgym.leaderboards import cli
+    from hbgym.leaderboards.suites import SUITES
+
+    rl_setting = next(s for s in SUITES["quick"].settings if "rl" in s.tags)
+    suite = Suite("bundle-rl", 1, "online", (rl_setting,), num_seeds=2, chunk=2, log_points=4)
+    monkeypatch.setitem(SUITES, suite.name, suite)
+    model = tmp_path / "ppo.zip"
+    shutil.copy(Path(__file__).resolve().parent.parent / "leaderboards" / "baselines" / "ppo.zip", model)
+    spec = f"sb3:PPO:{model}"
+    bundle = tmp_path / "rl.tar.gz"
+    assert cli.main(["submit", "--agent", spec, "--suite", suite.name, "--out", str(tmp_path / "res"),
+                     "--quiet", "--no-compare", "--bundle", str(bundle)]) == 0
+    with open_bundle(bundle) as (root, meta):
+        assert meta["agent"]["kind"] == "sb3"
+        (packed,) = [p for p in (root / "agent").rglob("*") if p.is_file()]
+        assert packed.read_bytes() == model.read_bytes()
+    result = verify(bundle, cells=1, suite_lookup=lambda name: suite)
+    assert result.ok, result.reason
+    with open_bundle(bundle) as (root, meta):  # another model under the same name: rejected
+        (packed,) = [p for p in (root / "agent").rglob("*") if p.is_file()]
+        packed.write_bytes(packed.read_bytes()[:-16] + bytes(16))
+        _recompute_checksums(root)
+        swapped = tmp_path / "swapped"
+        shutil.copytree(root, swapped)
+    assert not verify(swapped, cells=1, suite_lookup=lambda name: suite).ok
+
+
 def test_bundle_holds_results_source_versions_and_checksums(genuine):
     tmp, spec, bundle = genuine
     with open_bundle(bundle) as (root, meta):
