@@ -28,6 +28,13 @@ from hbgym.agents.posteriors.linalg import dot
 __all__ = ["GaussianPolicy"]
 
 
+def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """``torch.equal`` (same shape and values); on the CPU through NumPy, in half the time."""
+    if a.device.type == "cpu" and b.device.type == "cpu":
+        return bool(np.array_equal(a.numpy(), b.numpy()))
+    return torch.equal(a, b)
+
+
 # --------------------------------------------------------------------------- policies
 
 
@@ -97,8 +104,8 @@ class GaussianPolicy(TorchAgent):
         if source is None:
             return
         last = self._synced  # (units, source); the units of an all-units layout never change
-        unchanged = last is not None and torch.equal(last[1], source)
-        if unchanged and (self.layout.all_units or torch.equal(last[0], self.layout.mixing_units(obs))):
+        unchanged = last is not None and _equal(last[1], source)
+        if unchanged and (self.layout.all_units or _equal(last[0], self.layout.mixing_units(obs))):
             return
         ids = self.layout.mixing_units(obs)
         self._set_mixing(ids, self.layout.mixing(obs))
