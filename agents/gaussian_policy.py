@@ -138,12 +138,12 @@ class GaussianPolicy(TorchAgent):
         self, obs: dict[str, torch.Tensor], action: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Unit ids ``(B, L)`` and feature vectors ``(B, L, d)`` of the actions taken."""
-        ids = self.layout.unit_ids(obs)
         features = self.layout.features(obs)
-        if ids.shape[-1] == 1:
-            chosen_ids = ids[..., 0]
+        if self.layout.all_units:  # unit k is action k
+            chosen_ids = action
         else:
-            chosen_ids = ids.gather(-1, action[..., None])[..., 0]
+            ids = self.layout.unit_ids(obs)
+            chosen_ids = ids[..., 0] if ids.shape[-1] == 1 else ids.gather(-1, action[..., None])[..., 0]
         index = action[..., None, None].expand(*action.shape, 1, features.shape[-1])
         return chosen_ids, features.gather(2, index)[:, :, 0]
 
