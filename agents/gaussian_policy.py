@@ -29,7 +29,7 @@ __all__ = ["GaussianPolicy"]
 
 
 def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """``torch.equal`` (same shape and values); on the CPU through NumPy, in half the time."""
+    """``torch.equal`` (same shape and values); on the CPU through NumPy (about 30% less time)."""
     if a.device.type == "cpu" and b.device.type == "cpu":
         return bool(np.array_equal(a.numpy(), b.numpy()))
     return torch.equal(a, b)
