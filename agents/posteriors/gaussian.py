@@ -35,6 +35,7 @@ one-hot features, diagonal covariances, everything elementwise.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -93,14 +94,12 @@ class _UnitTables:
         """Row indices ``b * U + u`` of ``(B, n)`` unit ids into ``(B * U, ...)`` views of the tables."""
         if self.num_envs == 1:
             return ids.reshape(-1)
-        return (self._row_starts(ids.device) + ids).reshape(-1)
+        return (self._row_starts + ids).reshape(-1)
 
-    def _row_starts(self, device: torch.device) -> torch.Tensor:
-        """``b * U`` ``(B, 1)`` long on ``device``, built once."""
-        starts = getattr(self, "_starts", None)
-        if starts is None or starts.device != device:
-            starts = self._starts = torch.arange(self.num_envs, device=device)[:, None] * self.num_units
-        return starts
+    @functools.cached_property
+    def _row_starts(self) -> torch.Tensor:
+        """``b * U`` ``(B, 1)`` long on the tables' device, built once."""
+        return torch.arange(self.num_envs, device=self._like["device"])[:, None] * self.num_units
 
     def _take(self, table: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
         if ids is None:
