@@ -87,10 +87,13 @@ class ActionUnits(UnitLayout):
 
     def __init__(self, num_actions: int) -> None:
         self.num_actions = num_actions
+        self._ids: torch.Tensor | None = None  # arange(K), built once per device
 
     def unit_ids(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         task = obs["task"]
-        ids = torch.arange(self.num_actions, device=task.device)
+        ids = self._ids
+        if ids is None or ids.device != task.device:
+            ids = self._ids = torch.arange(self.num_actions, device=task.device)
         return ids.expand(*task.shape, self.num_actions)
 
 

@@ -81,7 +81,7 @@ def _to_uniform(h: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def _hash(keys: torch.Tensor, counters: torch.Tensor, n: int) -> torch.Tensor:
     """int64 hashes ``(R, n)`` of counters ``counters[r] .. counters[r] + n - 1`` under ``keys[r]``."""
     if keys.device.type == "cpu":  # hbgym.rng itself: NumPy's uint64 shifts are logical (fewer passes)
-        index = counters.numpy()[:, None] + np.arange(n)
+        index = (counters.numpy()[:, None] + np.arange(n)).view(np.uint64)  # counters are >= 0
         return torch.from_numpy(hash_words(keys.numpy().view(np.uint64)[:, None], index).view(np.int64))
     index = counters[:, None] + torch.arange(1, n + 1, device=counters.device)  # (R, n): counter + 1
     return _mix(index.mul_(_GOLDEN).add_(keys[:, None]))
@@ -216,7 +216,8 @@ class ReplicateStreams:
         self, shape: Sequence[int], dtype: torch.dtype = torch.float64, rows: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Standard normal draws ``(R, *shape)`` (Box-Muller on two sub-hashes, computed in float64)."""
-        return self._draw(shape, self._rows(rows), "normal").to(dtype)
+        values = self._draw(shape, self._rows(rows), "normal")
+        return values if dtype == torch.float64 else values.to(dtype)
 
     def normal_like(self, like: torch.Tensor) -> torch.Tensor:
         """Standard normals of ``like``'s shape, dtype and device; ``like`` is ``(B, ...)`` or

@@ -57,10 +57,17 @@ _TWO_POW_MINUS_53 = 2.0**-53
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser (a bijection of uint64 with good avalanche)."""
-    z = (z ^ (z >> np.uint64(30))) * _MUL1
-    z = (z ^ (z >> np.uint64(27))) * _MUL2
-    return z ^ (z >> np.uint64(31))
+    """SplitMix64 finaliser (a bijection of uint64 with good avalanche), computed in place: ``z`` is a
+    uint64 array the caller owns (a temporary; its hash is returned in it)."""
+    shifted = z >> np.uint64(30)
+    z ^= shifted
+    z *= _MUL1
+    np.right_shift(z, np.uint64(27), out=shifted)
+    z ^= shifted
+    z *= _MUL2
+    np.right_shift(z, np.uint64(31), out=shifted)
+    z ^= shifted
+    return z
 
 
 _MASK = 2**64 - 1
@@ -133,14 +140,18 @@ def hash_words(key: np.ndarray | int, *words: np.ndarray | int) -> np.ndarray:
         h = np.asarray(key, dtype=np.uint64)
         h = np.atleast_1d(h) if h.ndim == 0 else h
         for word in words:
-            w = np.asarray(word).astype(np.uint64, copy=False)
-            h = _mix(h + (w + np.uint64(1)) * _GOLDEN)
+            step = np.asarray(word).astype(np.uint64, copy=False) + np.uint64(1)
+            step *= _GOLDEN
+            h = _mix(h + step)
         return h
 
 
 def to_uniform(h: np.ndarray) -> np.ndarray:
     """Map uint64 hashes to floats strictly inside (0, 1) (53 random bits, offset by half an ulp)."""
-    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * _TWO_POW_MINUS_53
+    u = (h >> np.uint64(11)).astype(np.float64)
+    u += 0.5
+    u *= _TWO_POW_MINUS_53
+    return u
 
 
 def normal_uniforms(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -35,6 +35,7 @@ one-hot features, diagonal covariances, everything elementwise.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -93,7 +94,12 @@ class _UnitTables:
         """Row indices ``b * U + u`` of ``(B, n)`` unit ids into ``(B * U, ...)`` views of the tables."""
         if self.num_envs == 1:
             return ids.reshape(-1)
-        return (torch.arange(self.num_envs, device=ids.device)[:, None] * self.num_units + ids).reshape(-1)
+        return (self._row_starts + ids).reshape(-1)
+
+    @functools.cached_property
+    def _row_starts(self) -> torch.Tensor:
+        """``b * U`` ``(B, 1)`` long on the tables' device, built once."""
+        return torch.arange(self.num_envs, device=self._like["device"])[:, None] * self.num_units
 
     def _take(self, table: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
         if ids is None:
@@ -171,7 +177,7 @@ class HierarchicalGaussian(_UnitTables):
             raise ValueError(f"mixing must have last dim D={self.hyper_dim}, got {tuple(self.mixing.shape)}")
         self._set_unit_prior(unit_cov)
         self._eye = torch.eye(self.unit_dim, **self._like)
-        self._one = torch.ones(1, **self._like)
+        self._rhs: torch.Tensor | None = None  # see _draw_rhs
         self.reset()
 
     # ------------------------------------------------------------------ construction helpers
@@ -231,9 +237,16 @@ class HierarchicalGaussian(_UnitTables):
 
     # ------------------------------------------------------------------ per-unit algebra
 
-    def _unit_cache(self, ids: torch.Tensor | None, flat: torch.Tensor | None = None) -> torch.Tensor:
+    def _mixing_rows(self, ids: torch.Tensor | None, flat: torch.Tensor | None) -> torch.Tensor | None:
+        """``A_u`` ``(B n, d, D)`` of units ``ids`` (``flat``: see :meth:`_unit_cache`); None when ``A_u = I``
+        (no mixing)."""
+        return None if self.mixing is None else self._rows(self.mixing, ids, flat)
+
+    def _unit_cache(
+        self, ids: torch.Tensor | None, flat: torch.Tensor | None, mixing: torch.Tensor | None
+    ) -> torch.Tensor:
         """Everything a unit's posterior needs, from its statistics (B, n units at a time; ``flat`` is
-        :meth:`_flat` of ``ids``, None for every unit).
+        :meth:`_flat` of ``ids``, None for every unit; ``mixing``: their :meth:`_mixing_rows`).
 
         Returns the packed per-unit cache ``(B n, d, 3 d + D + 2)`` (see :meth:`_unpack`): ``P_u``
         and ``q_u`` (side by side, so that one slice lifts both into the hyper-posterior sums), the
@@ -255,8 +268,8 @@ class HierarchicalGaussian(_UnitTables):
         s_rhs = torch.bmm(cond_cov, stats)  # [S~ G | S~ b]
         woodbury = torch.baddbmm(stats, gram, s_rhs, alpha=-1.0)  # [G - G S~ G | b - G S~ b] = [P | q]
         shrink = self._eye - s_rhs[:, :, :d]  # M = I - S~ G
-        if self.mixing is not None:
-            shrink = torch.bmm(shrink, self._rows(self.mixing, ids, flat))  # M A
+        if mixing is not None:
+            shrink = torch.bmm(shrink, mixing)  # M A
         pq = [symmetrize(woodbury[:, :, :d]), woodbury[:, :, d:]]
         return torch.cat([*pq, cond_cov, cond_factor, shrink, s_rhs[:, :, d:]], dim=-1)
 
@@ -269,14 +282,13 @@ class HierarchicalGaussian(_UnitTables):
             packed[..., 3 * d + 1 : -1], packed[..., -1],
         )
 
-    def _lift(self, ids: torch.Tensor | None, flat: torch.Tensor | None, pq: torch.Tensor) -> torch.Tensor:
+    def _lift(self, pq: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
         """``[sum_u A^T P A | sum_u A^T q]`` ``(B, D, D + 1)`` of per-unit ``[P | q]`` ``pq``
-        ``(B n, d, d + 1)`` of units ``ids`` (``flat``: see :meth:`_unit_cache`), summed per replicate."""
+        ``(B n, d, d + 1)`` with their ``A_u`` ``a`` (:meth:`_mixing_rows`), summed per replicate."""
         d = self.unit_dim
-        if self.mixing is None:
+        if a is None:
             lifted = pq
         else:
-            a = self._rows(self.mixing, ids, flat)
             lifted = torch.bmm(a.mT, pq)  # [A^T P | A^T q]
             lifted = torch.cat([torch.bmm(lifted[:, :, :d], a), lifted[:, :, d:]], dim=-1)
         lifted = lifted.view(self.num_envs, -1, *lifted.shape[1:])
@@ -295,11 +307,12 @@ class HierarchicalGaussian(_UnitTables):
             return (hyper @ stacked.mT).view(self.num_envs, self.num_units, self.unit_dim)
         return (self._take(self.mixing, ids) @ hyper[:, None, :, None])[..., 0]
 
-    def _refresh_units(self, ids: torch.Tensor) -> None:
-        """Recompute the caches of units ``ids`` ``(B, n)`` and their share of the running sums."""
+    def _refresh_units(self, ids: torch.Tensor, flat: torch.Tensor) -> None:
+        """Recompute the caches of units ``ids`` ``(B, n)`` (``flat``: their :meth:`_flat`) and their share
+        of the running sums."""
         self._hyper_cache = None
-        flat = self._flat(ids)
-        packed = self._unit_cache(ids, flat)
+        mixing = self._mixing_rows(ids, flat)
+        packed = self._unit_cache(ids, flat, mixing)
         table = self._packed.view(-1, *packed.shape[1:])
         if self.learn_hyper:
             d = self.unit_dim
@@ -307,7 +320,7 @@ class HierarchicalGaussian(_UnitTables):
             first = _first_occurrence(ids, delta.dtype)  # a unit repeated within a row counts once
             if first is not None:
                 delta = delta * first.reshape(-1, 1, 1)
-            self._sums += self._lift(ids, flat, delta)
+            self._sums += self._lift(delta, mixing)
         table.index_copy_(0, flat, packed)  # a repeated unit: the same values twice
         self._num_updates += 1
         if self.learn_hyper and self.refresh_every and self._num_updates % self.refresh_every == 0:
@@ -316,7 +329,7 @@ class HierarchicalGaussian(_UnitTables):
     def _refresh_all(self) -> None:
         """Recompute every unit's cache and the running sums exactly (reset, prior changes)."""
         self._hyper_cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        packed = self._unit_cache(None)
+        packed = self._unit_cache(None, None, self._mixing_rows(None, None))
         self._packed = packed.view(self.num_envs, -1, *packed.shape[1:])  # (B, U, d, 3 d + D + 2)
         self._recompute_sums()
 
@@ -328,7 +341,7 @@ class HierarchicalGaussian(_UnitTables):
         """Exact running sums from the stored per-unit contributions."""
         if self.learn_hyper:
             pq = self._unpack(self._packed)[0].reshape(-1, self.unit_dim, self.unit_dim + 1)
-            self._sums = self._lift(None, None, pq)
+            self._sums = self._lift(pq, self._mixing_rows(None, None))
 
     # ------------------------------------------------------------------ data
 
@@ -353,8 +366,9 @@ class HierarchicalGaussian(_UnitTables):
         B, U, d = self.num_envs, self.num_units, self.unit_dim
         row = torch.cat([features, rewards[..., None]], dim=-1)  # [x, y]
         outer = weighted[..., :, None] * row[..., None, :]  # [w x x^T | w x y] (B, n, d, d + 1)
-        self.stats.view(B * U, d, d + 1).index_add_(0, self._flat(ids), outer.reshape(-1, d, d + 1))
-        self._refresh_units(ids)
+        flat = self._flat(ids)
+        self.stats.view(B * U, d, d + 1).index_add_(0, flat, outer.reshape(-1, d, d + 1))
+        self._refresh_units(ids, flat)
 
     def set_statistics(self, unit_ids: torch.Tensor, gram: torch.Tensor, moment: torch.Tensor) -> None:
         """Replace ``G_u`` ``(B, n, d, d)`` and ``b_u`` ``(B, n, d)`` of units ``unit_ids`` ``(B, n)``.
@@ -366,7 +380,7 @@ class HierarchicalGaussian(_UnitTables):
         rows = torch.arange(self.num_envs, device=ids.device)[:, None].expand_as(ids)
         self.gram[rows, ids] = gram.to(**self._like)
         self.moment[rows, ids] = moment.to(**self._like)
-        self._refresh_units(ids)
+        self._refresh_units(ids, self._flat(ids))
 
     def set_mixing(self, unit_ids: torch.Tensor, mixing: torch.Tensor) -> None:
         """Set ``A_u`` ``(B, n, d, D)`` of units ``unit_ids`` ``(B, n)`` (units met over time, e.g.
@@ -387,12 +401,13 @@ class HierarchicalGaussian(_UnitTables):
             first = _first_occurrence(ids, pq.dtype)
             if first is not None:
                 pq = pq * first.reshape(-1, 1, 1)
-            old = self._lift(ids, flat, pq)
+            old = self._lift(pq, self._mixing_rows(ids, flat))
         rows = torch.arange(self.num_envs, device=ids.device)[:, None].expand_as(ids)
         self.mixing[rows, ids] = mixing.to(**self._like)
+        new = self._mixing_rows(ids, flat)
         if self.learn_hyper:
-            self._sums += self._lift(ids, flat, pq) - old
-        table.index_copy_(0, flat, self._unit_cache(ids, flat))
+            self._sums += self._lift(pq, new) - old
+        table.index_copy_(0, flat, self._unit_cache(ids, flat, new))
         self._hyper_cache = None
 
     def set_prior(self, hyper_mean: Any = None, hyper_cov: Any = None, unit_cov: Any = None) -> None:
@@ -470,13 +485,25 @@ class HierarchicalGaussian(_UnitTables):
         ids = _as_ids(unit_ids)
         d = self.unit_dim
         draw_map = self._take(self._packed, ids)[..., 2 * d + 1 :]  # [F | M A | S~ b] (B, n, d, d + D + 1)
-        z = streams.normal_like(draw_map[..., 0])
-        if scale != 1.0:
-            z = scale * z
+        n, width = draw_map.shape[1], draw_map.shape[-1]
         # [F | M A | S~ b] [z; psi; 1] = F z + M A psi + S~ b: the conditional mean (eq. (6)) plus the draw
-        lead = z.shape[:2]
-        rhs = torch.cat([z, hyper[:, None, :].expand(*lead, -1), self._one.expand(*lead, 1)], dim=-1)
-        return (draw_map @ rhs[..., None])[..., 0]
+        rhs = self._draw_rhs(n)
+        z = streams.normal_like(rhs[..., :d])
+        if scale != 1.0:
+            torch.mul(z, scale, out=rhs[..., :d])
+        else:
+            rhs[..., :d] = z
+        rhs[..., d:-1] = hyper[:, None, :]
+        theta = torch.bmm(draw_map.reshape(-1, d, width), rhs.view(-1, width, 1))
+        return theta.view(self.num_envs, n, d)
+
+    def _draw_rhs(self, n: int) -> torch.Tensor:
+        """The reused right-hand side ``[z; psi; 1]`` ``(B, n, d + D + 1)`` of :meth:`sample_units`
+        (its last column stays 1; the draw overwrites the rest), rebuilt when ``n`` changes."""
+        rhs = self._rhs
+        if rhs is None or rhs.shape[1] != n:
+            rhs = self._rhs = torch.ones(self.num_envs, n, self.unit_dim + self.hyper_dim + 1, **self._like)
+        return rhs
 
     def marginal_posterior(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """theta_u | all data (HierTS eq. (8)): mean ``(B, n, d)``, covariance ``(B, n, d, d)``."""
