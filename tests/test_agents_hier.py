@@ -166,3 +166,36 @@ def test_action_unit_layout_broadcasts_over_several_slots():
     feats = np.broadcast_to(obs["features"], (2, 3, 6, 2)).copy()  # B=2, L=3 identical slots
     actions = agent.act({"task": np.zeros((2, 3), dtype=np.int64), "features": feats})
     assert actions.shape == (2, 3) and (actions == actions[:, :1]).all()  # UCB is deterministic
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_update_with_acts_observation_equals_update_with_a_copy_and_sees_replaced_entries(batched):
+    """``update`` reuses the tensors ``act`` made from the same observation arrays (no copy was made,
+    so they are views of the same memory): the posterior equals that of an agent given fresh copies.
+    An entry replaced in the dict between ``act`` and ``update`` is converted again."""
+    env = gym.make_vec("HierGaussian-v0", num_envs=3) if batched else gym.make("HierGaussian-v0")
+    same, copied = (HierTS.from_env(env, seed=1, num_envs=3 if batched else 1) for _ in range(2))
+    obs, _ = env.reset(seed=1)
+    for agent in (same, copied):
+        agent.reset(seed=1)
+    for _ in range(20):
+        action = same.act(obs)
+        np.testing.assert_array_equal(copied.act({k: v.copy() for k, v in obs.items()}), action)
+        next_obs, _, _, _, info = env.step(action)
+        same.update(obs, action, info["rewards"])
+        copied.update({k: v.copy() for k, v in obs.items()}, action, info["rewards"])
+        obs = next_obs
+    assert torch.equal(same.posterior.stats, copied.posterior.stats)
+
+    action = same.act(obs)
+    moved = dict(obs)
+    moved["features"] = obs["features"] + 1.0  # a new array under the same key
+    same.update(moved, action, np.zeros(action.shape))
+    copied.update({k: v.copy() for k, v in moved.items()}, action, np.zeros(action.shape))
+    assert torch.equal(same.posterior.stats, copied.posterior.stats)
+    obs["features"] = moved["features"]  # the same dict object, an entry replaced
+    same.act(obs)
+    obs["features"] = obs["features"] * 2.0
+    same.update(obs, action, np.ones(action.shape))
+    copied.update({k: v.copy() for k, v in obs.items()}, action, np.ones(action.shape))
+    assert torch.equal(same.posterior.stats, copied.posterior.stats)

@@ -101,6 +101,12 @@ class _UnitTables:
         """``b * U`` ``(B, 1)`` long on the tables' device, built once."""
         return torch.arange(self.num_envs, device=self._like["device"])[:, None] * self.num_units
 
+    @functools.cached_property
+    def _shared_views(self) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
+        """(id(table), n) -> (table, its row broadcast to ``(B n, ...)``) for tables shared by every unit
+        and replicate (a view costs a few us at B = 1; tables are replaced, never written in place)."""
+        return {}
+
     def _take(self, table: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
         if ids is None:
             return table.expand(self.num_envs, self.num_units, *table.shape[2:])
@@ -110,9 +116,13 @@ class _UnitTables:
         """:meth:`_take` with the (replicate, unit) dims flattened: ``(B n, ...)``, the batch layout of
         ``torch.bmm`` (a third of the cost of ``@`` on tiny matrices); ``flat``: :meth:`_flat` of ``ids``."""
         tail = table.shape[2:]
-        if table.shape[0] == table.shape[1] == 1:  # shared: a view
+        if table.shape[0] == table.shape[1] == 1:  # shared: a view, built once per (table, n)
             n = self.num_units if ids is None else ids.shape[1]
-            return table[0, 0].expand(self.num_envs * n, *tail)
+            cached = self._shared_views.get((id(table), n))
+            if cached is None or cached[0] is not table:
+                view = table[0, 0].expand(self.num_envs * n, *tail)
+                cached = self._shared_views[id(table), n] = (table, view)
+            return cached[1]
         if ids is None or table.shape[1] == 1:
             return self._take(table, ids).reshape(-1, *tail)
         if table.shape[0] == 1:
@@ -178,6 +188,7 @@ class HierarchicalGaussian(_UnitTables):
         self._set_unit_prior(unit_cov)
         self._eye = torch.eye(self.unit_dim, **self._like)
         self._rhs: torch.Tensor | None = None  # see _draw_rhs
+        self._rhs_hyper: tuple[torch.Tensor, int] | None = None  # the psi in _rhs and its version
         self.reset()
 
     # ------------------------------------------------------------------ construction helpers
@@ -214,6 +225,7 @@ class HierarchicalGaussian(_UnitTables):
         if cov.shape[-1] != self.unit_dim:
             raise ValueError(f"unit_cov must be {self.unit_dim}x{self.unit_dim}, got {tuple(cov.shape)}")
         self.unit_cov = cov
+        self.__dict__.pop("_shared_views", None)  # views of the old factors
         self._unit_factor = psd_factor(symmetrize(cov))  # L0
         self._unit_factor_t = self._unit_factor.mT.contiguous()  # L0^T
 
@@ -252,7 +264,8 @@ class HierarchicalGaussian(_UnitTables):
         and ``q_u`` (side by side, so that one slice lifts both into the hyper-posterior sums), the
         conditional covariance ``S~_u = L0 C^{-1} L0^T``, its square-root factor ``L0 C^{-T/2}``, the
         shrinkage times the mixing matrix ``M_u A_u`` with ``M_u = I - S~_u G_u`` and ``S~_u b_u``.
-        With them the conditional mean given psi is ``M_u A_u psi + S~_u b_u``.
+        With them the conditional mean given psi is ``M_u A_u psi + S~_u b_u``. Without a
+        hyper-posterior (``learn_hyper=False``) the ``[P | q]`` slot holds ``[G | b]`` (never read).
         """
         stats = self._rows(self.stats, ids, flat)  # [G | b] (B n, d, d + 1)
         d = self.unit_dim
@@ -266,11 +279,14 @@ class HierarchicalGaussian(_UnitTables):
         cond_cov = torch.bmm(cond_factor, half)  # S~ = L0 C^{-1} L0^T
         # Woodbury: W^T C^{-1} W = G S~ G and W^T C^{-1} L0^T b = G S~ b; two products give all four
         s_rhs = torch.bmm(cond_cov, stats)  # [S~ G | S~ b]
-        woodbury = torch.baddbmm(stats, gram, s_rhs, alpha=-1.0)  # [G - G S~ G | b - G S~ b] = [P | q]
         shrink = self._eye - s_rhs[:, :, :d]  # M = I - S~ G
         if mixing is not None:
             shrink = torch.bmm(shrink, mixing)  # M A
-        pq = [symmetrize(woodbury[:, :, :d]), woodbury[:, :, d:]]
+        if self.learn_hyper:
+            woodbury = torch.baddbmm(stats, gram, s_rhs, alpha=-1.0)  # [G - G S~ G | b - G S~ b] = [P | q]
+            pq = [symmetrize(woodbury[:, :, :d]), woodbury[:, :, d:]]
+        else:  # no hyper-posterior: the [P | q] slot is never read (it holds [G | b])
+            pq = [stats]
         return torch.cat([*pq, cond_cov, cond_factor, shrink, s_rhs[:, :, d:]], dim=-1)
 
     def _unpack(self, packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -484,8 +500,11 @@ class HierarchicalGaussian(_UnitTables):
         """
         ids = _as_ids(unit_ids)
         d = self.unit_dim
-        draw_map = self._take(self._packed, ids)[..., 2 * d + 1 :]  # [F | M A | S~ b] (B, n, d, d + D + 1)
-        n, width = draw_map.shape[1], draw_map.shape[-1]
+        rows = self._packed.view(-1, *self._packed.shape[2:])  # (B U, d, 3 d + D + 2)
+        if ids is not None:
+            rows = rows.index_select(0, self._flat(ids))
+        draw_map = rows[:, :, 2 * d + 1 :]  # [F | M A | S~ b] (B n, d, d + D + 1)
+        n, width = rows.shape[0] // self.num_envs, draw_map.shape[-1]
         # [F | M A | S~ b] [z; psi; 1] = F z + M A psi + S~ b: the conditional mean (eq. (6)) plus the draw
         rhs = self._draw_rhs(n)
         z = streams.normal_like(rhs[..., :d])
@@ -493,8 +512,11 @@ class HierarchicalGaussian(_UnitTables):
             torch.mul(z, scale, out=rhs[..., :d])
         else:
             rhs[..., :d] = z
-        rhs[..., d:-1] = hyper[:, None, :]
-        theta = torch.bmm(draw_map.reshape(-1, d, width), rhs.view(-1, width, 1))
+        last = self._rhs_hyper  # a fixed psi (flat, oracle and ridge agents) is written once
+        if last is None or last[0] is not hyper or last[1] != hyper._version:
+            rhs[..., d:-1] = hyper[:, None, :]
+            self._rhs_hyper = (hyper, hyper._version)
+        theta = torch.bmm(draw_map, rhs.view(-1, width, 1))
         return theta.view(self.num_envs, n, d)
 
     def _draw_rhs(self, n: int) -> torch.Tensor:
@@ -503,6 +525,7 @@ class HierarchicalGaussian(_UnitTables):
         rhs = self._rhs
         if rhs is None or rhs.shape[1] != n:
             rhs = self._rhs = torch.ones(self.num_envs, n, self.unit_dim + self.hyper_dim + 1, **self._like)
+            self._rhs_hyper = None
         return rhs
 
     def marginal_posterior(self, unit_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
