@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from hbgym.rng import hash_words, normal_uniforms, to_uniform
+from hbgym.rng import hash_counter_runs, hash_words, normal_uniforms, to_uniform
 
 __all__ = ["BLOCK_ELEMENTS", "STREAM_AGENT", "ReplicateStreams"]
 
@@ -81,8 +81,8 @@ def _to_uniform(h: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def _hash(keys: torch.Tensor, counters: torch.Tensor, n: int) -> torch.Tensor:
     """int64 hashes ``(R, n)`` of counters ``counters[r] .. counters[r] + n - 1`` under ``keys[r]``."""
     if keys.device.type == "cpu":  # hbgym.rng itself: NumPy's uint64 shifts are logical (fewer passes)
-        index = (counters.numpy()[:, None] + np.arange(n)).view(np.uint64)  # counters are >= 0
-        return torch.from_numpy(hash_words(keys.numpy().view(np.uint64)[:, None], index).view(np.int64))
+        starts = counters.numpy().view(np.uint64)  # counters are >= 0
+        return torch.from_numpy(hash_counter_runs(keys.numpy().view(np.uint64), starts, n).view(np.int64))
     index = counters[:, None] + torch.arange(1, n + 1, device=counters.device)  # (R, n): counter + 1
     return _mix(index.mul_(_GOLDEN).add_(keys[:, None]))
 
