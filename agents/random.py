@@ -14,14 +14,16 @@ not move).
 
 Speed: hashing one draw takes ~20 elementwise torch ops and a normal ~40 more, which dominates a
 single-replicate agent's round. A draw over all replicates is therefore served as a slice of a
-precomputed *block*: the hashes of each replicate's next ``L`` counters, ``(B, L)``, and, computed
-once per block when first asked for, their uniforms / Box-Muller normals. The values are the same
-elementwise functions of ``(key, counter)`` as the direct path, so a draw's bits never depend on
-whether it came from a block. ``B * L`` is capped (:data:`BLOCK_ELEMENTS`); draws that do not fit,
-and ``rows`` draws, take the direct path and drop the block (after a ``rows`` draw its columns no
-longer line up across replicates). When a draw does not fit in what is left of the block, the block is
-extended (its unused columns are kept); ``L`` doubles each time and halves when a block is dropped,
-so agents that interleave ``rows`` draws do not hash much they never use.
+precomputed *block*: the uniforms / Box-Muller normals of each replicate's next ``L`` counters,
+``(B, L)`` per kind of value drawn from it. The values are the same elementwise functions of ``(key,
+counter)`` as the direct path, so a draw's bits never depend on whether it came from a block. ``B * L``
+is capped (:data:`BLOCK_ELEMENTS`); draws that do not fit, and ``rows`` draws, take the direct path and
+drop the block (after a ``rows`` draw its columns no longer line up across replicates). When a draw
+does not fit in what is left of the block, the block is extended: its unused columns are copied into a
+new block whose new columns are computed in place (only they are hashed; the hashes are not kept: a
+kind first drawn from a live block hashes its columns again). ``L`` doubles each time and halves when a
+block is dropped, so agents that interleave ``rows`` draws do not hash much they never use. On CPU the
+normals' NumPy temporaries live in buffers reused by the stream (:class:`_Workspace`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from hbgym.rng import hash_words, normal_uniforms, to_uniform
+from hbgym.rng import hash_counter_runs, hash_words, normal_uniforms, to_uniform
 
 __all__ = ["BLOCK_ELEMENTS", "STREAM_AGENT", "ReplicateStreams"]
 
@@ -81,28 +83,60 @@ def _to_uniform(h: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def _hash(keys: torch.Tensor, counters: torch.Tensor, n: int) -> torch.Tensor:
     """int64 hashes ``(R, n)`` of counters ``counters[r] .. counters[r] + n - 1`` under ``keys[r]``."""
     if keys.device.type == "cpu":  # hbgym.rng itself: NumPy's uint64 shifts are logical (fewer passes)
-        index = (counters.numpy()[:, None] + np.arange(n)).view(np.uint64)  # counters are >= 0
-        return torch.from_numpy(hash_words(keys.numpy().view(np.uint64)[:, None], index).view(np.int64))
+        starts = counters.numpy().view(np.uint64)  # counters are >= 0
+        return torch.from_numpy(hash_counter_runs(keys.numpy().view(np.uint64), starts, n).view(np.int64))
     index = counters[:, None] + torch.arange(1, n + 1, device=counters.device)  # (R, n): counter + 1
     return _mix(index.mul_(_GOLDEN).add_(keys[:, None]))
 
 
-def _values(h: torch.Tensor, kind: str) -> torch.Tensor:
+#: dtype of each kind of value
+_DTYPES = {"u64": torch.float64, "u32": torch.float32, "normal": torch.float64}
+
+
+class _Workspace:
+    """Flat NumPy buffers reused by every draw of one stream for the normals' stacked sub-hashes and
+    uniforms (:func:`hbgym.rng.normal_uniforms`): temporaries of a few hundred KiB allocated and freed
+    per block can cost page faults, as much again as the arithmetic (~12 ns per normal at a (50, 1236)
+    block). Up to ``2 * BLOCK_ELEMENTS`` elements are kept; larger requests get new arrays."""
+
+    def __init__(self) -> None:
+        self._ints = np.empty(0, dtype=np.uint64)
+        self._floats = np.empty(0, dtype=np.float64)
+
+    def arrays(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """uint64 and float64 arrays of ``shape`` (views of the buffers, grown when too small)."""
+        n = math.prod(shape)
+        if n > 2 * BLOCK_ELEMENTS:  # a big direct draw: not worth keeping
+            return np.empty(shape, dtype=np.uint64), np.empty(shape, dtype=np.float64)
+        if self._ints.size < n:
+            self._ints, self._floats = np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.float64)
+        return self._ints[:n].reshape(shape), self._floats[:n].reshape(shape)
+
+
+def _values(
+    h: torch.Tensor, kind: str, out: torch.Tensor | None = None, work: _Workspace | None = None
+) -> torch.Tensor:
     """Hashes -> ``"u64"``/``"u32"`` uniforms (float64/float32) or ``"normal"`` (float64 Box-Muller on
-    two sub-hashes); elementwise, same shape as ``h``."""
+    two sub-hashes); elementwise, same shape as ``h``. Written into ``out`` when given (else a new
+    tensor); ``work`` holds the CPU normals' temporaries (else they are allocated)."""
     cpu = h.device.type == "cpu"  # the integer steps in hbgym.rng's NumPy code (the same bits, faster)
-    if kind == "u64":
-        if cpu:
-            return torch.from_numpy(to_uniform(h.numpy().view(np.uint64)))
-        return _to_uniform(h, torch.float64)
-    if kind == "u32":
-        return _to_uniform(h, torch.float32)
-    if cpu:
-        u1, u2 = (torch.from_numpy(u) for u in normal_uniforms(h.numpy().view(np.uint64)))
+    if kind == "u64" and cpu:
+        values = torch.from_numpy(to_uniform(h.numpy().view(np.uint64)))
+    elif kind == "u64":
+        values = _to_uniform(h, torch.float64)
+    elif kind == "u32":
+        values = _to_uniform(h, torch.float32)
     else:
-        u1 = _to_uniform(_mix(h ^ _MUL1), torch.float64)
-        u2 = _to_uniform(_mix(h ^ _MUL2), torch.float64)
-    return u1.log_().mul_(-2.0).sqrt_().mul_(u2.mul_(2.0 * math.pi).cos_())  # sqrt(-2 ln u1) cos(2 pi u2)
+        if cpu:
+            ints, floats = work.arrays((2, *h.shape)) if work is not None else (None, None)
+            u1, u2 = normal_uniforms(h.numpy().view(np.uint64), floats, ints)
+            u1, u2 = torch.from_numpy(u1), torch.from_numpy(u2)
+        else:
+            u1 = _to_uniform(_mix(h ^ _MUL1), torch.float64)
+            u2 = _to_uniform(_mix(h ^ _MUL2), torch.float64)
+        radius = u1.log_().mul_(-2.0).sqrt_()  # sqrt(-2 ln u1) cos(2 pi u2)
+        return torch.mul(radius, u2.mul_(2.0 * math.pi).cos_(), out=out)
+    return values if out is None else out.copy_(values)
 
 
 class ReplicateStreams:
@@ -132,9 +166,10 @@ class ReplicateStreams:
         # counter of replicate b = self._base[b] + self._offset (a Python int: no tensor op per draw)
         self._base = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self._offset = 0
-        self._block: torch.Tensor | None = None  # (B, L) hashes of counters _base .. _base + L - 1
-        self._derived: dict[str, torch.Tensor] = {}  # kind -> _values(self._block, kind)
+        self._length = 0  # L: the block holds counters _base .. _base + L - 1 (0: no block)
+        self._derived: dict[str, torch.Tensor] = {}  # kind -> (B, L) values of the block
         self._block_len = _BLOCK_MIN
+        self._work = _Workspace()
 
     @property
     def counters(self) -> torch.Tensor:
@@ -149,50 +184,58 @@ class ReplicateStreams:
         shape = tuple(int(s) for s in shape)
         n = math.prod(shape)
         if rows is None and n <= self._cap:
-            if self._block is None or self._offset + n > self._block.shape[1]:
-                self._refill(n)
-            if kind not in self._derived:
-                self._derived[kind] = _values(self._block, kind)
+            if self._offset + n > self._length:
+                self._refill(n, kind)
+            elif kind not in self._derived:  # a new kind for a live block: hash it again
+                hashes = _hash(self.keys, self._base, self._length)
+                self._derived[kind] = _values(hashes, kind, work=self._work)
             # a view: each column is served once, so writing into a draw cannot change another draw
             values = self._derived[kind][:, self._offset:self._offset + n]
             self._offset += n
             return values.reshape(self.num_envs, *shape)
         counters = self.counters
         if rows is None:
-            values = _values(_hash(self.keys, counters, n), kind)
+            values = _values(_hash(self.keys, counters, n), kind, work=self._work)
             counters = counters + n
         else:
-            values = _values(_hash(self.keys[rows], counters[rows], n), kind)
+            values = _values(_hash(self.keys[rows], counters[rows], n), kind, work=self._work)
             counters = counters.index_add(0, rows, torch.full_like(rows, n))
         self._drop()
         self._base = counters
         return values.reshape(len(values), *shape)
 
-    def _refill(self, n: int) -> None:
-        """Extend the block past its end so that it holds at least ``n`` unused counters per replicate;
-        its used columns are discarded and the unused ones kept (with their uniforms / normals), so
-        nothing is hashed twice. Every kind of value drawn from this block is extended too."""
-        if self._block is None:  # (then _offset is 0: _drop and seed reset it)
-            self._block = torch.empty(self.num_envs, 0, dtype=torch.long, device=self.device)
-        else:  # the previous block ran out: blocks are worth making longer
+    def _refill(self, n: int, kind: str) -> None:
+        """Extend the block past its end so that it holds at least ``n`` unused counters per replicate,
+        with the values of ``kind`` and of every kind drawn from it so far. Its used columns are
+        discarded; the unused ones are kept (copied into the new block, whose new columns are computed
+        in place), so nothing is hashed twice."""
+        if self._length:  # the previous block ran out: blocks are worth making longer
             self._block_len = min(2 * self._block_len, self._cap)
-        length = self._block.shape[1]
+        kept = self._length - self._offset
         target = max(min(self._block_len, self._cap), n)  # n <= _cap: never more than BLOCK_ELEMENTS
-        extra = _hash(self.keys, self._base + length, target - (length - self._offset))
-        self._block = torch.cat([self._block[:, self._offset:], extra], dim=1)
-        self._derived = {kind: torch.cat([values[:, self._offset:], _values(extra, kind)], dim=1)
-                         for kind, values in self._derived.items()}
+        extra = _hash(self.keys, self._base + self._length, target - kept)
+        derived = {}
+        for k in dict.fromkeys([*self._derived, kind]):
+            block = torch.empty(self.num_envs, target, dtype=_DTYPES[k], device=self.device)
+            if k in self._derived:
+                block[:, :kept] = self._derived[k][:, self._offset:]
+            elif kept:  # a new kind: the kept columns hashed again
+                _values(_hash(self.keys, self._base + self._offset, kept), k, block[:, :kept], self._work)
+            _values(extra, k, block[:, kept:], self._work)
+            derived[k] = block
+        self._derived = derived
         self._base = self._base + self._offset
         self._offset = 0
+        self._length = target
 
     def _drop(self) -> None:
         """Forget the block (its unused columns are wasted, so the next one is shorter)."""
-        if self._block is not None:
+        if self._length:
             self._block_len = max(self._block_len // 2, _BLOCK_MIN)
-        self._block = None
         self._derived = {}
         self._base = self.counters
         self._offset = 0
+        self._length = 0
 
     @staticmethod
     def _rows(rows: torch.Tensor | None) -> torch.Tensor | None:

@@ -34,6 +34,7 @@ __all__ = [
     "STREAM_ACTIONS",
     "episode_key",
     "hash_words",
+    "hash_counter_runs",
     "to_uniform",
     "normal_uniforms",
     "uniform",
@@ -56,16 +57,21 @@ _MUL2 = np.uint64(0x94D049BB133111EB)
 _TWO_POW_MINUS_53 = 2.0**-53
 
 
-def _mix(z: np.ndarray) -> np.ndarray:
+# shift counts as uint64 scalars built once (a ufunc call with a prebuilt scalar is ~0.4 us cheaper)
+_S11, _S27, _S30, _S31 = (np.uint64(k) for k in (11, 27, 30, 31))
+
+
+def _mix(z: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
     """SplitMix64 finaliser (a bijection of uint64 with good avalanche), computed in place: ``z`` is a
-    uint64 array the caller owns (a temporary; its hash is returned in it)."""
-    shifted = z >> np.uint64(30)
+    uint64 array the caller owns (a temporary; its hash is returned in it); ``scratch``, a uint64 array
+    of its shape, holds the shifted copies (a new one when None)."""
+    shifted = np.right_shift(z, _S30, out=scratch)
     z ^= shifted
     z *= _MUL1
-    np.right_shift(z, np.uint64(27), out=shifted)
+    np.right_shift(z, _S27, out=shifted)
     z ^= shifted
     z *= _MUL2
-    np.right_shift(z, np.uint64(31), out=shifted)
+    np.right_shift(z, _S31, out=shifted)
     z ^= shifted
     return z
 
@@ -146,19 +152,53 @@ def hash_words(key: np.ndarray | int, *words: np.ndarray | int) -> np.ndarray:
         return h
 
 
+def hash_counter_runs(keys: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
+    """``hash_words(keys[:, None], starts[:, None] + np.arange(n))`` (the same bits): the ``(R, n)``
+    uint64 hashes of ``n`` consecutive counters from ``starts[r]`` under ``keys[r]`` (``(R,)`` uint64),
+    in fewer passes: ``(start + j + 1) * GOLDEN + key`` is ``((start + 1) * GOLDEN + key) + j * GOLDEN``
+    modulo 2**64, one broadcast addition before :func:`_mix`."""
+    with np.errstate(over="ignore"):
+        first = (starts + np.uint64(1)) * _GOLDEN + keys
+        steps = np.arange(n, dtype=np.uint64)
+        steps *= _GOLDEN
+        return _mix(first[:, None] + steps)
+
+
 def to_uniform(h: np.ndarray) -> np.ndarray:
     """Map uint64 hashes to floats strictly inside (0, 1) (53 random bits, offset by half an ulp)."""
-    u = (h >> np.uint64(11)).astype(np.float64)
-    u += 0.5
+    return _top_bits_to_uniform(h >> _S11)
+
+
+def _top_bits_to_uniform(top: np.ndarray) -> np.ndarray:
+    """:func:`to_uniform` of hashes already shifted right by 11 bits (their top 53 bits), as a new
+    float64 array: the uint64 -> float64 conversion is exact below 2**53, ``+ 0.5`` rounds as IEEE
+    addition and ``* 2**-53`` is exact."""
+    u = np.add(top.view(np.int64), 0.5)  # as int64 (the same number): a faster conversion
     u *= _TWO_POW_MINUS_53
     return u
 
 
-def normal_uniforms(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def normal_uniforms(
+    h: np.ndarray, out: np.ndarray | None = None, work: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The uniforms ``(u1, u2)`` of the Box-Muller normal ``sqrt(-2 ln u1) cos(2 pi u2)`` of uint64
-    hashes ``h`` (two sub-hashes of each)."""
+    hashes ``h`` (two sub-hashes of each).
+
+    Both sub-hashes go through one stacked ``(2, *h.shape)`` array, one pass per step. ``out`` (float64)
+    and ``work`` (uint64), both of that shape, are optional buffers to reuse (big temporaries allocated
+    and freed at every call can cost page faults); ``u1, u2`` are the two rows of ``out``.
+    """
+    shape = (2, *np.shape(h))
+    z = np.empty(shape, dtype=np.uint64) if work is None else work
+    u = np.empty(shape) if out is None else out
+    np.bitwise_xor(h, _MUL1, out=z[0])
+    np.bitwise_xor(h, _MUL2, out=z[1])
     with np.errstate(over="ignore"):
-        return to_uniform(_mix(h ^ _MUL1)), to_uniform(_mix(h ^ _MUL2))
+        _mix(z, u.view(np.uint64))  # out's memory as the scratch: it is written last
+    np.right_shift(z, _S11, out=z)
+    np.add(z.view(np.int64), 0.5, out=u)  # as in _top_bits_to_uniform
+    u *= _TWO_POW_MINUS_53
+    return u[0], u[1]
 
 
 def _uniform_int(h: int) -> float:

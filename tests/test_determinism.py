@@ -254,7 +254,7 @@ def test_block_draws_equal_direct_draws_and_counters_across_refills_and_rows():
     assert torch.equal(blocked.uniform((big,))[:, -3:], direct.uniform((big,), rows=every)[:, -3:])
     wide = ReplicateStreams(streams_module.BLOCK_ELEMENTS // 8)  # so many replicates: short blocks
     wide.normal((3,))
-    assert wide._block.numel() <= streams_module.BLOCK_ELEMENTS
+    assert all(v.numel() <= streams_module.BLOCK_ELEMENTS for v in wide._derived.values())
     drawn = blocked.normal((4,))
     drawn.mul_(0)  # writing into a draw (a view of the block) does not change later draws
     assert torch.equal(blocked.normal((4,)), direct.normal((8,), rows=every)[:, 4:])
