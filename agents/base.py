@@ -149,6 +149,7 @@ class TorchAgent(ABC):
         """Forget all data and (re)seed the streams (``seed=None`` keeps the construction seed)."""
         seed = self._seed if seed is None else seed
         self.streams.seed(None if seed is None else int(seed))
+        self._last_conversion = None
         self._reset_state()
 
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:

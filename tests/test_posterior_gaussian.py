@@ -277,3 +277,35 @@ def test_dot_sums_in_index_order_and_equals_vecdot_for_short_rows() -> None:
         assert torch.equal(got, in_order)
         if n <= 3:
             assert torch.equal(got, torch.linalg.vecdot(x, y))
+
+
+def test_a_fixed_psi_changed_in_place_or_replaced_is_used_by_the_next_draw() -> None:
+    """sample_units writes a fixed psi into its draw buffer once; a psi changed in place (or a new
+    tensor) is written again: each draw equals one from a posterior that never saw another psi."""
+    B, U, d = 2, 4, 2
+    rng = np.random.default_rng(5)
+    hyper_cov, unit_cov = random_spd(rng, d), random_spd(rng, d, 0.3)
+    ids = torch.as_tensor(rng.integers(0, U, size=(B, 3)))
+
+    def draw(post: HierarchicalGaussian, psi: torch.Tensor, streams: ReplicateStreams) -> torch.Tensor:
+        return post.sample_units(ids, psi, streams)
+
+    reused = HierarchicalGaussian(B, U, np.zeros(d), hyper_cov, unit_cov, learn_hyper=False)
+    reused.update(ids, torch.as_tensor(rng.normal(size=(B, 3, d))), torch.ones(B, 3))
+    streams = ReplicateStreams(B)
+    streams.seed(0)
+    psi = torch.zeros(B, d, dtype=torch.float64)
+    first, second = draw(reused, psi, streams), draw(reused, psi, streams)
+    psi += 3.0  # in place
+    third = draw(reused, psi, streams)
+    fourth = draw(reused, torch.full((B, d), -1.0, dtype=torch.float64), streams)
+    for k, (value, got) in enumerate(((0.0, first), (0.0, second), (3.0, third), (-1.0, fourth))):
+        fresh = HierarchicalGaussian(B, U, np.zeros(d), hyper_cov, unit_cov, learn_hyper=False)
+        fresh.stats.copy_(reused.stats)
+        fresh.set_prior(unit_cov=unit_cov)  # recompute the caches from the copied statistics
+        ref_streams = ReplicateStreams(B)
+        ref_streams.seed(0)
+        for _ in range(k):  # the same stream position
+            ref_streams.normal((3, d))
+        expected = draw(fresh, torch.full((B, d), value, dtype=torch.float64), ref_streams)
+        assert torch.equal(got, expected), k
