@@ -256,19 +256,16 @@ class HierarchicalGaussian(_UnitTables):
 
     def _unit_cache(
         self, ids: torch.Tensor | None, flat: torch.Tensor | None, mixing: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> torch.Tensor:
         """Everything a unit's posterior needs, from its statistics (B, n units at a time; ``flat`` is
         :meth:`_flat` of ``ids``, None for every unit; ``mixing``: their :meth:`_mixing_rows`).
 
-        Returns the per-unit caches, packed in two tables: ``[P_u | q_u | S~_u]`` ``(B n, d, 2 d + 1)``
-        (``P_u`` and ``q_u`` side by side, so that one slice lifts both into the hyper-posterior sums;
-        the conditional covariance ``S~_u = L0 C^{-1} L0^T``) and the draw map ``[F_u | M_u A_u |
-        S~_u b_u]`` ``(B n, d, d + D + 1)`` (the square-root factor ``F_u = L0 C^{-T/2}`` of ``S~_u``,
-        the shrinkage ``M_u = I - S~_u G_u`` times the mixing matrix, and ``S~_u b_u``): with them the
-        conditional mean given psi is ``M_u A_u psi + S~_u b_u``. The draw map is a table of its own
-        so that a Thompson draw streams only what it reads (1 MB of the 1.7 MB of meTS at B = 50).
-        Without a hyper-posterior (``learn_hyper=False``) the ``[P | q]`` slot holds ``[G | b]``
-        (never read).
+        Returns the packed per-unit cache ``(B n, d, 3 d + D + 2)`` (see :meth:`_unpack`): ``P_u``
+        and ``q_u`` (side by side, so that one slice lifts both into the hyper-posterior sums), the
+        conditional covariance ``S~_u = L0 C^{-1} L0^T``, its square-root factor ``L0 C^{-T/2}``, the
+        shrinkage times the mixing matrix ``M_u A_u`` with ``M_u = I - S~_u G_u`` and ``S~_u b_u``.
+        With them the conditional mean given psi is ``M_u A_u psi + S~_u b_u``. Without a
+        hyper-posterior (``learn_hyper=False``) the ``[P | q]`` slot holds ``[G | b]`` (never read).
         """
         stats = self._rows(self.stats, ids, flat)  # [G | b] (B n, d, d + 1)
         d = self.unit_dim
@@ -290,7 +287,16 @@ class HierarchicalGaussian(_UnitTables):
             pq = [symmetrize(woodbury[:, :, :d]), woodbury[:, :, d:]]
         else:  # no hyper-posterior: the [P | q] slot is never read (it holds [G | b])
             pq = [stats]
-        return torch.cat([*pq, cond_cov], dim=-1), torch.cat([cond_factor, shrink, s_rhs[:, :, d:]], dim=-1)
+        return torch.cat([*pq, cond_cov, cond_factor, shrink, s_rhs[:, :, d:]], dim=-1)
+
+    def _unpack(self, packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Views ``[P | q]`` ``(..., d, d + 1)``, ``S~`` and ``F`` ``(..., d, d)``, ``M A`` ``(..., d, D)``
+        and ``S~ b`` ``(..., d)`` of a packed cache."""
+        d = self.unit_dim
+        return (
+            packed[..., : d + 1], packed[..., d + 1 : 2 * d + 1], packed[..., 2 * d + 1 : 3 * d + 1],
+            packed[..., 3 * d + 1 : -1], packed[..., -1],
+        )
 
     def _lift(self, pq: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
         """``[sum_u A^T P A | sum_u A^T q]`` ``(B, D, D + 1)`` of per-unit ``[P | q]`` ``pq``
@@ -322,17 +328,16 @@ class HierarchicalGaussian(_UnitTables):
         of the running sums."""
         self._hyper_cache = None
         mixing = self._mixing_rows(ids, flat)
-        unit, draw = self._unit_cache(ids, flat, mixing)
-        table = self._unit_table.view(-1, *unit.shape[1:])
+        packed = self._unit_cache(ids, flat, mixing)
+        table = self._packed.view(-1, *packed.shape[1:])
         if self.learn_hyper:
             d = self.unit_dim
-            delta = unit[:, :, : d + 1] - table.index_select(0, flat)[:, :, : d + 1]  # [P | q] new - old
+            delta = packed[:, :, : d + 1] - table.index_select(0, flat)[:, :, : d + 1]  # [P | q] new - old
             first = _first_occurrence(ids, delta.dtype)  # a unit repeated within a row counts once
             if first is not None:
                 delta = delta * first.reshape(-1, 1, 1)
             self._sums += self._lift(delta, mixing)
-        table.index_copy_(0, flat, unit)  # a repeated unit: the same values twice
-        self._draw_table.view(-1, *draw.shape[1:]).index_copy_(0, flat, draw)
+        table.index_copy_(0, flat, packed)  # a repeated unit: the same values twice
         self._num_updates += 1
         if self.learn_hyper and self.refresh_every and self._num_updates % self.refresh_every == 0:
             self._recompute_sums()
@@ -340,20 +345,18 @@ class HierarchicalGaussian(_UnitTables):
     def _refresh_all(self) -> None:
         """Recompute every unit's cache and the running sums exactly (reset, prior changes)."""
         self._hyper_cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        unit, draw = self._unit_cache(None, None, self._mixing_rows(None, None))
-        self._unit_table = unit.view(self.num_envs, -1, *unit.shape[1:])  # (B, U, d, 2 d + 1)
-        self._draw_table = draw.view(self.num_envs, -1, *draw.shape[1:])  # (B, U, d, d + D + 1)
+        packed = self._unit_cache(None, None, self._mixing_rows(None, None))
+        self._packed = packed.view(self.num_envs, -1, *packed.shape[1:])  # (B, U, d, 3 d + D + 2)
         self._recompute_sums()
 
     @property
     def _cond_cov(self) -> torch.Tensor:
-        """``S~_u`` ``(B, U, d, d)`` (a view)."""
-        return self._unit_table[..., self.unit_dim + 1 :]
+        return self._unpack(self._packed)[1]
 
     def _recompute_sums(self) -> None:
         """Exact running sums from the stored per-unit contributions."""
         if self.learn_hyper:
-            pq = self._unit_table[..., : self.unit_dim + 1].reshape(-1, self.unit_dim, self.unit_dim + 1)
+            pq = self._unpack(self._packed)[0].reshape(-1, self.unit_dim, self.unit_dim + 1)
             self._sums = self._lift(pq, self._mixing_rows(None, None))
 
     # ------------------------------------------------------------------ data
@@ -408,7 +411,7 @@ class HierarchicalGaussian(_UnitTables):
         if self.mixing.shape[:2] != (self.num_envs, self.num_units):
             self.mixing = self.mixing.expand(self.num_envs, self.num_units, -1, -1).clone()
         flat = self._flat(ids)
-        table = self._unit_table.view(-1, *self._unit_table.shape[2:])
+        table = self._packed.view(-1, *self._packed.shape[2:])
         if self.learn_hyper:
             pq = table.index_select(0, flat)[:, :, : self.unit_dim + 1]
             first = _first_occurrence(ids, pq.dtype)
@@ -420,9 +423,7 @@ class HierarchicalGaussian(_UnitTables):
         new = self._mixing_rows(ids, flat)
         if self.learn_hyper:
             self._sums += self._lift(pq, new) - old
-        unit, draw = self._unit_cache(ids, flat, new)
-        table.index_copy_(0, flat, unit)
-        self._draw_table.view(-1, *draw.shape[1:]).index_copy_(0, flat, draw)
+        table.index_copy_(0, flat, self._unit_cache(ids, flat, new))
         self._hyper_cache = None
 
     def set_prior(self, hyper_mean: Any = None, hyper_cov: Any = None, unit_cov: Any = None) -> None:
@@ -499,10 +500,11 @@ class HierarchicalGaussian(_UnitTables):
         """
         ids = _as_ids(unit_ids)
         d = self.unit_dim
-        draw_map = self._draw_table.view(-1, *self._draw_table.shape[2:])  # [F | M A | S~ b] (B U, ...)
+        rows = self._packed.view(-1, *self._packed.shape[2:])  # (B U, d, 3 d + D + 2)
         if ids is not None:
-            draw_map = draw_map.index_select(0, self._flat(ids))  # (B n, d, d + D + 1)
-        n, width = draw_map.shape[0] // self.num_envs, draw_map.shape[-1]
+            rows = rows.index_select(0, self._flat(ids))
+        draw_map = rows[:, :, 2 * d + 1 :]  # [F | M A | S~ b] (B n, d, d + D + 1)
+        n, width = rows.shape[0] // self.num_envs, draw_map.shape[-1]
         # [F | M A | S~ b] [z; psi; 1] = F z + M A psi + S~ b: the conditional mean (eq. (6)) plus the draw
         rhs = self._draw_rhs(n)
         z = streams.normal_like(rhs[..., :d])
