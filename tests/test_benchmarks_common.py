@@ -1,4 +1,5 @@
-"""Provenance helpers of the benchmark scripts: partial runs never overwrite full results files."""
+"""Provenance helpers of the benchmark scripts (partial runs never overwrite full results files); the
+recorder of benchmarks/agent_floor.py."""
 
 from __future__ import annotations
 
@@ -39,3 +40,16 @@ def test_source_hash_changes_with_the_code(tmp_path: Path, monkeypatch):
     assert source_hash([tmp_path / "pkg"]) == before
     (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
     assert source_hash([tmp_path / "pkg"]) != before
+
+
+def test_agent_floor_records_and_replays_the_torch_calls_of_a_round():
+    """The recording snippet of benchmarks/agent_floor.py runs and counts calls (a few rounds)."""
+    from benchmarks.agent_floor import RECORD
+    from benchmarks.baseline import run_python
+
+    calls, views, alone, top = run_python(
+        None, RECORD.format(agent="LinTS", env="MixedEffect-v0", size=1, rounds=3)
+    )
+    assert 20 < calls < 1000 and 0 < views < calls
+    assert alone > 0
+    assert any(name == "bmm" for name, _ in top)
