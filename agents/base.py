@@ -163,10 +163,11 @@ class TorchAgent(ABC):
     def update(self, obs: Mapping[str, np.ndarray], action: np.ndarray, reward: np.ndarray) -> None:
         """Condition on rewards ``(B, L)`` of ``action`` ``(B, L)`` taken at ``obs``."""
         batched, tensors = self._to_tensors(obs)
-        action_t = torch.as_tensor(np.asarray(action), device=self.device, dtype=torch.long)
-        reward_t = torch.as_tensor(np.asarray(reward), device=self.device, dtype=self.dtype)
+        action, reward = np.asarray(action), np.asarray(reward)
         if not batched:
-            action_t, reward_t = action_t.reshape(1, -1), reward_t.reshape(1, -1)
+            action, reward = action.reshape(1, -1), reward.reshape(1, -1)
+        action_t = torch.as_tensor(action, device=self.device, dtype=torch.long)
+        reward_t = torch.as_tensor(reward, device=self.device, dtype=self.dtype)
         shape = tensors["task"].shape
         if action_t.shape != shape or reward_t.shape != shape:
             raise ValueError(

@@ -265,10 +265,12 @@ class ReplicateStreams:
     def normal_like(self, like: torch.Tensor) -> torch.Tensor:
         """Standard normals of ``like``'s shape, dtype and device; ``like`` is ``(B, ...)`` or
         ``(B * K, ...)`` with the replicate index outermost (a reshape of ``(B, K, ...)``)."""
-        if like.numel() % self.num_envs or like.shape[0] % self.num_envs:
-            raise ValueError(f"shape {tuple(like.shape)} has no leading replicate dim of {self.num_envs}")
-        z = self.normal((like.numel() // self.num_envs,), like.dtype)
-        return z.reshape(like.shape)
+        shape = tuple(like.shape)
+        if not shape or shape[0] % self.num_envs:
+            raise ValueError(f"shape {shape} has no leading replicate dim of {self.num_envs}")
+        if shape[0] == self.num_envs:  # (B, ...): drawn in that shape (one reshape)
+            return self.normal(shape[1:], like.dtype)
+        return self.normal((math.prod(shape) // self.num_envs,), like.dtype).reshape(shape)
 
     def randint(self, high: int, shape: Sequence[int], rows: torch.Tensor | None = None) -> torch.Tensor:
         """Integers uniform on ``0 .. high - 1``, ``(R, *shape)`` int64."""

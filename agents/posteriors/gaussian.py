@@ -140,8 +140,8 @@ def _first_occurrence(ids: torch.Tensor, dtype: torch.dtype = torch.bool) -> tor
         rows = ids.tolist()
         if all(len(set(row)) == n for row in rows):
             return None
-        mask = [[row.index(u) == j for j, u in enumerate(row)] for row in rows]
-        return torch.tensor(mask, dtype=dtype)
+        mask = np.array([[row.index(u) == j for j, u in enumerate(row)] for row in rows])
+        return torch.from_numpy(mask).to(dtype)  # (torch.tensor of nested lists: ~5x the time)
     same = ids[:, :, None] == ids[:, None, :]
     earlier = torch.ones(n, n, dtype=torch.bool, device=ids.device).tril(-1)
     return (~(same & earlier).any(-1)).to(dtype)
