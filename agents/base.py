@@ -112,7 +112,7 @@ class TorchAgent(ABC):
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.streams = ReplicateStreams(self.num_envs, self.device)
-        # (obs, {key: (array, shape, dtype)}, batched, tensors) of the last zero-copy conversion
+        # (obs, {key: (array, shape, dtype)}, batched, tensors) of act's zero-copy conversion, until used
         self._last_conversion: tuple[Any, dict[str, Any], bool, dict[str, torch.Tensor]] | None = None
         self._env: Any = None
         self._seed = seed
@@ -154,7 +154,7 @@ class TorchAgent(ABC):
 
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         """Actions ``(B, L)`` (int64) for batched ``obs``, or ``(L,)`` for a single observation."""
-        batched, tensors = self._to_tensors(obs)
+        batched, tensors = self._to_tensors(obs, remember=True)
         with torch.no_grad():
             actions = self._act(tensors)
         out = actions.cpu().numpy().astype(np.int64, copy=False)
@@ -177,14 +177,17 @@ class TorchAgent(ABC):
         with torch.no_grad():
             self._update(tensors, action_t, reward_t)
 
-    def _to_tensors(self, obs: Mapping[str, np.ndarray]) -> tuple[bool, dict[str, torch.Tensor]]:
+    def _to_tensors(
+        self, obs: Mapping[str, np.ndarray], remember: bool = False
+    ) -> tuple[bool, dict[str, torch.Tensor]]:
         """Observation arrays as tensors with a leading batch dim; whether ``obs`` was batched.
 
-        ``update`` usually gets the very observation ``act`` got: when every entry is the same array
-        object (same shape and dtype) as last time and every tensor of last time shares memory with
-        its array (no copy was made, so a new conversion would give the same view), those tensors are
-        reused (a few us per entry at B = 1)."""
-        last = self._last_conversion
+        ``update`` usually gets the very observation ``act`` got (``act`` passes ``remember``): when
+        every entry is the same array object (same shape and dtype) as then and every tensor made then
+        shares memory with its array (no copy was made, so a new conversion would give the same view),
+        those tensors are reused (a few us per entry at B = 1). Used once: nothing of an observation is
+        kept past the next conversion."""
+        last, self._last_conversion = self._last_conversion, None
         if last is not None and last[0] is obs and len(obs) == len(last[1]) and all(
             (value := obs.get(key)) is array and value.shape == shape and value.dtype == dtype
             for key, (array, shape, dtype) in last[1].items()
@@ -211,8 +214,8 @@ class TorchAgent(ABC):
             shared = tensor.device.type == "cpu" and tensor.data_ptr() == arr.__array_interface__["data"][0]
             if given and shared:
                 arrays[key] = (value, value.shape, value.dtype)
-        reusable = len(arrays) == len(tensors)  # else some entry was copied: convert again next time
-        self._last_conversion = (obs, arrays, batched, dict(tensors)) if reusable else None
+        if remember and len(arrays) == len(tensors):  # else some entry was copied: convert again next time
+            self._last_conversion = (obs, arrays, batched, dict(tensors))
         return batched, tensors
 
     # ------------------------------------------------------------------ subclass hooks (torch)
