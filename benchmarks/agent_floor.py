@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import argparse
 
+from benchmarks.agent_scaling import SNIPPET as BATCHED
 from benchmarks.agent_single import CASES
+from benchmarks.agent_single import SNIPPET as SINGLE
 from benchmarks.baseline import run_python
 from benchmarks.common import RESULTS, markdown_table, write_result
 
 #: the agent_single baseline (the issue's "today") per agent, us per round, for the 3x floor
 BASELINE_US = {"HierTS": 618.0, "meTS": 687.0, "LinTS": 468.0}
 
-_SETUP = """
+RECORD = """
 import collections, contextlib, json, time, numpy as np, torch, gymnasium as gym, hbgym
 from torch.overrides import TorchFunctionMode
 from hbgym import agents
@@ -42,9 +44,6 @@ env = gym.make_vec({env!r}, num_envs=size) if size > 1 else gym.make({env!r})
 agent = cls.from_env(env, num_envs=size, seed=0)
 obs, _ = env.reset(seed=0)
 agent.reset(seed=0)
-"""
-
-RECORD = _SETUP + """
 VIEWS = {{"__getitem__", "view", "reshape", "expand", "expand_as", "transpose", "mT", "T", "unsqueeze",
           "squeeze", "select", "narrow", "flatten", "permute", "diagonal", "view_as"}}
 METADATA = {{"", "shape", "dtype", "device", "ndim", "_version", "is_cuda", "layout", "data", "requires_grad",
@@ -90,33 +89,27 @@ with torch.no_grad():  # the recorded calls again, alone, on the same tensors (v
 print(json.dumps([calls / rounds, views / rounds, best / rounds / size * 1e6, top]))
 """
 
-TIME = _SETUP + """
-free = {free}
-if free:  # serve every normal draw from one fixed tensor per shape (speed only: the actions change)
-    fixed = {{}}
-    def normal_like(like):
-        key = tuple(like.shape)
-        if key not in fixed:
-            fixed[key] = torch.zeros(like.shape, dtype=like.dtype)
-        return fixed[key]
-    agent.streams.normal_like = normal_like
-spent = 0.0
-for t in range(5 + {rounds}):
-    start = time.process_time()
-    action = agent.act(obs)
-    mid = time.process_time()
-    nxt, _, _, _, info = env.step(action)
-    end = time.process_time()
-    agent.update(obs, action, info["rewards"])
-    if t >= 5:
-        spent += mid - start + time.process_time() - end
-    obs = nxt
-print(json.dumps(spent / {rounds} / size * 1e6))
+#: prepended to a timing snippet: every normal draw served from one fixed tensor per shape (speed only)
+FIXED_NORMALS = """
+import torch
+from hbgym.agents.random import ReplicateStreams
+_fixed = {}
+def _normal_like(self, like):
+    if tuple(like.shape) not in _fixed:
+        _fixed[tuple(like.shape)] = torch.zeros(like.shape, dtype=like.dtype)
+    return _fixed[tuple(like.shape)]
+ReplicateStreams.normal_like = _normal_like
 """
 
+
 def _best(code: str, repeats: int) -> float:
-    """The smallest of ``repeats`` child runs of a timing snippet."""
+    """The smallest of ``repeats`` child runs of a timing snippet that prints one number."""
     return min(run_python(None, code) for _ in range(repeats))
+
+
+def _best_batched(code: str, repeats: int) -> float:
+    """:func:`_best` of an ``agent_scaling`` snippet, in agent us per seed-round."""
+    return min(run_python(None, code)[0] for _ in range(repeats)) * 1e6
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     for agent, env in CASES:
         case = {"agent": agent, "env": env, "size": 1, "rounds": args.rounds}
         calls, views, alone, top = run_python(None, RECORD.format(**case))
-        spent = _best(TIME.format(**case, free=False), args.repeats)
+        spent = _best(SINGLE.format(agent=agent, env=env, rounds=args.rounds), args.repeats)
         target = BASELINE_US[agent] / 3
         rows.append([agent, env, f"{BASELINE_US[agent]:.0f}", f"{spent:.0f}", f"{target:.0f}", f"{calls:.0f}",
                      f"{views:.0f}", f"{alone:.0f}", f"{spent - alone:.0f}"])
@@ -138,8 +131,9 @@ def main(argv: list[str] | None = None) -> None:
         print(rows[-1], flush=True)
     batched = {"agent": "meTS", "env": "MixedEffect-v0", "size": 50, "rounds": max(args.rounds // 5, 30)}
     calls, views, alone, _ = run_python(None, RECORD.format(**batched))
-    with_normals = _best(TIME.format(**batched, free=False), args.repeats)
-    without = _best(TIME.format(**batched, free=True), args.repeats)
+    timing = BATCHED.format(**batched, kwargs={})
+    with_normals = _best_batched(timing, args.repeats)
+    without = _best_batched(FIXED_NORMALS + timing, args.repeats)
     body = "\n".join([
         "## Single replicate (B=1): the torch calls of a round, replayed alone, against the 3x target",
         "",
@@ -164,9 +158,10 @@ def main(argv: list[str] | None = None) -> None:
               f"{100 * (with_normals - without) / with_normals:.0f}%"]],
         ),
     ])
-    setup = (f"{args.rounds} rounds (B=1), {batched['rounds']} rounds (B=50) after 20 warm-up rounds; CPU "
-             f"time, one torch thread, env step excluded, best of {args.repeats} child processes (timed "
-             "rounds: 5 warm-up rounds). 'Those calls alone': every torch call the agent's Python code "
+    setup = (f"Timed as `agent_single` (B=1: {args.rounds} rounds from reset) and `agent_scaling` (B=50: "
+             f"{batched['rounds']} rounds after 5 warm-up rounds): CPU time, one torch thread, env step "
+             f"excluded, best of {args.repeats} child processes. Calls recorded over the same numbers of "
+             "rounds after 20 warm-up rounds. 'Those calls alone': every torch call the agent's Python code "
              "made in those rounds (recorded with a `torch.overrides.TorchFunctionMode`, calls torch makes "
              "inside them not counted), replayed in a loop on the same tensors, best of 5; the rest of the "
              "round is our Python code between the calls and NumPy (the random hashes on the CPU).")
