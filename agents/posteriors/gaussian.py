@@ -104,7 +104,8 @@ class _UnitTables:
     @functools.cached_property
     def _shared_views(self) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
         """(id(table), n) -> (table, its row broadcast to ``(B n, ...)``) for tables shared by every unit
-        and replicate (a view costs a few us at B = 1; tables are replaced, never written in place)."""
+        and replicate (a view costs a few us at B = 1; it stays valid when its table is written in
+        place, and a replaced table, told apart by identity, gets a new one)."""
         return {}
 
     def _take(self, table: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
